@@ -1,0 +1,3 @@
+# The list of ISA programs. Self-checking tests live in tests/, differential
+# programs in diff/.
+isa_test(smoke)
