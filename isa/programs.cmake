@@ -1,3 +1,3 @@
-# The list of ISA programs. Self-checking tests live in tests/, differential
-# programs in diff/.
-isa_test(smoke)
+isa_test(rv64i_alu)
+isa_test(rv64i_mem)
+isa_test(rv64i_ctrl)
