@@ -1,3 +1,5 @@
 isa_test(rv64i_alu)
 isa_test(rv64i_mem)
 isa_test(rv64i_ctrl)
+isa_test(rv64m)
+isa_test(rv64a)
