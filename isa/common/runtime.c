@@ -207,3 +207,11 @@ static void handle(u64 mode, struct isa_frame *f) {
 
 void isa_trap_m(struct isa_frame *f) { handle(PRV_M, f); }
 void isa_trap_s(struct isa_frame *f) { handle(PRV_S, f); }
+
+void fp_check(int line, const char *what, u64 got, u64 exp, u64 got_flags, u64 exp_flags) {
+  isa_checks++;
+  if (got == exp && got_flags == exp_flags) return;
+  isa_printf("FAIL: check %lu (line %d) %s: got 0x%lx flags 0x%lx expected 0x%lx flags 0x%lx\n",
+             isa_checks, line, what, got, got_flags, exp, exp_flags);
+  isa_exit(isa_checks < 250 ? (int)isa_checks : 250);
+}
