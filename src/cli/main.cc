@@ -1,0 +1,59 @@
+// The `ftvm` command line. Subcommands parse their options here and call
+// into the pieces; only main decides the exit code.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "cli/run_command.h"
+
+namespace {
+
+uint64_t parse_size_mib(const std::string& text) {
+  // Accepts "512", "512M", "512MiB", "2G", "2GiB".
+  size_t pos = 0;
+  const unsigned long long n = std::stoull(text, &pos);
+  std::string unit = text.substr(pos);
+  if (unit.empty() || unit == "M" || unit == "MiB" || unit == "m") return n;
+  if (unit == "G" || unit == "GiB" || unit == "g") return n * 1024;
+  throw CLI::ValidationError("--memory", "unknown unit '" + unit + "' (use M or G)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ftvm: fault-tolerant virtual machines on a deterministic RISC-V machine"};
+  app.require_subcommand(1);
+
+  ftvm::cli::RunOptions run;
+  std::string memory = "256";
+  CLI::App* run_cmd = app.add_subcommand("run", "Boot the guest (or a bare-metal ELF) and run it");
+  run_cmd->add_option("--kernel", run.kernel, "Linux Image to boot (default: the built guest image)");
+  run_cmd->add_option("--initrd", run.initrd, "initramfs to load (default: the built guest image's)");
+  run_cmd->add_option("--append", run.append, "Words to append to the kernel command line");
+  run_cmd->add_option("--memory", memory, "Guest RAM, in MiB or with a unit (e.g. 512M, 1G)")
+      ->capture_default_str();
+  run_cmd->add_option("--max-instructions", run.max_instructions,
+                      "Stop after this many instructions (exit status 124)");
+  run_cmd->add_flag("--stats", run.stats,
+                    "Print instructions, guest seconds, host seconds and MIPS at exit");
+  run_cmd->add_option("--elf", run.elf,
+                      "Run a bare-metal RISC-V ELF in M-mode (HTIF tohost and the test finisher "
+                      "end it)");
+  run_cmd->add_option("command", run.command,
+                      "Command to run in the guest after --; ftvm exits with its status");
+  run_cmd->footer(
+      "Interactive console: press Ctrl-A then X to quit (Ctrl-A Ctrl-A sends Ctrl-A).\n"
+      "Exit status: the guest's own status; 2 for unusable input, 124 when --max-instructions\n"
+      "is reached, 125 when the machine cannot continue.");
+
+  try {
+    app.parse(argc, argv);
+    run.memory_mib = parse_size_mib(memory);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "ftvm: bad --memory '{}'\n", memory);
+    return ftvm::cli::kExitBadInput;
+  }
+  if (run_cmd->parsed()) return ftvm::cli::run_command(run);
+  return 0;
+}

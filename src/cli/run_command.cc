@@ -1,0 +1,226 @@
+// `ftvm run` (see run_command.h).
+#include "cli/run_command.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+
+#include "hostio/terminal.h"
+#include "util/result.h"
+#include "vm/machine.h"
+
+namespace ftvm::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr uint8_t kEscapeKey = 0x01;  // Ctrl-A, then 'x' quits
+constexpr uint64_t kSliceInstructions = 4'000'000;
+
+Result<std::vector<uint8_t>> read_file(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(fmt::format("cannot open {} '{}'", what, path));
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return make_error(fmt::format("cannot read {} '{}'", what, path));
+  if (bytes.empty()) return make_error(fmt::format("{} '{}' is empty", what, path));
+  return bytes;
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += "'\\''"; else out += c;
+  }
+  return out + "'";
+}
+
+std::string hex_encode(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) out += fmt::format("{:02x}", c);
+  return out;
+}
+
+}  // namespace
+
+std::string default_guest_dir() {
+  if (const char* dir = std::getenv("FTVM_GUEST_DIR"); dir != nullptr && *dir) return dir;
+  const char* cache = std::getenv("FTVM_CACHE");
+  return std::string(cache != nullptr && *cache ? cache : "/var/cache/ftvm") + "/guest/current";
+}
+
+int run_command(const RunOptions& o) {
+  auto bad = [](const std::string& msg) {
+    fmt::print(stderr, "ftvm: {}\n", msg);
+    return kExitBadInput;
+  };
+  if (o.memory_mib < 16 || o.memory_mib > 16384) {
+    return bad(fmt::format("--memory {} MiB is out of range (16 to 16384)", o.memory_mib));
+  }
+  vm::MachineConfig config;
+  config.ram_size = o.memory_mib << 20;
+  vm::Machine machine(config);
+
+  const bool linux_guest = o.elf.empty();
+  if (!linux_guest) {
+    if (!o.command.empty()) return bad("a command after -- needs a Linux guest, not --elf");
+    Result<std::vector<uint8_t>> elf = read_file(o.elf, "ELF");
+    if (!elf) return bad(elf.error());
+    if (Status s = machine.load_elf(*elf); !s) return bad(fmt::format("{}: {}", o.elf, s.error()));
+  } else {
+    const std::string dir = default_guest_dir();
+    std::string kernel_path = o.kernel.empty() ? dir + "/Image" : o.kernel;
+    std::string initrd_path = o.initrd;
+    if (initrd_path.empty() && o.kernel.empty()) initrd_path = dir + "/initramfs.cpio.gz";
+    if (o.kernel.empty() && access(kernel_path.c_str(), R_OK) != 0) {
+      return bad(fmt::format("no guest image at {} (build it with guest/build.sh, or pass "
+                             "--kernel and --initrd)",
+                             dir));
+    }
+    Result<std::vector<uint8_t>> kernel = read_file(kernel_path, "kernel");
+    if (!kernel) return bad(kernel.error());
+    std::vector<uint8_t> initrd;
+    if (!initrd_path.empty()) {
+      Result<std::vector<uint8_t>> r = read_file(initrd_path, "initrd");
+      if (!r) return bad(r.error());
+      initrd = std::move(*r);
+      // A gzip initramfs must at least carry its 18-byte header and trailer.
+      if (initrd.size() >= 2 && initrd[0] == 0x1f && initrd[1] == 0x8b && initrd.size() < 18) {
+        return bad(fmt::format("initrd '{}' is truncated ({} bytes)", initrd_path, initrd.size()));
+      }
+    }
+    std::string cmdline = "console=ttyS0";
+    if (!o.command.empty()) {
+      std::string joined;
+      for (const std::string& word : o.command) {
+        if (!joined.empty()) joined += ' ';
+        joined += o.command.size() == 1 ? word : shell_quote(word);
+      }
+      cmdline += " quiet ftvm.cmd=" + hex_encode(joined);
+    }
+    if (!o.append.empty()) cmdline += " " + o.append;
+    if (Status s = machine.load_linux(*kernel, initrd, cmdline); !s) {
+      return bad(fmt::format("{}: {}", kernel_path, s.error()));
+    }
+  }
+
+  const bool interactive = linux_guest && o.command.empty() && isatty(STDIN_FILENO);
+  std::string out;
+  machine.set_console_sink([&out](uint8_t b) { out.push_back(static_cast<char>(b)); });
+  auto flush = [&out] {
+    if (!out.empty()) {
+      hostio::write_all(STDOUT_FILENO, out);
+      out.clear();
+    }
+  };
+
+  std::optional<hostio::RawTerminal> raw;
+  if (interactive) {
+    fmt::print(stderr, "ftvm: booting; press Ctrl-A then X to quit\n");
+    raw.emplace(STDIN_FILENO);
+  }
+  std::string input;
+  bool input_open = interactive;
+  bool escape = false;
+  bool quit = false;
+
+  const auto start = Clock::now();
+  int exit_code = 0;
+  uint64_t limit = o.max_instructions.value_or(~0ull);
+  for (;;) {
+    const uint64_t left = limit - machine.instret();
+    if (left == 0) {
+      flush();
+      fmt::print(stderr, "\nftvm: stopped after {} instructions (--max-instructions)\n",
+                 machine.instret());
+      exit_code = kExitMaxInstructions;
+      break;
+    }
+    const vm::RunResult r = machine.run(std::min(left, kSliceInstructions));
+    flush();
+
+    if (input_open) {
+      std::string typed;
+      input_open = hostio::read_available(STDIN_FILENO, typed);
+      for (char c : typed) {
+        const auto b = static_cast<uint8_t>(c);
+        if (escape) {
+          escape = false;
+          if (b == 'x' || b == 'X') quit = true;
+          else input.push_back(static_cast<char>(b));
+        } else if (b == kEscapeKey) {
+          escape = true;
+        } else {
+          input.push_back(static_cast<char>(b));
+        }
+      }
+    }
+    if (quit) {
+      fmt::print(stderr, "\r\nftvm: quit by user\r\n");
+      break;
+    }
+    size_t fed = 0;
+    while (fed < input.size() && machine.console_can_accept()) {
+      (void)machine.push_console_input(static_cast<uint8_t>(input[fed]));
+      ++fed;
+    }
+    input.erase(0, fed);
+
+    if (r.status == vm::RunStatus::kPowerOff) {
+      exit_code = static_cast<int>(machine.exit_status() & 0xff);
+      break;
+    }
+    if (r.status == vm::RunStatus::kReset) {
+      fmt::print(stderr, "\nftvm: the guest asked for a reboot; stopping\n");
+      break;
+    }
+    if (r.status == vm::RunStatus::kError) {
+      fmt::print(stderr, "\nftvm: machine stopped: {}\n", machine.error());
+      exit_code = kExitMachineError;
+      break;
+    }
+    if (r.status == vm::RunStatus::kIdle && fed == 0) {
+      const std::optional<uint64_t> wake = machine.next_wakeup();
+      if (!wake && !input_open) {
+        fmt::print(stderr, "\nftvm: the guest is waiting for an interrupt that can never come "
+                           "(no timer armed, no input); stopping\n");
+        exit_code = kExitMachineError;
+        break;
+      }
+      // Keep guest time from running ahead of the wall clock while idle.
+      const auto target = wake ? start + std::chrono::nanoseconds(*wake * (1'000'000'000 / vm::kTimebaseHz))
+                               : Clock::time_point::max();
+      const auto now = Clock::now();
+      if (now < target) {
+        const auto wait = target - now;
+        if (input_open) {
+          if (hostio::wait_readable(STDIN_FILENO, wait)) continue;
+          if (Clock::now() < target) continue;
+        } else {
+          struct timespec ts;
+          const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(wait).count();
+          ts.tv_sec = ns / 1'000'000'000;
+          ts.tv_nsec = ns % 1'000'000'000;
+          nanosleep(&ts, nullptr);
+        }
+      }
+      if (wake) machine.skip_time_to(*wake);
+    }
+  }
+  raw.reset();
+  if (o.stats) {
+    const double host_s = std::chrono::duration<double>(Clock::now() - start).count();
+    fmt::print(stderr, "ftvm: instret={} guest_seconds={:.6f} host_seconds={:.3f} mips={:.1f}\n",
+               machine.instret(), machine.guest_seconds(), host_s,
+               host_s > 0 ? machine.instret() / host_s / 1e6 : 0.0);
+  }
+  return exit_code;
+}
+
+}  // namespace ftvm::cli

@@ -1,0 +1,34 @@
+// `ftvm run`: boot a guest (or a bare-metal ELF) and drive it from the host:
+// console in and out, pacing of idle time against the wall clock, limits,
+// statistics.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ftvm::cli {
+
+struct RunOptions {
+  std::string kernel;             // empty: the default guest image
+  std::string initrd;             // empty: the default guest image's
+  std::string append;             // extra kernel command-line words
+  std::string elf;                // bare-metal program instead of Linux
+  uint64_t memory_mib = 256;
+  std::optional<uint64_t> max_instructions;
+  bool stats = false;
+  std::vector<std::string> command;  // run this in the guest, then power off
+};
+
+// Exit codes of `ftvm run` besides the guest's own status.
+inline constexpr int kExitBadInput = 2;          // a file or option is unusable
+inline constexpr int kExitMaxInstructions = 124; // --max-instructions reached
+inline constexpr int kExitMachineError = 125;    // the machine could not continue
+
+// Where the guest image recipe puts the image it built last.
+std::string default_guest_dir();
+
+int run_command(const RunOptions& options);
+
+}  // namespace ftvm::cli

@@ -1,0 +1,64 @@
+// The physical address space: RAM plus memory-mapped device windows.
+//
+// RAM is one contiguous host allocation at `ram_base`. Devices are looked up
+// by address on every MMIO access (MMIO is never cached in a TLB). The bus
+// owns RAM; devices are owned by the Machine and must outlive the bus.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vm/device.h"
+
+namespace ftvm::vm {
+
+inline constexpr uint64_t kPageSize = 4096;
+inline constexpr unsigned kPageShift = 12;
+
+class Bus {
+ public:
+  Bus(uint64_t ram_base, uint64_t ram_size);
+  ~Bus();
+  Bus(const Bus&) = delete;
+  Bus& operator=(const Bus&) = delete;
+
+  // Maps `dev` at [base, base+size). Windows must not overlap RAM or each other.
+  void map(uint64_t base, uint64_t size, Device* dev, std::string name);
+
+  uint64_t ram_base() const { return ram_base_; }
+  uint64_t ram_size() const { return ram_size_; }
+  uint8_t* ram() { return ram_; }
+  const uint8_t* ram() const { return ram_; }
+
+  bool in_ram(uint64_t pa, uint64_t len) const {
+    return pa >= ram_base_ && pa - ram_base_ <= ram_size_ && len <= ram_size_ - (pa - ram_base_);
+  }
+  // Host pointer for RAM at `pa`, or nullptr if [pa, pa+len) is not all RAM.
+  uint8_t* ram_ptr(uint64_t pa, uint64_t len) {
+    return in_ram(pa, len) ? ram_ + (pa - ram_base_) : nullptr;
+  }
+
+  // MMIO access of 1, 2, 4 or 8 bytes. Returns false (an access fault) when no
+  // device claims the address or the device refuses the access.
+  [[nodiscard]] bool mmio_read(uint64_t pa, unsigned size, uint64_t& value);
+  [[nodiscard]] bool mmio_write(uint64_t pa, unsigned size, uint64_t value);
+
+ private:
+  struct Window {
+    uint64_t base;
+    uint64_t size;
+    Device* dev;
+    std::string name;
+  };
+  const Window* find(uint64_t pa, unsigned size) const;
+
+  uint64_t ram_base_;
+  uint64_t ram_size_;
+  uint8_t* ram_;
+  std::vector<Window> windows_;
+};
+
+}  // namespace ftvm::vm

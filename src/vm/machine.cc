@@ -1,0 +1,311 @@
+// The machine (see machine.h).
+#include "vm/machine.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "vm/elf_loader.h"
+#include "vm/fdt.h"
+
+namespace ftvm::vm {
+namespace {
+
+// Slices never run longer than this, so HTIF tohost polling stays prompt.
+constexpr uint64_t kMaxSlice = 1u << 20;
+constexpr uint64_t kDtbReserve = 64 * 1024;  // the device tree's slot at the top of RAM
+
+uint64_t read_le64(std::span<const uint8_t> b, size_t off) {
+  uint64_t v = 0;
+  std::memcpy(&v, b.data() + off, 8);
+  return v;
+}
+
+}  // namespace
+
+// Drives one of the hart's external interrupt inputs from the PLIC.
+class Machine::HartIrq final : public IrqLine {
+ public:
+  HartIrq(Hart& hart, bool supervisor) : hart_(hart), supervisor_(supervisor) {}
+  void set_level(bool high) override {
+    if (supervisor_) {
+      hart_.set_seip_external(high);
+    } else {
+      hart_.set_mip_bit(kMei, high);
+    }
+    hart_.request_exit();
+  }
+
+ private:
+  Hart& hart_;
+  bool supervisor_;
+};
+
+Machine::Machine(const MachineConfig& config)
+    : bus_(kRamBase, config.ram_size),
+      hart_(bus_),
+      meip_line_(std::make_unique<HartIrq>(hart_, false)),
+      seip_line_(std::make_unique<HartIrq>(hart_, true)),
+      plic_(meip_line_.get(), seip_line_.get()),
+      clint_([this] { return mtime(); }, [this] { hart_.request_exit(); }),
+      uart_([this](uint8_t b) { console_out(b); }, plic_.source(Uart16550::kPlicSource)),
+      power_([this](PowerAction action, uint32_t status) {
+        if (action == PowerAction::kPowerOff) {
+          power_state_ = Power::kOff;
+          exit_status_ = status;
+        } else {
+          power_state_ = Power::kReset;
+        }
+        hart_.request_exit();
+      }) {
+  bus_.map(PowerDevice::kBase, PowerDevice::kSize, &power_, "test");
+  bus_.map(Clint::kBase, Clint::kSize, &clint_, "clint");
+  bus_.map(Plic::kBase, Plic::kSize, &plic_, "plic");
+  bus_.map(Uart16550::kBase, Uart16550::kSize, &uart_, "uart");
+  hart_.set_time_source([this] { return mtime(); });
+}
+
+Machine::~Machine() = default;
+
+void Machine::fail(std::string message) {
+  if (power_state_ != Power::kError) error_ = std::move(message);
+  power_state_ = Power::kError;
+  hart_.request_exit();
+}
+
+Status Machine::place(uint64_t pa, std::span<const uint8_t> bytes, const char* what) {
+  uint8_t* dst = bus_.ram_ptr(pa, bytes.size());
+  if (dst == nullptr) {
+    return make_error(fmt::format("{} ({} bytes at {:#x}) does not fit in RAM [{:#x}, {:#x}); "
+                                  "give the machine more memory with --memory",
+                                  what, bytes.size(), pa, bus_.ram_base(),
+                                  bus_.ram_base() + bus_.ram_size()));
+  }
+  std::memcpy(dst, bytes.data(), bytes.size());
+  hart_.invalidate_code(pa, bytes.size());
+  return {};
+}
+
+Status Machine::load_linux(std::span<const uint8_t> kernel, std::span<const uint8_t> initrd,
+                           const std::string& cmdline) {
+  // The RISC-V Linux Image header: text_offset at 8, image_size at 16,
+  // magic "RISCV\0\0\0" at 48 and magic2 "RSC\x05" at 56.
+  if (kernel.size() < 64) {
+    return make_error(fmt::format("kernel is {} bytes: too short to be a RISC-V Linux Image",
+                                  kernel.size()));
+  }
+  if (std::memcmp(kernel.data() + 56, "RSC\x05", 4) != 0) {
+    if (looks_like_elf(kernel)) {
+      return make_error("kernel is an ELF file, not a RISC-V Linux Image: pass "
+                        "arch/riscv/boot/Image (or use --elf for bare-metal programs)");
+    }
+    return make_error("kernel is not a RISC-V Linux Image (no \"RSC\\x05\" magic at offset 56)");
+  }
+  const uint64_t text_offset = read_le64(kernel, 8);
+  uint64_t image_size = read_le64(kernel, 16);
+  if (image_size < kernel.size()) image_size = kernel.size();
+  if (text_offset >= bus_.ram_size() || image_size > bus_.ram_size() - text_offset) {
+    return make_error(fmt::format("kernel needs {} bytes at offset {:#x}, more than the {} MiB "
+                                  "of RAM; use --memory",
+                                  image_size, text_offset, bus_.ram_size() >> 20));
+  }
+  const uint64_t kernel_pa = bus_.ram_base() + text_offset;
+  if (Status s = place(kernel_pa, kernel, "kernel"); !s) return s;
+  const uint64_t kernel_end = kernel_pa + image_size;
+
+  const uint64_t ram_end = bus_.ram_base() + bus_.ram_size();
+  const uint64_t dtb_pa = ram_end - kDtbReserve;
+  DeviceTreeConfig dt;
+  dt.ram_base = bus_.ram_base();
+  dt.ram_size = bus_.ram_size();
+  dt.bootargs = cmdline;
+  dt.timebase_frequency = kTimebaseHz;
+  dt.virtio_mmio_slots = 0;
+  if (!initrd.empty()) {
+    if (initrd.size() > dtb_pa - kernel_end) {
+      return make_error(fmt::format("initrd of {} bytes does not fit between the kernel and the "
+                                    "top of {} MiB of RAM; use --memory",
+                                    initrd.size(), bus_.ram_size() >> 20));
+    }
+    const uint64_t start = (dtb_pa - initrd.size()) & ~(kPageSize - 1);
+    // Leave the kernel room to grow its page tables and early allocations.
+    if (start < kernel_end + (8ull << 20)) {
+      return make_error(fmt::format("initrd of {} bytes leaves too little RAM for the kernel in "
+                                    "{} MiB; use --memory",
+                                    initrd.size(), bus_.ram_size() >> 20));
+    }
+    if (Status s = place(start, initrd, "initrd"); !s) return s;
+    dt.initrd = DeviceTreeConfig::Initrd{start, start + initrd.size()};
+  }
+  Result<std::vector<uint8_t>> blob = build_device_tree(dt);
+  if (!blob) return make_error("device tree: " + blob.error());
+  if (blob->size() > kDtbReserve) return make_error("device tree is larger than 64 KiB");
+  if (Status s = place(dtb_pa, *blob, "device tree"); !s) return s;
+
+  HartState& s = hart_.state();
+  s.pc = kernel_pa;
+  s.x[10] = 0;
+  s.x[11] = dtb_pa;
+  // What M-mode firmware would have set up before entering the kernel.
+  s.medeleg = (1u << kInsnMisaligned) | (1u << kInsnAccessFault) | (1u << kIllegalInsn) |
+              (1u << kBreakpoint) | (1u << kLoadMisaligned) | (1u << kLoadAccessFault) |
+              (1u << kStoreMisaligned) | (1u << kStoreAccessFault) | (1u << kEcallU) |
+              (1u << kInsnPageFault) | (1u << kLoadPageFault) | (1u << kStorePageFault);
+  s.mideleg = (1u << kSsi) | (1u << kSti) | (1u << kSei);
+  s.mcounteren = 7;
+  s.priv = Priv::kSupervisor;
+  sbi_mode_ = true;
+  hart_.set_ecall_hook([this](Hart& h) { return handle_sbi_call(h, *this); });
+  hart_.set_machine_trap_hook([this](uint64_t cause, uint64_t tval) {
+    fail(fmt::format("the guest trapped to M-mode (mcause={:#x}, mepc={:#x}, mtval={:#x}), "
+                     "which has no firmware on this machine",
+                     cause, hart_.state().pc, tval));
+  });
+  hart_.reset_caches();
+  return {};
+}
+
+Status Machine::load_elf(std::span<const uint8_t> elf) {
+  Result<ElfImage> image = vm::load_elf(elf);
+  if (!image) return make_error(image.error());
+  for (const ElfSegment& seg : image->segments) {
+    if (!bus_.in_ram(seg.paddr, seg.memsz)) {
+      return make_error(fmt::format("ELF segment at {:#x} ({} bytes) is outside RAM [{:#x}, "
+                                    "{:#x})",
+                                    seg.paddr, seg.memsz, bus_.ram_base(),
+                                    bus_.ram_base() + bus_.ram_size()));
+    }
+    uint8_t* dst = bus_.ram_ptr(seg.paddr, seg.memsz);
+    std::memset(dst, 0, seg.memsz);
+    std::memcpy(dst, seg.data.data(), seg.data.size());
+  }
+  if (!bus_.in_ram(image->entry, 2)) {
+    return make_error(fmt::format("ELF entry point {:#x} is outside RAM", image->entry));
+  }
+  DeviceTreeConfig dt;
+  dt.ram_base = bus_.ram_base();
+  dt.ram_size = bus_.ram_size();
+  dt.timebase_frequency = kTimebaseHz;
+  dt.virtio_mmio_slots = 0;
+  Result<std::vector<uint8_t>> blob = build_device_tree(dt);
+  if (!blob) return make_error("device tree: " + blob.error());
+  const uint64_t dtb_pa = bus_.ram_base() + bus_.ram_size() - kDtbReserve;
+  if (Status s = place(dtb_pa, *blob, "device tree"); !s) return s;
+  tohost_ = image->tohost;
+  if (tohost_ && !bus_.in_ram(*tohost_, 8)) tohost_.reset();
+  HartState& s = hart_.state();
+  s.pc = image->entry;
+  s.x[10] = 0;
+  s.x[11] = dtb_pa;
+  s.priv = Priv::kMachine;
+  hart_.reset_caches();
+  return {};
+}
+
+void Machine::sbi_set_timer(uint64_t stime_value) {
+  sbi_timecmp_ = stime_value;
+  hart_.set_mip_bit(kSti, false);
+  hart_.request_exit();
+}
+
+void Machine::sbi_console_write(uint8_t byte) { console_out(byte); }
+
+void Machine::sbi_system_reset(ResetType type, uint32_t reason) {
+  if (type == ResetType::kShutdown) {
+    power_state_ = Power::kOff;
+    exit_status_ = reason == 0 ? 0 : 1;
+  } else {
+    power_state_ = Power::kReset;
+  }
+  hart_.request_exit();
+}
+
+void Machine::update_timer_irqs() {
+  const uint64_t now = mtime();
+  hart_.set_mip_bit(kMti, now >= clint_.mtimecmp());
+  hart_.set_mip_bit(kMsi, clint_.msip());
+  if (sbi_mode_) hart_.set_mip_bit(kSti, now >= sbi_timecmp_);
+}
+
+std::optional<uint64_t> Machine::next_deadline() const {
+  const uint64_t now = mtime();
+  std::optional<uint64_t> d;
+  auto consider = [&](uint64_t cmp) {
+    if (cmp > now && cmp != ~0ull && (!d || cmp < *d)) d = cmp;
+  };
+  consider(clint_.mtimecmp());
+  if (sbi_mode_) consider(sbi_timecmp_);
+  return d;
+}
+
+std::optional<uint64_t> Machine::next_wakeup() const {
+  const uint64_t now = mtime();
+  const uint64_t mie = hart_.state().mie;
+  std::optional<uint64_t> d;
+  auto consider = [&](uint64_t cmp, unsigned irq) {
+    if ((mie & (1ull << irq)) && cmp > now && cmp != ~0ull && (!d || cmp < *d)) d = cmp;
+  };
+  consider(clint_.mtimecmp(), kMti);
+  if (sbi_mode_) consider(sbi_timecmp_, kSti);
+  return d;
+}
+
+void Machine::skip_time_to(uint64_t target_mtime) {
+  const uint64_t now = mtime();
+  if (target_mtime > now) time_skipped_ += target_mtime - now;
+}
+
+bool Machine::push_console_input(uint8_t byte) {
+  const bool ok = uart_.push_rx(byte);
+  hart_.request_exit();
+  return ok;
+}
+
+void Machine::poll_tohost() {
+  uint8_t* p = bus_.ram_ptr(*tohost_, 8);
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  if (v == 0) return;
+  if (v & 1) {
+    power_state_ = Power::kOff;
+    exit_status_ = static_cast<uint32_t>(v >> 1);
+    return;
+  }
+  const uint64_t device = v >> 56, cmd = (v >> 48) & 0xff;
+  if (device == 1 && cmd == 1) console_out(static_cast<uint8_t>(v));  // HTIF console putchar
+  std::memset(p, 0, 8);
+}
+
+RunResult Machine::run(uint64_t budget) {
+  uint64_t done = 0;
+  while (done < budget && power_state_ == Power::kRunning) {
+    update_timer_irqs();
+    hart_.check_interrupts();
+    if (power_state_ != Power::kRunning) break;
+    if (hart_.state().wfi) return {RunStatus::kIdle, done};
+    uint64_t slice = std::min(budget - done, kMaxSlice);
+    if (std::optional<uint64_t> d = next_deadline()) {
+      // Stop exactly when mtime reaches the deadline.
+      const uint64_t ticks = *d - mtime();
+      const uint64_t to_tick = kInstretPerTick - instret() % kInstretPerTick;
+      const uint64_t needed = ticks > (~0ull / kInstretPerTick)
+                                  ? ~0ull
+                                  : to_tick + (ticks - 1) * kInstretPerTick;
+      slice = std::min(slice, needed);
+    }
+    uint64_t retired = 0;
+    hart_.run_slice(slice, retired);
+    done += retired;
+    if (tohost_) poll_tohost();
+  }
+  switch (power_state_) {
+    case Power::kRunning: return {RunStatus::kBudget, done};
+    case Power::kOff: return {RunStatus::kPowerOff, done};
+    case Power::kReset: return {RunStatus::kReset, done};
+    case Power::kError: return {RunStatus::kError, done};
+  }
+  return {RunStatus::kError, done};
+}
+
+}  // namespace ftvm::vm

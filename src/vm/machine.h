@@ -1,0 +1,135 @@
+// The whole deterministic machine: one hart, RAM, CLINT, PLIC, UART, the
+// power device, the device tree, and the SBI; loading of Linux or a
+// bare-metal ELF; and execution in bounded slices.
+//
+// Determinism contract (DESIGN §3): machine state changes only by executing
+// instructions and by the explicit event methods below (console input, time
+// skips), each applied between two instructions at the current instret.
+// Virtual time is mtime = instret / kInstretPerTick + (sum of time skips).
+// Nothing here reads the host clock, host randomness or does host I/O:
+// console output leaves through the sink callback.
+//
+// Not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "util/result.h"
+#include "vm/bus.h"
+#include "vm/clint.h"
+#include "vm/hart.h"
+#include "vm/plic.h"
+#include "vm/power.h"
+#include "vm/sbi.h"
+#include "vm/uart.h"
+
+namespace ftvm::vm {
+
+inline constexpr uint64_t kRamBase = 0x8000'0000;
+inline constexpr uint64_t kDefaultRamSize = 256ull << 20;
+// Virtual time: mtime ticks at kTimebaseHz; one tick every kInstretPerTick
+// instructions, so one guest second is 10^9 instructions when busy.
+inline constexpr uint64_t kTimebaseHz = 10'000'000;
+inline constexpr uint64_t kInstretPerTick = 100;
+
+struct MachineConfig {
+  uint64_t ram_size = kDefaultRamSize;
+};
+
+enum class RunStatus : uint8_t {
+  kBudget,    // the budget was used up; call run again
+  kIdle,      // the hart waits for an interrupt (WFI) and none is pending
+  kPowerOff,  // the guest powered off; exit_status() says with what
+  kReset,     // the guest asked for a reboot
+  kError,     // the machine cannot continue; error() says why
+};
+
+struct RunResult {
+  RunStatus status;
+  uint64_t retired;  // instructions retired by this call
+};
+
+class Machine final : private SbiPlatform {
+ public:
+  explicit Machine(const MachineConfig& config);
+  ~Machine() override;
+  Machine(const Machine&) = delete;
+  Machine& operator=(const Machine&) = delete;
+
+  // Boots Linux: `kernel` is a RISC-V Linux Image, loaded at its text offset
+  // from the start of RAM; the initrd (may be empty) and a device tree with
+  // `cmdline` go at the top of RAM. The hart starts in S-mode at the kernel
+  // with a0 = hart id, a1 = device tree, and this machine answers SBI calls.
+  Status load_linux(std::span<const uint8_t> kernel, std::span<const uint8_t> initrd,
+                    const std::string& cmdline);
+  // Loads a bare-metal ELF at its physical addresses and starts it in M-mode
+  // at its entry (a0 = 0, a1 = device tree). A `tohost` symbol enables the
+  // HTIF exit convention.
+  Status load_elf(std::span<const uint8_t> elf);
+
+  // Executes at most `budget` instructions; stops early when the guest
+  // idles, powers off, resets or the machine fails.
+  RunResult run(uint64_t budget);
+
+  uint64_t instret() const { return hart_.state().instret; }
+  uint64_t mtime() const { return instret() / kInstretPerTick + time_skipped_; }
+  double guest_seconds() const { return static_cast<double>(mtime()) / kTimebaseHz; }
+  // The earliest future mtime at which an enabled timer interrupt fires.
+  std::optional<uint64_t> next_wakeup() const;
+
+  // ---- events: the only ways outside input changes machine state ----
+  // Advances virtual time to `target_mtime` (no-op if not in the future).
+  void skip_time_to(uint64_t target_mtime);
+  // Delivers one console byte to the UART; false if its FIFO is full.
+  bool push_console_input(uint8_t byte);
+  bool console_can_accept() const { return uart_.rx_has_room(); }
+
+  // Console output (UART and SBI console), byte by byte, in guest order.
+  void set_console_sink(std::function<void(uint8_t)> sink) { console_sink_ = std::move(sink); }
+
+  uint32_t exit_status() const { return exit_status_; }
+  const std::string& error() const { return error_; }
+  Hart& hart() { return hart_; }
+  Bus& bus() { return bus_; }
+
+ private:
+  class HartIrq;
+  enum class Power : uint8_t { kRunning, kOff, kReset, kError };
+
+  void sbi_set_timer(uint64_t stime_value) override;
+  void sbi_console_write(uint8_t byte) override;
+  void sbi_system_reset(ResetType type, uint32_t reason) override;
+
+  void console_out(uint8_t byte) {
+    if (console_sink_) console_sink_(byte);
+  }
+  void update_timer_irqs();
+  std::optional<uint64_t> next_deadline() const;  // any future timer compare
+  void poll_tohost();
+  void fail(std::string message);
+  Status place(uint64_t pa, std::span<const uint8_t> bytes, const char* what);
+
+  Bus bus_;
+  Hart hart_;
+  std::unique_ptr<HartIrq> meip_line_;
+  std::unique_ptr<HartIrq> seip_line_;
+  Plic plic_;
+  Clint clint_;
+  Uart16550 uart_;
+  PowerDevice power_;
+  std::function<void(uint8_t)> console_sink_;
+  bool sbi_mode_ = false;
+  uint64_t sbi_timecmp_ = ~0ull;
+  uint64_t time_skipped_ = 0;
+  std::optional<uint64_t> tohost_;
+  Power power_state_ = Power::kRunning;
+  uint32_t exit_status_ = 0;
+  std::string error_;
+};
+
+}  // namespace ftvm::vm
