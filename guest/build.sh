@@ -1,0 +1,307 @@
+#!/usr/bin/env bash
+# Builds the ftvm guest image from Debian sources and caches it by the hash of
+# its inputs. See docs/guest-image.md.
+#
+#   guest/build.sh [--force] [--print-hash]
+#
+# Output: ${FTVM_CACHE:-/var/cache/ftvm}/guest/<hash>/ holding
+#   Image               Linux 6.1 (linux-source-6.1), uncompressed RISC-V Image
+#   initramfs.cpio.gz   busybox (Debian source), /init, ftvm-poweroff, cpubench
+#   manifest.txt        versions, hash, sizes, sha256s, build times
+#   System.map, linux.config, busybox.config   for debugging the guest
+# <hash> is the sha256 over every file in guest/ and the versions of the
+# Debian packages used. A complete cache entry is reused without building
+# (--force rebuilds it). ${FTVM_CACHE}/guest/current links to the entry.
+# Progress goes to stderr; the entry's directory is the one line on stdout.
+#
+# Builds happen in ${FTVM_CACHE}/guest/.work-*, one at a time (flock), and the
+# finished entry is moved into place with a single rename: an interrupted or
+# failed build never leaves a partial entry. A failed build keeps its work
+# directory (and build.log) until the next build starts.
+set -euo pipefail
+
+readonly guest_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+readonly cache_root=${FTVM_CACHE:-/var/cache/ftvm}
+readonly cache_dir=$cache_root/guest
+readonly cross=riscv64-linux-gnu-
+readonly linux_tarball=/usr/src/linux-source-6.1.tar.xz
+readonly stages=5
+
+say() { printf '%s\n' "$*" >&2; }
+die() {
+  say "guest/build.sh: error: $*"
+  exit 1
+}
+
+usage() {
+  sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}" >&2
+  exit 2
+}
+
+force=0
+print_hash=0
+for arg in "$@"; do
+  case $arg in
+    --force) force=1 ;;
+    --print-hash) print_hash=1 ;;
+    -h | --help) usage ;;
+    *) say "guest/build.sh: unknown argument: $arg"; usage ;;
+  esac
+done
+
+# --- Inputs and their hash -------------------------------------------------
+
+pkg_version() {
+  dpkg-query -W -f='${Version}' "$1" 2>/dev/null ||
+    die "Debian package $1 is not installed; run scripts/install-deps.sh"
+}
+
+# The newest busybox source version apt knows; `apt-get source` is pinned to it.
+busybox_source_version() {
+  local v best=
+  for v in $(apt-cache showsrc --only-source busybox 2>/dev/null | sed -n 's/^Version: //p'); do
+    if [[ -z $best ]] || dpkg --compare-versions "$v" gt "$best"; then best=$v; fi
+  done
+  [[ -n $best ]] ||
+    die "apt knows no busybox source package; enable deb-src (scripts/install-deps.sh does) and run apt-get update"
+  printf '%s' "$best"
+}
+
+linux_version=$(pkg_version linux-source-6.1)
+gcc_version=$(pkg_version gcc-riscv64-linux-gnu)
+libc_version=$(pkg_version libc6-dev-riscv64-cross)
+binutils_version=$(pkg_version binutils-riscv64-linux-gnu)
+busybox_version=$(busybox_source_version)
+compiler=$("${cross}gcc" --version | head -n 1)
+
+# The hash input: one line per file of guest/ (its sha256 and path), then one
+# line per package version. Changing any of them gives a new cache entry.
+hash_input() {
+  (cd "$guest_dir" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+  printf 'linux-source-6.1 %s\n' "$linux_version"
+  printf 'busybox (source) %s\n' "$busybox_version"
+  printf 'gcc-riscv64-linux-gnu %s\n' "$gcc_version"
+  printf 'compiler %s\n' "$compiler"
+  printf 'libc6-dev-riscv64-cross %s\n' "$libc_version"
+  printf 'binutils-riscv64-linux-gnu %s\n' "$binutils_version"
+}
+hash=$(hash_input | sha256sum | cut -d' ' -f1)
+readonly out=$cache_dir/$hash
+
+if ((print_hash)); then
+  printf '%s\n' "$hash"
+  exit 0
+fi
+
+is_complete() {
+  [[ -f $1/Image && -f $1/initramfs.cpio.gz && -f $1/manifest.txt ]]
+}
+
+point_current() {
+  ln -sfn "$hash" "$cache_dir/.current.$$"
+  mv -fT "$cache_dir/.current.$$" "$cache_dir/current"
+}
+
+finish_cached() {
+  say "guest image is cached: $out"
+  point_current
+  printf '%s\n' "$out"
+  exit 0
+}
+
+if ((!force)) && is_complete "$out"; then finish_cached; fi
+
+# --- Build ------------------------------------------------------------------
+
+mkdir -p "$cache_dir" || die "cannot create $cache_dir (set FTVM_CACHE to a writable directory)"
+exec 9>"$cache_dir/.lock"
+if ! flock -n 9; then
+  say "waiting for another guest build to finish..."
+  flock 9
+fi
+if ((!force)) && is_complete "$out"; then finish_cached; fi
+
+rm -rf "$cache_dir"/.work-* # failed or interrupted builds; we hold the lock
+work=$(mktemp -d "$cache_dir/.work-${hash:0:12}.XXXXXX")
+log=$work/build.log
+: >"$log"
+build_ok=0
+on_exit() {
+  local rc=$?
+  if ((build_ok)); then
+    rm -rf "$work"
+  elif ((rc != 0)); then
+    say "guest/build.sh: build failed; work directory kept: $work"
+  fi
+}
+trap on_exit EXIT
+trap 'say "guest/build.sh: interrupted"; exit 130' INT TERM
+
+stage() { say "[$1/$stages] $2"; }
+
+# Runs a command with its output appended to the build log, printing the
+# elapsed time every 15 s. On failure, prints the log's tail and stops.
+run() {
+  local start=$SECONDS pid
+  printf '\n$ %s\n' "$*" >>"$log"
+  "$@" >>"$log" 2>&1 &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
+      sleep 1
+      kill -0 "$pid" 2>/dev/null || break
+    done
+    kill -0 "$pid" 2>/dev/null && say "      ... $((SECONDS - start)) s"
+  done
+  if ! wait "$pid"; then
+    say "---- last lines of $log ----"
+    tail -n 40 "$log" >&2
+    say "----"
+    die "command failed: $*"
+  fi
+}
+
+# Checks that every "CONFIG_X=..." and "# CONFIG_X is not set" line of a
+# fragment holds in a final .config (an unset option may also be absent).
+verify_fragment() {
+  local fragment=$1 config=$2 line name got bad=0
+  while IFS= read -r line; do
+    case $line in
+      CONFIG_*=*)
+        name=${line%%=*}
+        got=$(grep -E "^$name=|^# $name is not set" "$config" || true)
+        ;;
+      "# CONFIG_"*" is not set")
+        name=${line#\# }
+        name=${name%% *}
+        got=$(grep -E "^$name=" "$config" || true)
+        [[ -z $got ]] && got=$line
+        ;;
+      *) continue ;;
+    esac
+    if [[ $got != "$line" ]]; then
+      say "  $(basename "$fragment"): wanted '$line', got '${got:-<absent>}'"
+      bad=1
+    fi
+  done <"$fragment"
+  ((!bad)) || die "$config does not match $fragment (a dependency is missing or a name is wrong)"
+}
+
+jobs=$(nproc)
+# Reproducible builds: the build date is the date of the kernel source package.
+epoch=$(stat -c %Y "$linux_tarball")
+build_date=$(date -u -d "@$epoch" '+%Y-%m-%d %H:%M:%S UTC')
+export SOURCE_DATE_EPOCH=$epoch KBUILD_BUILD_TIMESTAMP=$build_date
+export KBUILD_BUILD_USER=ftvm KBUILD_BUILD_HOST=ftvm KBUILD_BUILD_VERSION=1
+export LC_ALL=C
+
+say "building guest image $hash"
+say "  work directory: $work (log: $log)"
+t_start=$SECONDS
+
+stage 1 "sources: linux-source-6.1 $linux_version, busybox $busybox_version"
+run tar -xf "$linux_tarball" -C "$work"
+ksrc=$work/linux-source-6.1
+[[ -f $ksrc/Makefile ]] || die "$linux_tarball did not unpack to linux-source-6.1/"
+# The busybox source package is kept under the cache, so later builds need no
+# network; `dpkg-source -x` checks it against its .dsc and applies Debian's patches.
+bb_pkg=$cache_root/src/busybox/${busybox_version//:/_}
+if ! compgen -G "$bb_pkg/busybox_*.dsc" >/dev/null; then
+  say "      downloading the busybox source package (apt-get source)"
+  mkdir -p "$cache_root/src/busybox"
+  dl=$(mktemp -d "$cache_root/src/busybox/.download.XXXXXX")
+  run sh -c "cd '$dl' && apt-get source --download-only 'busybox=$busybox_version'"
+  rm -rf "$bb_pkg"
+  mv -T "$dl" "$bb_pkg"
+fi
+bsrc=$work/busybox
+run dpkg-source -x "$(compgen -G "$bb_pkg/busybox_*.dsc" | head -n 1)" "$bsrc"
+
+stage 2 "kernel: configuring (allnoconfig + guest/kernel.config)"
+kmake() { make -C "$ksrc" ARCH=riscv CROSS_COMPILE="$cross" "$@"; }
+run kmake allnoconfig
+run sh -c "cd '$ksrc' && scripts/kconfig/merge_config.sh -m .config '$guest_dir/kernel.config'"
+run kmake olddefconfig
+verify_fragment "$guest_dir/kernel.config" "$ksrc/.config"
+
+stage 3 "kernel: compiling (this takes ~2 min)"
+t_kernel=$SECONDS
+run kmake -j"$jobs" Image
+t_kernel=$((SECONDS - t_kernel))
+kernel_release=$(cat "$ksrc/include/config/kernel.release")
+
+stage 4 "busybox: configuring and compiling (this takes ~30 s)"
+t_busybox=$SECONDS
+bmake() { make -C "$bsrc" CROSS_COMPILE="$cross" BB_EXTRA_VERSION="ftvm" "$@"; }
+run bmake defconfig
+while IFS= read -r line; do
+  case $line in
+    CONFIG_*=*) name=${line%%=*} ;;
+    "# CONFIG_"*" is not set") name=${line#\# } name=${name%% *} ;;
+    *) continue ;;
+  esac
+  sed -i -e "/^$name=/d" -e "/^# $name is not set/d" "$bsrc/.config"
+  printf '%s\n' "$line" >>"$bsrc/.config"
+done <"$guest_dir/busybox.config"
+run sh -c "yes '' | make -C '$bsrc' CROSS_COMPILE='$cross' oldconfig"
+verify_fragment "$guest_dir/busybox.config" "$bsrc/.config"
+run bmake -j"$jobs"
+t_busybox=$((SECONDS - t_busybox))
+
+stage 5 "initramfs: tools, /init, cpio"
+root=$work/rootfs
+run bmake CONFIG_PREFIX="$root" install
+rm -f "$root/linuxrc"
+mkdir -p "$root"/{dev,proc,sys,tmp,run,root,mnt,etc}
+chmod 1777 "$root/tmp"
+chmod 0700 "$root/root"
+cp -R "$guest_dir/rootfs/." "$root/"
+install -m 0755 "$guest_dir/init" "$root/init"
+tools_cflags=(-O2 -static -Wall -Wextra -s)
+run "${cross}gcc" "${tools_cflags[@]}" -o "$root/sbin/ftvm-poweroff" "$guest_dir/tools/ftvm-poweroff.c"
+run "${cross}gcc" "${tools_cflags[@]}" -o "$root/bin/cpubench" "$guest_dir/tools/cpubench.c"
+# Device nodes the kernel needs before /init mounts devtmpfs over /dev.
+printf '%s\n' 'nod /dev/console 0600 0 0 c 5 1' 'nod /dev/null 0666 0 0 c 1 3' >"$work/nodes.list"
+run sh -c "cd '$ksrc' && usr/gen_initramfs.sh -o '$work/initramfs.cpio' -u squash -g squash '$root' '$work/nodes.list'"
+
+mkdir "$work/out"
+cp "$ksrc/arch/riscv/boot/Image" "$work/out/Image"
+gzip -n -9 <"$work/initramfs.cpio" >"$work/out/initramfs.cpio.gz"
+cp "$ksrc/System.map" "$work/out/System.map"
+cp "$ksrc/.config" "$work/out/linux.config"
+cp "$bsrc/.config" "$work/out/busybox.config"
+
+size_of() { stat -c %s "$1"; }
+sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+{
+  printf 'ftvm guest image\n'
+  printf 'hash: %s\n' "$hash"
+  printf 'built: %s\n' "$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  printf 'build date inside the image: %s\n' "$build_date"
+  printf '\n[inputs]\n'
+  hash_input | sed 's/^/  /'
+  printf '\n[kernel]\n'
+  printf 'release: %s\n' "$kernel_release"
+  printf 'Image: %s bytes, sha256 %s\n' "$(size_of "$work/out/Image")" "$(sha_of "$work/out/Image")"
+  printf '\n[initramfs]\n'
+  printf 'initramfs.cpio.gz: %s bytes (%s uncompressed), sha256 %s\n' \
+    "$(size_of "$work/out/initramfs.cpio.gz")" "$(size_of "$work/initramfs.cpio")" \
+    "$(sha_of "$work/out/initramfs.cpio.gz")"
+  printf 'busybox: %s bytes\n' "$(size_of "$root/bin/busybox")"
+  printf 'ftvm-poweroff: %s bytes\n' "$(size_of "$root/sbin/ftvm-poweroff")"
+  printf 'cpubench: %s bytes\n' "$(size_of "$root/bin/cpubench")"
+  printf '\n[build]\n'
+  printf 'host: %s cores (make -j%s)\n' "$(nproc)" "$jobs"
+  printf 'kernel compile: %s s\n' "$t_kernel"
+  printf 'busybox compile: %s s\n' "$t_busybox"
+  printf 'total: %s s\n' "$((SECONDS - t_start))"
+} >"$work/out/manifest.txt"
+
+if [[ -e $out ]]; then # only with --force: swap the old entry out first
+  mv -T "$out" "$work/replaced"
+fi
+mv -T "$work/out" "$out"
+point_current
+build_ok=1
+say "guest image built in $((SECONDS - t_start)) s: $out"
+printf '%s\n' "$out"
