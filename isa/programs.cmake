@@ -7,3 +7,6 @@ isa_test(rv64f)
 isa_test(rv64d)
 isa_test(rvc)
 isa_test(zicsr)
+isa_test(zifencei)
+# Exact instret on QEMU needs instruction counting.
+isa_test(counters QEMU_ARGS -icount shift=0)

@@ -1,0 +1,75 @@
+/* Zifencei: self-modifying code. Instructions are written with ordinary
+ * stores into a data buffer and into a function in .text, made visible with
+ * fence.i and executed; each rewrite of code that already ran must take
+ * effect (a machine that caches decoded instructions has to notice). */
+#include "runtime.h"
+
+static u32 code[16] __attribute__((aligned(64)));
+
+#define ADDI_A0(imm) (0x00000513u | ((u32)(imm) << 20)) /* addi a0, x0, imm */
+#define RET 0x00008067u                                 /* jalr x0, 0(ra) */
+
+static u64 call(void *fn) {
+  u64 r;
+  asm volatile("jalr ra, 0(%1)\n mv %0, a0" : "=r"(r) : "r"(fn) : "ra", "a0", "memory");
+  return r;
+}
+
+/* A function in .text that the test rewrites in place. */
+asm(".text\n .align 4\n .globl patched_fn\n patched_fn:\n"
+    " .option push\n .option norvc\n addi a0, x0, 1\n jalr x0, 0(ra)\n nop\n nop\n .option pop");
+extern u32 patched_fn[];
+
+int main(void) {
+  /* A fresh buffer. */
+  code[0] = ADDI_A0(42);
+  code[1] = RET;
+  asm volatile("fence.i" ::: "memory");
+  CHECK(call(code), 42);
+  /* Rewrite code that has already run, many times. */
+  u64 sum = 0;
+  for (int i = 0; i < 50; i++) {
+    code[0] = ADDI_A0(i);
+    asm volatile("fence.i" ::: "memory");
+    sum += call(code);
+  }
+  CHECK(sum, 49 * 50 / 2);
+  /* Lengthen the function: one instruction becomes three. */
+  code[0] = ADDI_A0(5);
+  code[1] = 0x00150513; /* addi a0, a0, 1 */
+  code[2] = 0x00151513; /* slli a0, a0, 1 */
+  code[3] = RET;
+  asm volatile("fence.i" ::: "memory");
+  CHECK(call(code), 12);
+  /* Compressed instructions written as halfwords: c.li a0, 9; c.jr ra. */
+  volatile u16 *half = (volatile u16 *)&code[8];
+  half[0] = 0x4525;
+  half[1] = 0x8082;
+  asm volatile("fence.i" ::: "memory");
+  CHECK(call((void *)half), 9);
+  half[0] = 0x452d; /* c.li a0, 11 */
+  asm volatile("fence.i" ::: "memory");
+  CHECK(call((void *)half), 11);
+  /* Patch a function in .text, next to running code. */
+  CHECK(call(patched_fn), 1);
+  patched_fn[0] = ADDI_A0(-7);
+  asm volatile("fence.i" ::: "memory");
+  CHECK(call(patched_fn), (u64)-7);
+  patched_fn[0] = 0x00100513 | (0x7ff << 20); /* addi a0, x0, 2047 (with imm bits ORed) */
+  asm volatile("fence.i" ::: "memory");
+  CHECK(call(patched_fn), 0x7ff);
+  /* Code that rewrites the instruction right after itself, then fence.i. */
+  u64 r;
+  asm volatile(
+      ".option push\n .option norvc\n"
+      "la t0, 1f\n"
+      "li t1, 0x06300513\n" /* addi a0, x0, 99 */
+      "sw t1, 0(t0)\n"
+      "fence.i\n"
+      "1: addi a0, x0, 1\n"
+      "mv %0, a0\n"
+      ".option pop"
+      : "=r"(r)::"t0", "t1", "a0", "memory");
+  CHECK(r, 99);
+  return 0;
+}
