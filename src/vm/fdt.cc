@@ -216,28 +216,28 @@ void emit(Writer& w, const DeviceTreeConfig& c) {
 }
 
 Status validate(const DeviceTreeConfig& c) {
-  if (c.ram_size == 0) return make_error("device tree: RAM size is 0");
+  if (c.ram_size == 0) return make_error("RAM size is 0");
   if (c.ram_base + c.ram_size < c.ram_base) {
-    return make_error(fmt::format("device tree: RAM at {:#x} of size {:#x} wraps past 2^64",
+    return make_error(fmt::format("RAM at {:#x} of size {:#x} wraps past 2^64",
                                   c.ram_base, c.ram_size));
   }
   if (c.initrd) {
     const auto& r = *c.initrd;
     if (r.end < r.start) {
-      return make_error(fmt::format("device tree: initrd ends ({:#x}) before it starts ({:#x})",
+      return make_error(fmt::format("initrd ends ({:#x}) before it starts ({:#x})",
                                     r.end, r.start));
     }
     if (r.start < c.ram_base || r.end > c.ram_base + c.ram_size) {
       return make_error(fmt::format(
-          "device tree: initrd [{:#x}, {:#x}) lies outside RAM [{:#x}, {:#x})", r.start, r.end,
+          "initrd [{:#x}, {:#x}) lies outside RAM [{:#x}, {:#x})", r.start, r.end,
           c.ram_base, c.ram_base + c.ram_size));
     }
   }
   if (c.virtio_mmio_slots > kMaxVirtioMmioSlots) {
-    return make_error(fmt::format("device tree: {} virtio-mmio slots asked for, at most {} exist",
+    return make_error(fmt::format("{} virtio-mmio slots asked for, at most {} exist",
                                   c.virtio_mmio_slots, kMaxVirtioMmioSlots));
   }
-  if (c.timebase_frequency == 0) return make_error("device tree: timebase frequency is 0");
+  if (c.timebase_frequency == 0) return make_error("timebase frequency is 0");
   return {};
 }
 
@@ -252,10 +252,10 @@ Result<std::vector<uint8_t>> build_device_tree(const DeviceTreeConfig& config) {
     const int rc = w.finish();
     if (rc == 0) return w.take();
     if (rc != -FDT_ERR_NOSPACE) {
-      return make_error(fmt::format("device tree: libfdt failed: {}", fdt_strerror(rc)));
+      return make_error(fmt::format("libfdt failed: {}", fdt_strerror(rc)));
     }
   }
-  return make_error("device tree: larger than 64 MiB (is the command line or seed huge?)");
+  return make_error("larger than 64 MiB (is the command line or seed huge?)");
 }
 
 }  // namespace ftvm::vm
