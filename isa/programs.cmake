@@ -11,3 +11,4 @@ isa_test(zifencei)
 # Exact instret on QEMU needs instruction counting.
 isa_test(counters QEMU_ARGS -icount shift=0)
 isa_test(traps)
+isa_test(delegation)

@@ -144,7 +144,8 @@ isa_trap_\x\()_entry:
 /* u64 isa_call_in_mode(int mode, u64 (*fn)(u64), u64 arg, u64 va_offset)
  * Runs fn(arg) in privilege `mode` (0 = U, 1 = S, 3 = M) with pc, sp and fn
  * lowered by va_offset (for code that runs through an alias mapping), and
- * returns fn's result in M-mode. fn returns through an ecall with
+ * returns fn's result in M-mode with mstatus.MIE as it was. mstatus.MPIE is
+ * left to the caller (it becomes MIE in the lower mode). fn returns through an ecall with
  * a7 = ISA_ECALL_RETURN, which isa_trap_m turns into a return to
  * isa_call_in_mode_return on the saved M-mode stack. */
   .globl isa_call_in_mode
@@ -165,6 +166,9 @@ isa_call_in_mode:
   sd s11, 96(sp)
   la t0, isa_mode_ctx_sp
   sd sp, 0(t0)
+  csrr t1, mstatus
+  la t0, isa_mode_ctx_mstatus
+  sd t1, 0(t0)
   li t0, MSTATUS_MPP
   csrc mstatus, t0
   andi a0, a0, 3

@@ -7,6 +7,7 @@ void (*volatile isa_irq_hook)(u64 mode, u64 cause, struct isa_frame *f);
 int (*volatile isa_exc_hook)(u64 mode, u64 cause, struct isa_frame *f);
 u64 isa_checks;
 u64 isa_mode_ctx_sp;
+u64 isa_mode_ctx_mstatus;
 
 extern char __strap_stack_top[];
 extern char isa_call_in_mode_return[];
@@ -168,6 +169,10 @@ static void handle(u64 mode, struct isa_frame *f) {
       f->x[2] = isa_mode_ctx_sp;
       CSR_WRITE(mepc, (u64)isa_call_in_mode_return);
       CSR_SET(mstatus, MSTATUS_MPP);
+      if (isa_mode_ctx_mstatus & MSTATUS_MIE)
+        CSR_SET(mstatus, MSTATUS_MPIE);
+      else
+        CSR_CLEAR(mstatus, MSTATUS_MPIE);
       CSR_WRITE(sscratch, (u64)__strap_stack_top);
       return;
     }

@@ -144,6 +144,11 @@ static inline void isa_expect_traps(void) {
 }
 static inline void isa_unexpect_traps(void) { isa_trap.expect = 0; }
 
+/* Runs fn(arg) in privilege `mode` (PRV_U, PRV_S or PRV_M) and returns its
+ * result in M-mode, with mstatus.MIE as it was. pc, sp and fn are lowered by
+ * va_offset for code reached through an alias mapping. mstatus.MPIE becomes
+ * MIE in the lower mode. Needs ecall from `mode` not delegated (or, from U,
+ * delegated to S with ecall from S not delegated). */
 u64 isa_call_in_mode(int mode, u64 (*fn)(u64), u64 arg, u64 va_offset);
 
 void *memset(void *d, int c, size_t n);
