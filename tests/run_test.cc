@@ -1,0 +1,169 @@
+// Integration tests of `ftvm run`: a real ftvm process boots the real guest
+// image (built by guest/build.sh) or is handed bad input.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <regex>
+#include <string>
+
+#include "process.h"
+
+namespace ftvm::test {
+namespace {
+
+using std::chrono::seconds;
+
+const std::string kFtvm = FTVM_BINARY;
+
+std::string guest_dir() {
+  if (const char* d = std::getenv("FTVM_GUEST_DIR"); d && *d) return d;
+  const char* c = std::getenv("FTVM_CACHE");
+  return std::string(c && *c ? c : "/var/cache/ftvm") + "/guest/current";
+}
+
+bool have_guest() { return access((guest_dir() + "/Image").c_str(), R_OK) == 0; }
+
+#define REQUIRE_GUEST() \
+  ASSERT_TRUE(have_guest()) << "no guest image at " << guest_dir() << ": run guest/build.sh"
+
+std::string strip_cr(std::string s) {
+  std::erase(s, '\r');
+  return s;
+}
+
+std::string temp_file(const std::string& name, const std::string& bytes) {
+  const std::string path = ::testing::TempDir() + "/" + name;
+  std::ofstream(path, std::ios::binary) << bytes;
+  return path;
+}
+
+TEST(RunGuest, EchoHelloPrintsHelloAndExitsZero) {
+  REQUIRE_GUEST();
+  ProcessResult r = run_process({kFtvm, "run", "--", "echo", "hello"}, seconds(120));
+  ASSERT_FALSE(r.timed_out) << r.err;
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(strip_cr(r.out), "hello\n");
+}
+
+TEST(RunGuest, ExitStatusOfTheCommandIsFtvmsExitStatus) {
+  REQUIRE_GUEST();
+  ProcessResult r = run_process({kFtvm, "run", "--", "exit 7"}, seconds(120));
+  ASSERT_FALSE(r.timed_out) << r.err;
+  EXPECT_EQ(r.exit_code, 7) << r.out << r.err;
+}
+
+TEST(RunGuest, ArgumentsWithSpacesAndQuotesArriveIntact) {
+  REQUIRE_GUEST();
+  ProcessResult r =
+      run_process({kFtvm, "run", "--", "printf", "%s|", "a b", "it's", "$HOME"}, seconds(120));
+  ASSERT_FALSE(r.timed_out) << r.err;
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(strip_cr(r.out), "a b|it's|$HOME|");
+}
+
+TEST(RunGuest, CpuinfoShowsAnRv64imafdcHart) {
+  REQUIRE_GUEST();
+  ProcessResult r = run_process({kFtvm, "run", "--", "cat", "/proc/cpuinfo"}, seconds(120));
+  ASSERT_FALSE(r.timed_out) << r.err;
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("rv64imafdc"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("sv39"), std::string::npos) << r.out;
+}
+
+TEST(RunGuest, TwoBootsAreIdenticalToTheInstruction) {
+  REQUIRE_GUEST();
+  // Full kernel log on the console, printk timestamps included.
+  const std::vector<std::string> argv = {kFtvm, "run", "--stats", "--append", "loglevel=8",
+                                         "--", "uname -a; cat /proc/uptime; dmesg | tail -3"};
+  ProcessResult a = run_process(argv, seconds(180));
+  ProcessResult b = run_process(argv, seconds(180));
+  ASSERT_FALSE(a.timed_out || b.timed_out);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_NE(a.out.find("] Linux version 6.1"), std::string::npos) << "no timestamped boot log";
+  EXPECT_EQ(a.out, b.out) << "console output differs between two boots";
+  std::smatch ma, mb;
+  const std::regex instret("instret=([0-9]+)");
+  ASSERT_TRUE(std::regex_search(a.err, ma, instret)) << a.err;
+  ASSERT_TRUE(std::regex_search(b.err, mb, instret)) << b.err;
+  EXPECT_EQ(ma[1], mb[1]) << "instret at power-off differs";
+}
+
+TEST(RunGuest, MaxInstructionsStopsWithItsOwnExitStatus) {
+  REQUIRE_GUEST();
+  ProcessResult r = run_process({kFtvm, "run", "--max-instructions", "100000", "--", "true"},
+                                seconds(60));
+  EXPECT_EQ(r.exit_code, 124);
+  EXPECT_NE(r.err.find("--max-instructions"), std::string::npos) << r.err;
+}
+
+TEST(RunBadInput, MissingKernelIsAOneLineError) {
+  ProcessResult r = run_process({kFtvm, "run", "--kernel", "/nonexistent/Image"}, seconds(10));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("cannot open kernel '/nonexistent/Image'"), std::string::npos) << r.err;
+}
+
+TEST(RunBadInput, TruncatedKernelIsRejected) {
+  const std::string path = temp_file("truncated-Image", std::string(40, 'x'));
+  ProcessResult r = run_process({kFtvm, "run", "--kernel", path}, seconds(10));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("too short"), std::string::npos) << r.err;
+}
+
+TEST(RunBadInput, AFileThatIsNoKernelIsRejected) {
+  const std::string path = temp_file("not-a-kernel", std::string(4096, 'A'));
+  ProcessResult r = run_process({kFtvm, "run", "--kernel", path}, seconds(10));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("not a RISC-V Linux Image"), std::string::npos) << r.err;
+}
+
+TEST(RunBadInput, TruncatedRealKernelIsRejected) {
+  REQUIRE_GUEST();
+  std::ifstream in(guest_dir() + "/Image", std::ios::binary);
+  std::string head(64, '\0');
+  in.read(head.data(), 64);
+  const std::string path = temp_file("head-of-Image", head);
+  // A header promising a large image with almost nothing behind it: it
+  // loads, then the guest executes zeros, an illegal instruction, which
+  // traps to M-mode where there is no firmware.
+  ProcessResult r = run_process({kFtvm, "run", "--kernel", path, "--initrd", "/dev/null",
+                                 "--max-instructions", "1000000"},
+                                seconds(20));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(r.exit_code == 2 || r.exit_code == 125 || r.exit_code == 124) << r.exit_code;
+}
+
+TEST(RunBadInput, MissingInitrdIsAOneLineError) {
+  REQUIRE_GUEST();
+  ProcessResult r = run_process(
+      {kFtvm, "run", "--kernel", guest_dir() + "/Image", "--initrd", "/nonexistent/initrd"},
+      seconds(10));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("cannot open initrd"), std::string::npos) << r.err;
+}
+
+TEST(RunBadInput, ElfForAnotherMachineIsRejected) {
+  ProcessResult r = run_process({kFtvm, "run", "--elf", "/bin/true"}, seconds(10));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("not RISC-V"), std::string::npos) << r.err;
+}
+
+TEST(RunBadInput, TruncatedElfIsRejected) {
+  std::ifstream in("/bin/true", std::ios::binary);
+  std::string head(100, '\0');
+  in.read(head.data(), 100);
+  const std::string path = temp_file("truncated.elf", head);
+  ProcessResult r = run_process({kFtvm, "run", "--elf", path}, seconds(10));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_FALSE(r.err.empty());
+}
+
+TEST(RunBadInput, KernelGivenToElfIsRejectedAndElfGivenAsKernelToo) {
+  ProcessResult r = run_process({kFtvm, "run", "--kernel", "/bin/true"}, seconds(10));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("ELF"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace ftvm::test
