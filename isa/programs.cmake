@@ -14,3 +14,8 @@ isa_test(traps)
 isa_test(delegation)
 isa_test(sv39)
 isa_test(interrupts)
+
+# Differential programs.
+isa_diff(diff_int)
+isa_diff(diff_fp)
+isa_diff(diff_decode)
