@@ -20,3 +20,7 @@ isa_diff(diff_int)
 isa_diff(diff_fp)
 isa_diff(diff_decode)
 isa_diff(diff_mem)
+
+# ftvm only: HTIF tohost exits (QEMU virt has no HTIF).
+isa_htif_test(htif_exit0 0)
+isa_htif_test(htif_exit37 37)
