@@ -113,12 +113,14 @@ void emit(Writer& w, const DeviceTreeConfig& c) {
   if (!c.rng_seed.empty()) w.bytes("rng-seed", c.rng_seed.data(), c.rng_seed.size());
   w.end();
 
-  w.begin("poweroff");
-  w.u32("value", PowerDevice::kPass);
-  w.u32("offset", 0);
-  w.u32("regmap", kTestPhandle);
-  w.string("compatible", "syscon-poweroff");
-  w.end();
+  if (c.syscon_poweroff) {
+    w.begin("poweroff");
+    w.u32("value", PowerDevice::kPass);
+    w.u32("offset", 0);
+    w.u32("regmap", kTestPhandle);
+    w.string("compatible", "syscon-poweroff");
+    w.end();
+  }
 
   w.begin("reboot");
   w.u32("value", PowerDevice::kReset);

@@ -47,6 +47,10 @@ struct DeviceTreeConfig {
   // Bytes for /chosen/rng-seed, which Linux mixes into its entropy pool;
   // omitted when empty. They must come from the machine's logged inputs.
   std::vector<uint8_t> rng_seed;
+  // A syscon-poweroff node on the test finisher, as QEMU has. A machine that
+  // offers the SBI SRST extension leaves it out: Linux then powers off
+  // through SBI and does not complain that poweroff is claimed twice.
+  bool syscon_poweroff = true;
 };
 
 // Builds the device tree blob. Fails, with a message naming the field, on a

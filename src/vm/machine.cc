@@ -122,6 +122,7 @@ Status Machine::load_linux(std::span<const uint8_t> kernel, std::span<const uint
   dt.bootargs = cmdline;
   dt.timebase_frequency = kTimebaseHz;
   dt.virtio_mmio_slots = 0;
+  dt.syscon_poweroff = false;  // the SBI's SRST powers off
   if (!initrd.empty()) {
     if (initrd.size() > dtb_pa - kernel_end) {
       return make_error(fmt::format("initrd of {} bytes does not fit between the kernel and the "
