@@ -10,6 +10,10 @@
 // Results are bit-identical on every host: they never depend on the host's
 // own floating-point environment, which the functions leave as they found it.
 // NaN-boxing of single values in 64-bit registers is the caller's business.
+// `rm` must be one of kRne..kRmm (the decoder resolves kDyn and rejects the
+// reserved encodings); any other value is a caller bug, and a function that
+// needs to round with it aborts through FTVM_CHECK. The functions keep no
+// state: safe to call from any thread.
 #pragma once
 
 #include <cstdint>
