@@ -25,3 +25,4 @@ isa_diff(diff_mem)
 # ftvm only: HTIF tohost exits (QEMU virt has no HTIF).
 isa_htif_test(htif_exit0 0)
 isa_htif_test(htif_exit37 37)
+isa_diff(diff_csr)

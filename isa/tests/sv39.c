@@ -35,7 +35,7 @@ static u64 l1_4k[512] __attribute__((aligned(4096)));
 static u64 l0_4k[512] __attribute__((aligned(4096)));
 static u64 l1_2m[512] __attribute__((aligned(4096)));
 static u64 l0_nonleaf[512] __attribute__((aligned(4096)));
-static volatile u64 page[6][512] __attribute__((aligned(4096)));
+static volatile u64 page[8][512] __attribute__((aligned(4096)));
 
 static u64 pte(u64 pa, u64 flags) { return ((pa >> 12) << 10) | flags; }
 
@@ -52,6 +52,8 @@ enum {
   P_REMAP = 8,    /* page[0], later page[1] */
   P_NONLEAF = 9,  /* a pointer at level 0 */
   P_UXO = 10,     /* page[2], X U: code for U */
+  P_CODE1 = 11,   /* page[6], X: code running into P_CODE2 */
+  P_CODE2 = 12,   /* page[7], X; the next page is unmapped */
 };
 
 static void build_tables(void) {
@@ -73,6 +75,8 @@ static void build_tables(void) {
   l0_4k[P_REMAP] = pte((u64)page[0], PTE_V | PTE_R | PTE_W | AD);
   l0_4k[P_NONLEAF] = pte((u64)l0_nonleaf, PTE_V);
   l0_4k[P_UXO] = pte((u64)page[2], PTE_V | PTE_X | PTE_U | AD);
+  l0_4k[P_CODE1] = pte((u64)page[6], PTE_V | PTE_X | AD);
+  l0_4k[P_CODE2] = pte((u64)page[7], PTE_V | PTE_X | AD);
   l1_2m[0] = pte(PA_2M, PTE_V | PTE_R | PTE_W | AD);
   l1_2m[1] = pte(PA_2M + 0x1000, PTE_V | PTE_R | PTE_W | AD); /* misaligned superpage */
 }
@@ -186,6 +190,32 @@ static void faults_4k(void) {
   CHECK(isa_trap.count, ++traps_before);
   CHECK(isa_trap.cause, CAUSE_LOAD_PAGE_FAULT);
   CHECK_TRUE(isa_trap.tval >= VA(P_INVALID) - 4 && isa_trap.tval <= VA(P_INVALID));
+}
+
+/* Instructions at the end of a page: one 32-bit instruction split across two
+ * virtual pages that are not physically adjacent, a compressed instruction
+ * ending a page whose successor is unmapped (no fault), and a 32-bit one
+ * running into the unmapped page (fetch fault, epc at its start, tval at
+ * the page it needed). */
+static void page_crossing_fetch(void) {
+  volatile u16 *c1 = (volatile u16 *)page[6], *c2 = (volatile u16 *)page[7];
+  c1[2046] = 0x0001; /* c.nop */
+  c1[2047] = 0x0513; /* addi a0, x0, 777 (0x30900513), low half */
+  c2[0] = 0x3090;    /* ... high half, on the next virtual page */
+  c2[1] = 0x8067;    /* ret (0x00008067) */
+  c2[2] = 0x0000;
+  c2[2046] = 0x4515; /* c.li a0, 5 */
+  c2[2047] = 0x8082; /* c.jr ra */
+  asm volatile("fence.i" ::: "memory");
+  CHECK(access(PRV_S, 2, VA(P_CODE1) + 4092, 0), 777);
+  CHECK(access(PRV_S, 2, VA(P_CODE2) + 4092, 0), 5);
+  EXPECT_OK();
+  c2[2046] = 0x0001; /* c.nop */
+  c2[2047] = 0x0513; /* first half of addi; the second half is unmapped */
+  asm volatile("fence.i" ::: "memory");
+  CHECK(access(PRV_S, 2, VA(P_CODE2) + 4092, 0), (u64)-1);
+  EXPECT_FAULT(CAUSE_FETCH_PAGE_FAULT, VA(P_CODE2 + 1));
+  CHECK(isa_trap.epc, VA(P_CODE2) + 4094);
 }
 
 static void user_and_sum_mxr(void) {
@@ -339,6 +369,7 @@ int main(void) {
   traps_before = 0;
   basic_4k();
   faults_4k();
+  page_crossing_fetch();
   user_and_sum_mxr();
   accessed_dirty();
   remap_with_sfence();

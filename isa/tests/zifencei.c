@@ -5,13 +5,14 @@
 #include "runtime.h"
 
 static u32 code[16] __attribute__((aligned(64)));
+static u16 two_pages[4096] __attribute__((aligned(4096))); /* 8 KiB */
 
 #define ADDI_A0(imm) (0x00000513u | ((u32)(imm) << 20)) /* addi a0, x0, imm */
 #define RET 0x00008067u                                 /* jalr x0, 0(ra) */
 
-static u64 call(void *fn) {
+static u64 call(volatile void *fn) {
   u64 r;
-  asm volatile("jalr ra, 0(%1)\n mv %0, a0" : "=r"(r) : "r"(fn) : "ra", "a0", "memory");
+  asm volatile("jalr ra, 0(%1)\n mv %0, a0" : "=r"(r) : "r"(fn) : "ra", "a0", "a1", "memory");
   return r;
 }
 
@@ -58,6 +59,22 @@ int main(void) {
   patched_fn[0] = 0x00100513 | (0x7ff << 20); /* addi a0, x0, 2047 (with imm bits ORed) */
   asm volatile("fence.i" ::: "memory");
   CHECK(call(patched_fn), 0x7ff);
+  /* A 32-bit instruction straddling a physical page boundary; then only
+   * its second half (on the second page) is rewritten. */
+  two_pages[2046] = 0x0001; /* c.nop */
+  two_pages[2047] = 0x0513; /* addi a0, x0, 11 (0x00b00513), low half */
+  two_pages[2048] = 0x00b0; /* ... high half */
+  two_pages[2049] = 0x8067; /* ret */
+  two_pages[2050] = 0x0000;
+  asm volatile("fence.i" ::: "memory");
+  CHECK(call(&two_pages[2046]), 11);
+  two_pages[2048] = 0x0160; /* addi a0, x0, 22 */
+  asm volatile("fence.i" ::: "memory");
+  CHECK(call(&two_pages[2046]), 22);
+  two_pages[2047] = 0x0593; /* addi a1, x0, 22: a0 keeps what c.li sets */
+  two_pages[2045] = 0x4525; /* c.li a0, 9 */
+  asm volatile("fence.i" ::: "memory");
+  CHECK(call(&two_pages[2045]), 9);
   /* Code that rewrites the instruction right after itself, then fence.i. */
   u64 r;
   asm volatile(
