@@ -73,7 +73,7 @@ static void loads_stores(void) {
   CHECK(r, 0xfedcba9876543210);
   RVC("mv s1, %0\n li a1, 0x11223344\n c.sw a1, 12(s1)" ::"r"(mem) : "s1", "a1", "memory");
   CHECK(mem[1], 0x1122334400000000);
-  RVC("mv s1, %0\n li a1, -2\n c.sd a1, 248(s1)" ::"r"(mem - 30) : "s1", "a1", "memory");
+  RVC("mv s1, %0\n li a1, -2\n c.sd a1, 248(s1)" ::"r"((u64)mem - 240) : "s1", "a1", "memory");
   CHECK(mem[1], 0xfffffffffffffffe);
   mem[2] = 0x400921fb54442d18; /* pi */
   RVC("mv s0, %1\n c.fld fa0, 16(s0)\n c.fsd fa0, 24(s0)\n fmv.x.d %0, fa0" : "=r"(r) : "r"(mem)
