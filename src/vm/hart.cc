@@ -459,9 +459,8 @@ bool Hart::csr_read(uint32_t num, uint64_t& v) {
     case csr::kFflags: v = s_.fflags; return true;
     case csr::kFrm: v = s_.frm; return true;
     case csr::kFcsr: v = (s_.frm << 5) | s_.fflags; return true;
-    case csr::kCycle: case csr::kInstret: case csr::kMcycle: case csr::kMinstret:
-      v = s_.instret;
-      return true;
+    case csr::kCycle: case csr::kMcycle: v = read_counter(0); return true;
+    case csr::kInstret: case csr::kMinstret: v = read_counter(1); return true;
     case csr::kTime: v = time_source_ ? time_source_() : 0; return true;
     case csr::kSstatus: {
       uint64_t st = s_.mstatus & kSstatusMask;
@@ -538,9 +537,8 @@ bool Hart::csr_write(uint32_t num, uint64_t v) {
       s_.frm = (v >> 5) & 7;
       s_.mstatus |= mstatus::kFs;
       return true;
-    case csr::kMcycle: case csr::kMinstret:
-      // Counting is the machine's clock: writes are accepted and ignored.
-      return true;
+    case csr::kMcycle: write_counter(0, v); return true;
+    case csr::kMinstret: write_counter(1, v); return true;
     case csr::kSstatus:
       s_.mstatus = (s_.mstatus & ~kSstatusWritable) | (v & kSstatusWritable);
       update_data_key();
@@ -593,7 +591,20 @@ bool Hart::csr_write(uint32_t num, uint64_t v) {
     case csr::kMtvec: s_.mtvec = v & ~2ull; return true;
     case csr::kMcounteren: s_.mcounteren = v & 0xffffffff; return true;
     case csr::kMenvcfg: s_.menvcfg = v & 1; return true;
-    case csr::kMcountinhibit: s_.mcountinhibit = v & 0xfffffffd; return true;
+    case csr::kMcountinhibit: {
+      // Freeze or thaw the software views; the machine's instret never stops.
+      const uint64_t old = s_.mcountinhibit;
+      for (unsigned which : {0u, 1u}) {
+        const uint64_t bit = which == 0 ? 1 : 4;
+        if ((v & bit) && !(old & bit)) s_.counter_frozen[which] = read_counter(which);
+        if (!(v & bit) && (old & bit)) {
+          s_.mcountinhibit &= ~bit;
+          write_counter(which, s_.counter_frozen[which]);
+        }
+      }
+      s_.mcountinhibit = v & 0xfffffffd;
+      return true;
+    }
     case csr::kMscratch: s_.mscratch = v; return true;
     case csr::kMepc: s_.mepc = v & ~1ull; return true;
     case csr::kMcause: s_.mcause = v; return true;
@@ -620,6 +631,23 @@ bool Hart::csr_write(uint32_t num, uint64_t v) {
   }
   if ((num >= 0xb03 && num <= 0xb1f) || (num >= 0x323 && num <= 0x33f)) return true;
   return false;
+}
+
+uint64_t Hart::read_counter(unsigned which) const {
+  const uint64_t bit = which == 0 ? 1 : 4;
+  if (s_.mcountinhibit & bit) return s_.counter_frozen[which];
+  return s_.instret + s_.counter_offset[which];
+}
+
+void Hart::write_counter(unsigned which, uint64_t value) {
+  const uint64_t bit = which == 0 ? 1 : 4;
+  if (s_.mcountinhibit & bit) {
+    s_.counter_frozen[which] = value;
+    return;
+  }
+  // The write takes effect after the writing instruction retires: the next
+  // instruction reads `value`.
+  s_.counter_offset[which] = value - (s_.instret + 1);
 }
 
 bool Hart::execute_csr(const DecodedInsn& d, uint64_t& result, bool& exit_after) {

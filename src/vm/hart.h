@@ -88,6 +88,11 @@ struct HartState {
   uint64_t mcause = 0, mtval = 0, mcounteren = 0, menvcfg = 0, mcountinhibit = 0;
   uint64_t stvec = 0, sscratch = 0, sepc = 0, scause = 0, stval = 0, satp = 0;
   uint64_t scounteren = 0, senvcfg = 0;
+  // mcycle/minstret as software sees them: the machine's instret plus an
+  // offset (software may write them), or a frozen value while mcountinhibit
+  // stops them. Index 0 is the cycle counter, 1 the instret counter.
+  std::array<uint64_t, 2> counter_offset{};
+  std::array<uint64_t, 2> counter_frozen{};
   bool seip_external = false;  // the PLIC's S-context line, ORed into mip.SEIP on read
   std::array<uint64_t, 16> pmpaddr{};
   std::array<uint8_t, 16> pmpcfg{};
@@ -205,6 +210,8 @@ class Hart {
   bool csr_allowed(uint32_t num, bool write) const;
   void take_trap(uint64_t cause, uint64_t tval, bool interrupt);
   bool execute_csr(const DecodedInsn& d, uint64_t& result, bool& exit_after);
+  uint64_t read_counter(unsigned which) const;
+  void write_counter(unsigned which, uint64_t value);
 
   Bus& bus_;
   HartState s_;
