@@ -78,6 +78,9 @@ static int wait_for(u64 n) {
 }
 
 static void machine_timer(void) {
+  /* MTIP, MSIP and MEIP reflect the devices; writes to mip leave them. */
+  CSR_SET(mip, (1u << IRQ_M_TIMER) | (1u << IRQ_M_SOFT) | (1u << IRQ_M_EXT));
+  CHECK(CSR_READ(mip) & ((1u << IRQ_M_TIMER) | (1u << IRQ_M_SOFT) | (1u << IRQ_M_EXT)), 0);
   nlog = 0;
   CSR_WRITE(mie, 1u << IRQ_M_TIMER);
   /* Pending but MIE off: nothing taken, mip.MTIP visible. */

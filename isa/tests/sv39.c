@@ -53,7 +53,10 @@ enum {
   P_NONLEAF = 9,  /* a pointer at level 0 */
   P_UXO = 10,     /* page[2], X U: code for U */
   P_CODE1 = 11,   /* page[6], X: code running into P_CODE2 */
-  P_CODE2 = 12,   /* page[7], X; the next page is unmapped */
+  P_CODE2 = 12,   /* page[7], X; the next page is unmapped (13) */
+  P_PBMT = 14,    /* page[0], RW with PBMT = 1 (Svpbmt is not implemented) */
+  P_NAPOT = 15,   /* page[0], RW with N = 1 (Svnapot is not implemented) */
+  P_RSVD = 16,    /* page[0], RW with reserved bit 54 set */
 };
 
 static void build_tables(void) {
@@ -77,12 +80,16 @@ static void build_tables(void) {
   l0_4k[P_UXO] = pte((u64)page[2], PTE_V | PTE_X | PTE_U | AD);
   l0_4k[P_CODE1] = pte((u64)page[6], PTE_V | PTE_X | AD);
   l0_4k[P_CODE2] = pte((u64)page[7], PTE_V | PTE_X | AD);
+  l0_4k[P_PBMT] = pte((u64)page[0], PTE_V | PTE_R | PTE_W | AD) | (1ul << 61);
+  l0_4k[P_NAPOT] = pte((u64)page[0], PTE_V | PTE_R | PTE_W | AD) | (1ul << 63);
+  l0_4k[P_RSVD] = pte((u64)page[0], PTE_V | PTE_R | PTE_W | AD) | (1ul << 54);
   l1_2m[0] = pte(PA_2M, PTE_V | PTE_R | PTE_W | AD);
   l1_2m[1] = pte(PA_2M + 0x1000, PTE_V | PTE_R | PTE_W | AD); /* misaligned superpage */
 }
 
 /* sv_access(op) in the current mode on g_va (and g_val): 0 load, 1 store,
- * 2 call, 3 sfence.vma then load, 4 sfence.vma g_va then load. A faulting
+ * 2 call, 3 sfence.vma then load, 4 sfence.vma g_va then load, 5 amoadd.d,
+ * 6 lr.d, 7 lr.d then sc.d of g_val. A faulting
  * load leaves a0 = -1. Written without compressed instructions so that the
  * runtime can step over a faulting one at an address it cannot read. */
 volatile u64 g_va, g_val;
@@ -94,12 +101,18 @@ asm(".text\n .globl sv_access\n sv_access:\n"
     " li t3, 2\n beq a0, t3, 2f\n"
     " li t3, 3\n beq a0, t3, 3f\n"
     " li t3, 4\n beq a0, t3, 4f\n"
+    " li t3, 5\n beq a0, t3, 5f\n"
+    " li t3, 6\n beq a0, t3, 6f\n"
+    " li t3, 7\n beq a0, t3, 7f\n"
     " li a0, -1\n ld a0, 0(t1)\n ret\n"
     "1: sd t2, 0(t1)\n li a0, 0\n ret\n"
     "2: addi sp, sp, -16\n sd ra, 0(sp)\n li a0, -1\n jalr ra, 0(t1)\n ld ra, 0(sp)\n"
     "   addi sp, sp, 16\n ret\n"
     "3: sfence.vma\n li a0, -1\n ld a0, 0(t1)\n ret\n"
     "4: sfence.vma t1, zero\n li a0, -1\n ld a0, 0(t1)\n ret\n"
+    "5: li a0, -1\n amoadd.d a0, t2, (t1)\n ret\n"
+    "6: li a0, -1\n lr.d a0, (t1)\n ret\n"
+    "7: lr.d a0, (t1)\n li a0, -1\n sc.d a0, t2, (t1)\n ret\n"
     " .option pop\n");
 
 static u64 access(int mode, int op, u64 va, u64 val) {
@@ -176,6 +189,21 @@ static void faults_4k(void) {
   /* A pointer PTE at level 0. */
   access(PRV_S, 0, VA(P_NONLEAF), 0);
   EXPECT_FAULT(CAUSE_LOAD_PAGE_FAULT, VA(P_NONLEAF));
+  /* PTE bits of extensions this hart lacks, and reserved bits. */
+  access(PRV_S, 0, VA(P_PBMT), 0);
+  EXPECT_FAULT(CAUSE_LOAD_PAGE_FAULT, VA(P_PBMT));
+  access(PRV_S, 0, VA(P_NAPOT), 0);
+  EXPECT_FAULT(CAUSE_LOAD_PAGE_FAULT, VA(P_NAPOT));
+  access(PRV_S, 1, VA(P_RSVD), 0);
+  EXPECT_FAULT(CAUSE_STORE_PAGE_FAULT, VA(P_RSVD));
+  /* Atomics: an AMO or sc needs W, lr needs R. */
+  access(PRV_S, 5, VA(P_RO) + 24, 0);
+  EXPECT_FAULT(CAUSE_STORE_PAGE_FAULT, VA(P_RO) + 24);
+  access(PRV_S, 6, VA(P_XO) + 8, 0);
+  EXPECT_FAULT(CAUSE_LOAD_PAGE_FAULT, VA(P_XO) + 8);
+  access(PRV_S, 7, VA(P_RO) + 32, 0);
+  EXPECT_FAULT(CAUSE_STORE_PAGE_FAULT, VA(P_RO) + 32);
+  CHECK(page[1][3] | page[1][4], 0);
   /* Unmapped: nothing at this level-1 slot. */
   access(PRV_S, 0, VA_4K + 0x200000, 0);
   EXPECT_FAULT(CAUSE_LOAD_PAGE_FAULT, VA_4K + 0x200000);

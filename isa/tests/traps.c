@@ -200,6 +200,16 @@ static u64 sret_to_u_fn(u64 arg) {
   return 0;
 }
 
+static u64 satp_fn(u64 arg) {
+  (void)arg;
+  return CSR_READ(satp);
+}
+
+static u64 wfi_fn(u64 arg) {
+  asm volatile("wfi");
+  return arg;
+}
+
 static void privilege(void) {
   isa_expect_traps();
   /* M CSRs from S and U, S CSRs from U. */
@@ -231,6 +241,26 @@ static void privilege(void) {
   CHECK(isa_trap.cause, CAUSE_ILLEGAL_INSTRUCTION);
   CHECK(isa_trap.from, PRV_S);
   CSR_CLEAR(mstatus, 1ul << 22);
+  /* mstatus.TVM: satp and sfence.vma are illegal in S-mode. */
+  CSR_SET(mstatus, 1ul << 20);
+  isa_call_in_mode(PRV_S, satp_fn, 0, 0);
+  CHECK(isa_trap.count, 7);
+  CHECK(isa_trap.cause, CAUSE_ILLEGAL_INSTRUCTION);
+  isa_call_in_mode(PRV_S, sfence_fn, 0, 0);
+  CHECK(isa_trap.count, 8);
+  CHECK(isa_trap.cause, CAUSE_ILLEGAL_INSTRUCTION);
+  CSR_CLEAR(mstatus, 1ul << 20);
+  isa_call_in_mode(PRV_S, satp_fn, 0, 0);
+  CHECK(isa_trap.count, 8);
+  /* mstatus.TW: wfi in S-mode with nothing pending never completes, so it
+   * must trap (a machine that waits forever times out instead). */
+  CSR_SET(mstatus, 1ul << 21);
+  CSR_WRITE(mie, 0);
+  isa_call_in_mode(PRV_S, wfi_fn, 0, 0);
+  CHECK(isa_trap.count, 9);
+  CHECK(isa_trap.cause, CAUSE_ILLEGAL_INSTRUCTION);
+  CHECK(isa_trap.tval, 0x10500073);
+  CSR_CLEAR(mstatus, 1ul << 21);
   isa_unexpect_traps();
 }
 
