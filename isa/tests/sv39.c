@@ -35,6 +35,9 @@ static u64 l1_4k[512] __attribute__((aligned(4096)));
 static u64 l0_4k[512] __attribute__((aligned(4096)));
 static u64 l1_2m[512] __attribute__((aligned(4096)));
 static u64 l0_nonleaf[512] __attribute__((aligned(4096)));
+static u64 root_b[512] __attribute__((aligned(4096)));
+static u64 l1_4k_b[512] __attribute__((aligned(4096)));
+static u64 l0_4k_b[512] __attribute__((aligned(4096)));
 static volatile u64 page[8][512] __attribute__((aligned(4096)));
 
 static u64 pte(u64 pa, u64 flags) { return ((pa >> 12) << 10) | flags; }
@@ -57,6 +60,8 @@ enum {
   P_PBMT = 14,    /* page[0], RW with PBMT = 1 (Svpbmt is not implemented) */
   P_NAPOT = 15,   /* page[0], RW with N = 1 (Svnapot is not implemented) */
   P_RSVD = 16,    /* page[0], RW with reserved bit 54 set */
+  P_CODE_RW = 17, /* page[2] (the X-only code page), RW: a data alias */
+  P_SWITCH = 18,  /* X: page[6] under root, page[7] under root_b */
 };
 
 static void build_tables(void) {
@@ -83,6 +88,17 @@ static void build_tables(void) {
   l0_4k[P_PBMT] = pte((u64)page[0], PTE_V | PTE_R | PTE_W | AD) | (1ul << 61);
   l0_4k[P_NAPOT] = pte((u64)page[0], PTE_V | PTE_R | PTE_W | AD) | (1ul << 63);
   l0_4k[P_RSVD] = pte((u64)page[0], PTE_V | PTE_R | PTE_W | AD) | (1ul << 54);
+  l0_4k[P_CODE_RW] = pte((u64)page[2], PTE_V | PTE_R | PTE_W | AD);
+  l0_4k[P_SWITCH] = pte((u64)page[6], PTE_V | PTE_X | AD);
+  /* A second address space: the same except for P_SWITCH. */
+  for (int i = 0; i < 512; i++) {
+    root_b[i] = root[i];
+    l1_4k_b[i] = l1_4k[i];
+    l0_4k_b[i] = l0_4k[i];
+  }
+  root_b[4] = pte((u64)l1_4k_b, PTE_V);
+  l1_4k_b[0] = pte((u64)l0_4k_b, PTE_V);
+  l0_4k_b[P_SWITCH] = pte((u64)page[7], PTE_V | PTE_X | AD);
   l1_2m[0] = pte(PA_2M, PTE_V | PTE_R | PTE_W | AD);
   l1_2m[1] = pte(PA_2M + 0x1000, PTE_V | PTE_R | PTE_W | AD); /* misaligned superpage */
 }
@@ -246,6 +262,46 @@ static void page_crossing_fetch(void) {
   CHECK(isa_trap.epc, VA(P_CODE2) + 4094);
 }
 
+/* Code changes the fetch path must notice: code rewritten through a data
+ * alias in S-mode (then fence.i), a leaf PTE of a code page pointed
+ * elsewhere (then sfence.vma), and a switch of satp to another root. */
+static void code_mapping_changes(void) {
+  volatile u32 *code = (volatile u32 *)page[2];
+  code[0] = 0x4d200513; /* addi a0, x0, 1234 */
+  code[1] = 0x00008067;
+  asm volatile("fence.i" ::: "memory");
+  CHECK(access(PRV_S, 2, VA(P_XO), 0), 1234);
+  access(PRV_S, 1, VA(P_CODE_RW), 0x000080670c800513ul); /* addi a0, x0, 200; ret */
+  asm volatile("fence.i" ::: "memory");
+  CHECK(access(PRV_S, 2, VA(P_XO), 0), 200);
+  EXPECT_OK();
+  /* P_SWITCH: page[6] starts with addi a0, x0, 61; page[7] with 62. */
+  volatile u32 *c6 = (volatile u32 *)page[6], *c7 = (volatile u32 *)page[7];
+  c6[0] = 0x03d00513;
+  c6[1] = 0x00008067;
+  c7[0] = 0x03e00513;
+  c7[1] = 0x00008067;
+  asm volatile("fence.i" ::: "memory");
+  CHECK(access(PRV_S, 2, VA(P_SWITCH), 0), 61);
+  l0_4k[P_SWITCH] = pte((u64)page[7], PTE_V | PTE_X | AD);
+  asm volatile("sfence.vma" ::: "memory");
+  CHECK(access(PRV_S, 2, VA(P_SWITCH), 0), 62);
+  l0_4k[P_SWITCH] = pte((u64)page[6], PTE_V | PTE_X | AD);
+  asm volatile("sfence.vma" ::: "memory");
+  CHECK(access(PRV_S, 2, VA(P_SWITCH), 0), 61);
+  CSR_WRITE(satp, (8ul << 60) | ((u64)root_b >> 12));
+  asm volatile("sfence.vma" ::: "memory");
+  CHECK(access(PRV_S, 2, VA(P_SWITCH), 0), 62);
+  CSR_WRITE(satp, (8ul << 60) | ((u64)root >> 12));
+  asm volatile("sfence.vma" ::: "memory");
+  CHECK(access(PRV_S, 2, VA(P_SWITCH), 0), 61);
+  EXPECT_OK();
+  /* Restore the X-only page for the tests that follow. */
+  code[0] = 0x4d200513;
+  code[1] = 0x00008067;
+  asm volatile("fence.i" ::: "memory");
+}
+
 static void user_and_sum_mxr(void) {
   page[3][0] = 0x5555;
   /* U-mode: its own page works, supervisor pages fault. */
@@ -398,6 +454,7 @@ int main(void) {
   basic_4k();
   faults_4k();
   page_crossing_fetch();
+  code_mapping_changes();
   user_and_sum_mxr();
   accessed_dirty();
   remap_with_sfence();
