@@ -102,6 +102,26 @@ static void machine_timer(void) {
   CSR_WRITE(mie, 0);
 }
 
+static u64 spin_fn(u64 n) {
+  for (u64 i = 0; i < 100000 && nlog < n; i++) asm volatile("nop");
+  return nlog;
+}
+
+/* Below M, M-level interrupts are taken whatever mstatus.MIE says. */
+static void timer_from_lower_modes(void) {
+  CSR_WRITE(mie, 1u << IRQ_M_TIMER);
+  CSR_CLEAR(mstatus, MSTATUS_MIE | MSTATUS_MPIE);
+  for (int mode = PRV_U; mode <= PRV_S; mode++) {
+    nlog = 0;
+    MMIO64(CLINT_MTIMECMP) = 0;
+    CHECK(isa_call_in_mode(mode, spin_fn, 1, 0), 1);
+    CHECK(log[0], ((u64)PRV_M << 60) | IRQ_M_TIMER);
+    CHECK(isa_trap.from, (u64)mode);
+  }
+  CHECK(CSR_READ(mstatus) & MSTATUS_MIE, 0);
+  CSR_WRITE(mie, 0);
+}
+
 static void machine_software(void) {
   nlog = 0;
   CSR_WRITE(mie, 1u << IRQ_M_SOFT);
@@ -244,6 +264,7 @@ int main(void) {
   isa_irq_hook = irq_hook;
   isa_exc_hook = exc_hook;
   machine_timer();
+  timer_from_lower_modes();
   machine_software();
   priority();
   supervisor_timer();
