@@ -260,12 +260,11 @@ DecodedInsn decode(uint32_t insn) {
     d.len = 2;
     x = expand_compressed(static_cast<uint16_t>(insn));
   }
-  d.raw = (insn & 3) != 3 ? (insn & 0xffff) : insn;
   if (x == 0 || !decode32(x, d)) {
     DecodedInsn bad;
     bad.op = kIllegal;
     bad.len = d.len;
-    bad.raw = d.raw;
+    bad.imm = static_cast<int32_t>((insn & 3) != 3 ? (insn & 0xffff) : insn);
     bad.rd = kSinkReg;
     return bad;
   }

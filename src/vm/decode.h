@@ -54,15 +54,17 @@ const char* op_name(Op op);
 inline constexpr uint8_t kSinkReg = 32;
 
 struct DecodedInsn {
-  uint16_t op = kDecode;
+  // The interpreter's handler for (op, len), as an offset from its decode
+  // handler; 0 (the zero-initialised value) means "not decoded yet".
+  int32_t handler = 0;
+  int32_t imm = 0;  // immediate, CSR number, or the raw bits of an illegal instruction
   uint8_t rd = 0;
   uint8_t rs1 = 0;
   uint8_t rs2 = 0;
   uint8_t rs3 = 0;  // fused multiply-add third source
   uint8_t len = 0;  // 2 or 4 bytes
   uint8_t rm = 0;   // FP rounding mode field (7 = dynamic)
-  int32_t imm = 0;  // immediate, CSR number, or the raw bits of an illegal instruction
-  uint32_t raw = 0;
+  uint16_t op = kDecode;
 };
 static_assert(sizeof(DecodedInsn) == 16);
 

@@ -89,7 +89,7 @@ void Hart::invalidate_code(uint64_t pa, uint64_t len) {
   for (uint64_t i = first; i <= last && i < code_pages_.size(); ++i) {
     CodePage* page = code_pages_[i].get();
     if (page == nullptr || !page->active) continue;
-    for (unsigned k = 0; k < kSlotsPerPage; ++k) page->insn[k].op = kDecode;
+    for (unsigned k = 0; k < kSlotsPerPage; ++k) page->insn[k] = DecodedInsn{};
     page->active = false;
     any = true;
   }

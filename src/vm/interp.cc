@@ -26,10 +26,22 @@ inline uint64_t sext32(uint64_t v) {
 }  // namespace
 
 SliceEnd Hart::run_slice(uint64_t budget, uint64_t& retired) {
-  static const void* const kLabels[kOpCount] = {
-#define FTVM_OP_LABEL(name) &&L_##name,
-      FTVM_OPS(FTVM_OP_LABEL)
-#undef FTVM_OP_LABEL
+#define FTVM_CAT3(a, b, c) a##b##_##c
+#define FTVM_LABEL(name, variant) FTVM_CAT3(L_, name, variant)
+  // Handler offsets from `decode`, by [compressed][op].
+  static const int32_t kHandlers[2][kOpCount] = {
+      {
+#define FTVM_OP_OFFSET(name) \
+  static_cast<int32_t>(static_cast<const char*>(&&FTVM_LABEL(name, 4)) - static_cast<const char*>(&&decode)),
+          FTVM_OPS(FTVM_OP_OFFSET)
+#undef FTVM_OP_OFFSET
+      },
+      {
+#define FTVM_OP_OFFSET(name) \
+  static_cast<int32_t>(static_cast<const char*>(&&FTVM_LABEL(name, 2)) - static_cast<const char*>(&&decode)),
+          FTVM_OPS(FTVM_OP_OFFSET)
+#undef FTVM_OP_OFFSET
+      },
   };
 
   uint64_t* const x = s_.x.data();
@@ -51,17 +63,17 @@ SliceEnd Hart::run_slice(uint64_t budget, uint64_t& retired) {
     s_.pc = pc;                                          \
     s_.instret = start_instret + (budget - remaining);   \
   } while (0)
-#define DISPATCH() goto* kLabels[insn->op]
+#define DISPATCH() goto* (static_cast<const char*>(&&decode) + insn->handler)
 #define NEXT()                                   \
   do {                                           \
-    pc += insn->len;                             \
-    insn += insn->len >> 1;                      \
+    pc += kLen;                                  \
+    insn += kLen >> 1;                           \
     if (UNLIKELY(--remaining == 0)) goto out;    \
     DISPATCH();                                  \
   } while (0)
 #define NEXT_EXIT()        \
   do {                     \
-    pc += insn->len;       \
+    pc += kLen;            \
     --remaining;           \
     goto out;              \
   } while (0)
@@ -110,29 +122,29 @@ SliceEnd Hart::run_slice(uint64_t budget, uint64_t& retired) {
     }                                                                                     \
   } while (0)
 #define LOAD_OP(name, T)                   \
-  L_##name : {                             \
+  L(name) : {                             \
     T v;                                   \
     LOAD(T, RS1 + IMM, v);                 \
     RD = static_cast<uint64_t>(static_cast<int64_t>(v)); \
     NEXT();                                \
   }
 #define STORE_OP(name, T)        \
-  L_##name : {                   \
+  L(name) : {                   \
     STORE(T, RS1 + IMM, RS2);    \
     NEXT();                      \
   }
 #define ALU(name, expr)  \
-  L_##name : {           \
+  L(name) : {           \
     RD = (expr);         \
     NEXT();              \
   }
 #define BRANCH(name, cond)                 \
-  L_##name : {                             \
+  L(name) : {                             \
     if (cond) JUMP(pc + IMM);              \
     NEXT();                                \
   }
 #define AMO(name, T, expr)                                             \
-  L_##name : {                                                         \
+  L(name) : {                                                         \
     uint8_t* p = amo_ptr(RS1, sizeof(T), false);                       \
     if (p == nullptr) goto trap_pending;                               \
     T a;                                                               \
@@ -173,40 +185,40 @@ SliceEnd Hart::run_slice(uint64_t budget, uint64_t& retired) {
 #define FD2 f[insn->rs2]
 #define FD3 f[insn->rs3]
 #define FOP_S(name, expr)            \
-  L_##name : {                       \
+  L(name) : {                       \
     FP_RM();                         \
     f[insn->rd] = box_s(expr);       \
     FP_WROTE_F();                    \
   }
 #define FOP_D(name, expr)            \
-  L_##name : {                       \
+  L(name) : {                       \
     FP_RM();                         \
     f[insn->rd] = (expr);            \
     FP_WROTE_F();                    \
   }
 #define FOP_X(name, expr)            \
-  L_##name : {                       \
+  L(name) : {                       \
     FP_RM();                         \
     RD = (expr);                     \
     FP_WROTE_X();                    \
   }
 // Operations without a rounding mode field.
 #define FOPN_S(name, expr)           \
-  L_##name : {                       \
+  L(name) : {                       \
     FP_ON();                         \
     uint32_t fl = 0;                 \
     f[insn->rd] = box_s(expr);       \
     FP_WROTE_F();                    \
   }
 #define FOPN_D(name, expr)           \
-  L_##name : {                       \
+  L(name) : {                       \
     FP_ON();                         \
     uint32_t fl = 0;                 \
     f[insn->rd] = (expr);            \
     FP_WROTE_F();                    \
   }
 #define FOPN_X(name, expr)           \
-  L_##name : {                       \
+  L(name) : {                       \
     FP_ON();                         \
     uint32_t fl = 0;                 \
     RD = (expr);                     \
@@ -226,7 +238,9 @@ refetch:
   insn = &page->insn[(pc & (kPageSize - 1)) >> 1];
   DISPATCH();
 
-L_kDecode : {
+decode : {
+  // An undecoded slot (handler offset 0) or a page-end sentinel.
+  if (insn->op == kPageEnd) goto refetch;
   const uint64_t off = pc & (kPageSize - 1);
   uint16_t lo;
   std::memcpy(&lo, page->host + off, 2);
@@ -250,346 +264,34 @@ L_kDecode : {
     insn = &cross[0];
     page_va = ~0ull;  // jumps must re-fetch
   }
+  insn->handler = kHandlers[insn->len == 2][insn->op];
   DISPATCH();
 }
 
-L_kPageEnd:
-  goto refetch;
-
-L_kIllegal:
-illegal:
+illegal : {
+  // mtval gets the instruction's bits, fetched again (the decoded form
+  // does not keep them).
   SYNC();
-  take_trap(kIllegalInsn, insn->raw, false);
+  uint16_t lo = 0, hi = 0;
+  const bool ok = fetch_u16(pc, lo) && (insn->len == 2 || fetch_u16(pc + 2, hi));
+  take_trap(kIllegalInsn, ok ? (insn->len == 2 ? lo : lo | (static_cast<uint32_t>(hi) << 16)) : 0,
+            false);
   goto out_pc_set;
+}
 
 trap_pending:
   SYNC();
   take_trap(fault_cause_, fault_tval_, false);
   goto out_pc_set;
 
-L_kNop:
-  NEXT();
-
-  ALU(kLui, static_cast<uint64_t>(IMM))
-  ALU(kAuipc, pc + IMM)
-L_kJal : {
-  const uint64_t target = pc + IMM;
-  RD = pc + insn->len;
-  JUMP(target);
-}
-L_kJalr : {
-  const uint64_t target = (RS1 + IMM) & ~1ull;
-  RD = pc + insn->len;
-  JUMP(target);
-}
-  BRANCH(kBeq, RS1 == RS2)
-  BRANCH(kBne, RS1 != RS2)
-  BRANCH(kBlt, static_cast<int64_t>(RS1) < static_cast<int64_t>(RS2))
-  BRANCH(kBge, static_cast<int64_t>(RS1) >= static_cast<int64_t>(RS2))
-  BRANCH(kBltu, RS1 < RS2)
-  BRANCH(kBgeu, RS1 >= RS2)
-
-  LOAD_OP(kLb, int8_t)
-  LOAD_OP(kLh, int16_t)
-  LOAD_OP(kLw, int32_t)
-  LOAD_OP(kLd, uint64_t)
-  LOAD_OP(kLbu, uint8_t)
-  LOAD_OP(kLhu, uint16_t)
-  LOAD_OP(kLwu, uint32_t)
-  STORE_OP(kSb, uint8_t)
-  STORE_OP(kSh, uint16_t)
-  STORE_OP(kSw, uint32_t)
-  STORE_OP(kSd, uint64_t)
-
-  ALU(kAddi, RS1 + IMM)
-  ALU(kSlti, static_cast<int64_t>(RS1) < IMM ? 1 : 0)
-  ALU(kSltiu, RS1 < static_cast<uint64_t>(IMM) ? 1 : 0)
-  ALU(kXori, RS1 ^ IMM)
-  ALU(kOri, RS1 | IMM)
-  ALU(kAndi, RS1 & IMM)
-  ALU(kSlli, RS1 << insn->imm)
-  ALU(kSrli, RS1 >> insn->imm)
-  ALU(kSrai, static_cast<uint64_t>(static_cast<int64_t>(RS1) >> insn->imm))
-  ALU(kAdd, RS1 + RS2)
-  ALU(kSub, RS1 - RS2)
-  ALU(kSll, RS1 << (RS2 & 63))
-  ALU(kSlt, static_cast<int64_t>(RS1) < static_cast<int64_t>(RS2) ? 1 : 0)
-  ALU(kSltu, RS1 < RS2 ? 1 : 0)
-  ALU(kXor, RS1 ^ RS2)
-  ALU(kSrl, RS1 >> (RS2 & 63))
-  ALU(kSra, static_cast<uint64_t>(static_cast<int64_t>(RS1) >> (RS2 & 63)))
-  ALU(kOr, RS1 | RS2)
-  ALU(kAnd, RS1 & RS2)
-  ALU(kAddiw, sext32(RS1 + IMM))
-  ALU(kSlliw, sext32(static_cast<uint32_t>(RS1) << insn->imm))
-  ALU(kSrliw, sext32(static_cast<uint32_t>(RS1) >> insn->imm))
-  ALU(kSraiw, sext32(static_cast<uint32_t>(static_cast<int32_t>(RS1) >> insn->imm)))
-  ALU(kAddw, sext32(RS1 + RS2))
-  ALU(kSubw, sext32(RS1 - RS2))
-  ALU(kSllw, sext32(static_cast<uint32_t>(RS1) << (RS2 & 31)))
-  ALU(kSrlw, sext32(static_cast<uint32_t>(RS1) >> (RS2 & 31)))
-  ALU(kSraw, sext32(static_cast<uint32_t>(static_cast<int32_t>(RS1) >> (RS2 & 31))))
-
-  ALU(kMul, RS1 * RS2)
-  ALU(kMulh, static_cast<uint64_t>((static_cast<__int128>(static_cast<int64_t>(RS1)) *
-                                    static_cast<__int128>(static_cast<int64_t>(RS2))) >> 64))
-  ALU(kMulhsu, static_cast<uint64_t>((static_cast<__int128>(static_cast<int64_t>(RS1)) *
-                                      static_cast<__int128>(RS2)) >> 64))
-  ALU(kMulhu, static_cast<uint64_t>((static_cast<unsigned __int128>(RS1) *
-                                     static_cast<unsigned __int128>(RS2)) >> 64))
-L_kDiv : {
-  const int64_t a = static_cast<int64_t>(RS1), b = static_cast<int64_t>(RS2);
-  RD = b == 0 ? ~0ull : (a == INT64_MIN && b == -1) ? static_cast<uint64_t>(a)
-                                                     : static_cast<uint64_t>(a / b);
-  NEXT();
-}
-L_kDivu : {
-  const uint64_t a = RS1, b = RS2;
-  RD = b == 0 ? ~0ull : a / b;
-  NEXT();
-}
-L_kRem : {
-  const int64_t a = static_cast<int64_t>(RS1), b = static_cast<int64_t>(RS2);
-  RD = b == 0 ? static_cast<uint64_t>(a)
-              : (a == INT64_MIN && b == -1) ? 0 : static_cast<uint64_t>(a % b);
-  NEXT();
-}
-L_kRemu : {
-  const uint64_t a = RS1, b = RS2;
-  RD = b == 0 ? a : a % b;
-  NEXT();
-}
-  ALU(kMulw, sext32(static_cast<uint32_t>(RS1) * static_cast<uint32_t>(RS2)))
-L_kDivw : {
-  const int32_t a = static_cast<int32_t>(RS1), b = static_cast<int32_t>(RS2);
-  RD = b == 0 ? ~0ull : (a == INT32_MIN && b == -1) ? sext32(static_cast<uint32_t>(a))
-                                                     : sext32(static_cast<uint32_t>(a / b));
-  NEXT();
-}
-L_kDivuw : {
-  const uint32_t a = static_cast<uint32_t>(RS1), b = static_cast<uint32_t>(RS2);
-  RD = b == 0 ? ~0ull : sext32(a / b);
-  NEXT();
-}
-L_kRemw : {
-  const int32_t a = static_cast<int32_t>(RS1), b = static_cast<int32_t>(RS2);
-  RD = b == 0 ? sext32(static_cast<uint32_t>(a))
-              : (a == INT32_MIN && b == -1) ? 0 : sext32(static_cast<uint32_t>(a % b));
-  NEXT();
-}
-L_kRemuw : {
-  const uint32_t a = static_cast<uint32_t>(RS1), b = static_cast<uint32_t>(RS2);
-  RD = b == 0 ? sext32(a) : sext32(a % b);
-  NEXT();
-}
-
-L_kFence:
-L_kFenceI:
-  // Stores invalidate decoded code as they happen, so FENCE.I has nothing to do.
-  NEXT();
-
-L_kEcall:
-  SYNC();
-  if (s_.priv == Priv::kSupervisor && ecall_hook_ && ecall_hook_(*this)) {
-    pc += insn->len;
-    --remaining;
-    goto out;
-  }
-  take_trap(s_.priv == Priv::kUser         ? kEcallU
-            : s_.priv == Priv::kSupervisor ? kEcallS
-                                           : kEcallM,
-            0, false);
-  goto out_pc_set;
-L_kEbreak:
-  SYNC();
-  take_trap(kBreakpoint, pc, false);
-  goto out_pc_set;
-L_kMret:
-  if (s_.priv != Priv::kMachine) goto illegal;
-  --remaining;
-  do_mret();
-  goto out_pc_set;
-L_kSret:
-  if (s_.priv == Priv::kUser ||
-      (s_.priv == Priv::kSupervisor && (s_.mstatus & mstatus::kTsr))) {
-    goto illegal;
-  }
-  --remaining;
-  do_sret();
-  goto out_pc_set;
-L_kWfi:
-  if (s_.priv == Priv::kUser ||
-      (s_.priv == Priv::kSupervisor && (s_.mstatus & mstatus::kTw))) {
-    goto illegal;
-  }
-  s_.wfi = true;
-  NEXT_EXIT();
-L_kSfenceVma:
-  if (s_.priv == Priv::kUser ||
-      (s_.priv == Priv::kSupervisor && (s_.mstatus & mstatus::kTvm))) {
-    goto illegal;
-  }
-  flush_tlb();
-  NEXT_EXIT();
-
-L_kCsrrw:
-L_kCsrrs:
-L_kCsrrc:
-L_kCsrrwi:
-L_kCsrrsi:
-L_kCsrrci : {
-  SYNC();
-  uint64_t result;
-  bool exit_after;
-  if (!execute_csr(*insn, result, exit_after)) goto illegal;
-  RD = result;
-  if (exit_after) NEXT_EXIT();
-  NEXT();
-}
-
-L_kLrW : {
-  uint8_t* p = amo_ptr(RS1, 4, true);
-  if (p == nullptr) goto trap_pending;
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  s_.reservation_valid = true;
-  s_.reservation_addr = RS1;
-  RD = static_cast<uint64_t>(static_cast<int64_t>(v));
-  NEXT();
-}
-L_kLrD : {
-  uint8_t* p = amo_ptr(RS1, 8, true);
-  if (p == nullptr) goto trap_pending;
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  s_.reservation_valid = true;
-  s_.reservation_addr = RS1;
-  RD = v;
-  NEXT();
-}
-L_kScW:
-L_kScD : {
-  const unsigned size = insn->op == kScW ? 4 : 8;
-  const uint64_t va = RS1;
-  if (!s_.reservation_valid || s_.reservation_addr != va) {
-    s_.reservation_valid = false;
-    RD = 1;
-    NEXT();
-  }
-  uint8_t* p = amo_ptr(va, size, false);
-  if (p == nullptr) goto trap_pending;
-  const uint64_t v = RS2;
-  std::memcpy(p, &v, size);
-  s_.reservation_valid = false;
-  RD = 0;
-  if (exit_requested_) NEXT_EXIT();
-  NEXT();
-}
-  AMO(kAmoswapW, int32_t, b)
-  AMO(kAmoaddW, int32_t, static_cast<int32_t>(static_cast<uint32_t>(a) + static_cast<uint32_t>(b)))
-  AMO(kAmoxorW, int32_t, a ^ b)
-  AMO(kAmoandW, int32_t, a & b)
-  AMO(kAmoorW, int32_t, a | b)
-  AMO(kAmominW, int32_t, a < b ? a : b)
-  AMO(kAmomaxW, int32_t, a > b ? a : b)
-  AMO(kAmominuW, int32_t, static_cast<uint32_t>(a) < static_cast<uint32_t>(b) ? a : b)
-  AMO(kAmomaxuW, int32_t, static_cast<uint32_t>(a) > static_cast<uint32_t>(b) ? a : b)
-  AMO(kAmoswapD, int64_t, b)
-  AMO(kAmoaddD, int64_t, static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b)))
-  AMO(kAmoxorD, int64_t, a ^ b)
-  AMO(kAmoandD, int64_t, a & b)
-  AMO(kAmoorD, int64_t, a | b)
-  AMO(kAmominD, int64_t, a < b ? a : b)
-  AMO(kAmomaxD, int64_t, a > b ? a : b)
-  AMO(kAmominuD, int64_t, static_cast<uint64_t>(a) < static_cast<uint64_t>(b) ? a : b)
-  AMO(kAmomaxuD, int64_t, static_cast<uint64_t>(a) > static_cast<uint64_t>(b) ? a : b)
-
-L_kFlw : {
-  FP_ON();
-  uint32_t v;
-  LOAD(uint32_t, RS1 + IMM, v);
-  f[insn->rd] = box_s(v);
-  s_.mstatus |= mstatus::kFs;
-  NEXT();
-}
-L_kFld : {
-  FP_ON();
-  uint64_t v;
-  LOAD(uint64_t, RS1 + IMM, v);
-  f[insn->rd] = v;
-  s_.mstatus |= mstatus::kFs;
-  NEXT();
-}
-L_kFsw : {
-  FP_ON();
-  STORE(uint32_t, RS1 + IMM, f[insn->rs2]);
-  NEXT();
-}
-L_kFsd : {
-  FP_ON();
-  STORE(uint64_t, RS1 + IMM, f[insn->rs2]);
-  NEXT();
-}
-
-  FOP_S(kFmaddS, fpu::fma_s(FS1, FS2, FS3, false, false, rm, fl))
-  FOP_S(kFmsubS, fpu::fma_s(FS1, FS2, FS3, false, true, rm, fl))
-  FOP_S(kFnmsubS, fpu::fma_s(FS1, FS2, FS3, true, false, rm, fl))
-  FOP_S(kFnmaddS, fpu::fma_s(FS1, FS2, FS3, true, true, rm, fl))
-  FOP_S(kFaddS, fpu::add_s(FS1, FS2, rm, fl))
-  FOP_S(kFsubS, fpu::sub_s(FS1, FS2, rm, fl))
-  FOP_S(kFmulS, fpu::mul_s(FS1, FS2, rm, fl))
-  FOP_S(kFdivS, fpu::div_s(FS1, FS2, rm, fl))
-  FOP_S(kFsqrtS, fpu::sqrt_s(FS1, rm, fl))
-  FOPN_S(kFsgnjS, (FS1 & 0x7fffffffu) | (FS2 & 0x80000000u))
-  FOPN_S(kFsgnjnS, (FS1 & 0x7fffffffu) | (~FS2 & 0x80000000u))
-  FOPN_S(kFsgnjxS, FS1 ^ (FS2 & 0x80000000u))
-  FOPN_S(kFminS, fpu::min_s(FS1, FS2, fl))
-  FOPN_S(kFmaxS, fpu::max_s(FS1, FS2, fl))
-  FOP_X(kFcvtWS, fpu::cvt_w_s(FS1, rm, fl))
-  FOP_X(kFcvtWuS, fpu::cvt_wu_s(FS1, rm, fl))
-  FOP_X(kFcvtLS, fpu::cvt_l_s(FS1, rm, fl))
-  FOP_X(kFcvtLuS, fpu::cvt_lu_s(FS1, rm, fl))
-  FOPN_X(kFmvXW, sext32(f[insn->rs1]))
-  FOPN_X(kFclassS, fpu::classify_s(FS1))
-  FOPN_X(kFeqS, fpu::eq_s(FS1, FS2, fl) ? 1 : 0)
-  FOPN_X(kFltS, fpu::lt_s(FS1, FS2, fl) ? 1 : 0)
-  FOPN_X(kFleS, fpu::le_s(FS1, FS2, fl) ? 1 : 0)
-  FOP_S(kFcvtSW, fpu::cvt_s_w(static_cast<int32_t>(RS1), rm, fl))
-  FOP_S(kFcvtSWu, fpu::cvt_s_wu(static_cast<uint32_t>(RS1), rm, fl))
-  FOP_S(kFcvtSL, fpu::cvt_s_l(static_cast<int64_t>(RS1), rm, fl))
-  FOP_S(kFcvtSLu, fpu::cvt_s_lu(RS1, rm, fl))
-  FOPN_S(kFmvWX, static_cast<uint32_t>(RS1))
-
-  FOP_D(kFmaddD, fpu::fma_d(FD1, FD2, FD3, false, false, rm, fl))
-  FOP_D(kFmsubD, fpu::fma_d(FD1, FD2, FD3, false, true, rm, fl))
-  FOP_D(kFnmsubD, fpu::fma_d(FD1, FD2, FD3, true, false, rm, fl))
-  FOP_D(kFnmaddD, fpu::fma_d(FD1, FD2, FD3, true, true, rm, fl))
-  FOP_D(kFaddD, fpu::add_d(FD1, FD2, rm, fl))
-  FOP_D(kFsubD, fpu::sub_d(FD1, FD2, rm, fl))
-  FOP_D(kFmulD, fpu::mul_d(FD1, FD2, rm, fl))
-  FOP_D(kFdivD, fpu::div_d(FD1, FD2, rm, fl))
-  FOP_D(kFsqrtD, fpu::sqrt_d(FD1, rm, fl))
-  FOPN_D(kFsgnjD, (FD1 & ~(1ull << 63)) | (FD2 & (1ull << 63)))
-  FOPN_D(kFsgnjnD, (FD1 & ~(1ull << 63)) | (~FD2 & (1ull << 63)))
-  FOPN_D(kFsgnjxD, FD1 ^ (FD2 & (1ull << 63)))
-  FOPN_D(kFminD, fpu::min_d(FD1, FD2, fl))
-  FOPN_D(kFmaxD, fpu::max_d(FD1, FD2, fl))
-  FOP_S(kFcvtSD, fpu::cvt_s_d(FD1, rm, fl))
-  FOP_D(kFcvtDS, fpu::cvt_d_s(FS1, rm, fl))
-  FOP_X(kFcvtWD, fpu::cvt_w_d(FD1, rm, fl))
-  FOP_X(kFcvtWuD, fpu::cvt_wu_d(FD1, rm, fl))
-  FOP_X(kFcvtLD, fpu::cvt_l_d(FD1, rm, fl))
-  FOP_X(kFcvtLuD, fpu::cvt_lu_d(FD1, rm, fl))
-  FOPN_X(kFmvXD, FD1)
-  FOPN_X(kFclassD, fpu::classify_d(FD1))
-  FOPN_X(kFeqD, fpu::eq_d(FD1, FD2, fl) ? 1 : 0)
-  FOPN_X(kFltD, fpu::lt_d(FD1, FD2, fl) ? 1 : 0)
-  FOPN_X(kFleD, fpu::le_d(FD1, FD2, fl) ? 1 : 0)
-  FOP_D(kFcvtDW, fpu::cvt_d_w(static_cast<int32_t>(RS1), rm, fl))
-  FOP_D(kFcvtDWu, fpu::cvt_d_wu(static_cast<uint32_t>(RS1), rm, fl))
-  FOP_D(kFcvtDL, fpu::cvt_d_l(static_cast<int64_t>(RS1), rm, fl))
-  FOP_D(kFcvtDLu, fpu::cvt_d_lu(RS1, rm, fl))
-  FOPN_D(kFmvDX, RS1)
+#define L(name) FTVM_LABEL(name, FTVM_VARIANT)
+#define FTVM_VARIANT 4
+#include "vm/interp_ops.inc"
+#undef FTVM_VARIANT
+#define FTVM_VARIANT 2
+#include "vm/interp_ops.inc"
+#undef FTVM_VARIANT
+#undef L
 
 out:
   s_.pc = pc;
