@@ -21,10 +21,11 @@ isa_diff(diff_int)
 isa_diff(diff_fp)
 isa_diff(diff_decode)
 isa_diff(diff_mem)
+isa_diff(diff_csr)
+isa_diff(diff_vm)
 
 # ftvm only: HTIF tohost exits (QEMU virt has no HTIF) and the instruction
 # limit.
 isa_status_test(htif_exit0 tests/htif.c 0 DEFINES -DHTIF_CODE=0)
 isa_status_test(htif_exit37 tests/htif.c 37 DEFINES -DHTIF_CODE=37)
 isa_status_test(max_instructions tests/spin.c 124 RUN_ARGS --max-instructions 200000)
-isa_diff(diff_csr)
