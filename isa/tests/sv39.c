@@ -448,6 +448,9 @@ int main(void) {
   CSR_WRITE(satp, satp);
   asm volatile("sfence.vma" ::: "memory");
   CHECK(CSR_READ(satp), satp);
+  /* A write with a reserved MODE has no effect at all. */
+  CSR_WRITE(satp, (3ul << 60) | 0x1234);
+  CHECK(CSR_READ(satp), satp);
   isa_exc_hook = exc_hook;
   isa_expect_traps();
   traps_before = 0;
