@@ -88,6 +88,10 @@ TEST(RunGuest, TwoBootsAreIdenticalToTheInstruction) {
   ASSERT_TRUE(std::regex_search(a.err, ma, instret)) << a.err;
   ASSERT_TRUE(std::regex_search(b.err, mb, instret)) << b.err;
   EXPECT_EQ(ma[1], mb[1]) << "instret at power-off differs";
+  const std::regex hash("state_hash=([0-9a-f]{64})");
+  ASSERT_TRUE(std::regex_search(a.err, ma, hash)) << a.err;
+  ASSERT_TRUE(std::regex_search(b.err, mb, hash)) << b.err;
+  EXPECT_EQ(ma[1], mb[1]) << "machine state at power-off differs";
 }
 
 TEST(RunGuest, MaxInstructionsStopsWithItsOwnExitStatus) {

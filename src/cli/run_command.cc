@@ -219,6 +219,7 @@ int run_command(const RunOptions& o) {
     fmt::print(stderr, "ftvm: instret={} guest_seconds={:.6f} host_seconds={:.3f} mips={:.1f}\n",
                machine.instret(), machine.guest_seconds(), host_s,
                host_s > 0 ? machine.instret() / host_s / 1e6 : 0.0);
+    fmt::print(stderr, "ftvm: state_hash={}\n", machine.state_hash());
   }
   return exit_code;
 }

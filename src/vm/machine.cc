@@ -2,6 +2,7 @@
 #include "vm/machine.h"
 
 #include <fmt/format.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -276,6 +277,57 @@ void Machine::poll_tohost() {
   const uint64_t device = v >> 56, cmd = (v >> 48) & 0xff;
   if (device == 1 && cmd == 1) console_out(static_cast<uint8_t>(v));  // HTIF console putchar
   std::memset(p, 0, 8);
+}
+
+std::string Machine::state_hash() const {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  FTVM_CHECK(ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1);
+  auto add = [ctx](const void* p, size_t n) { EVP_DigestUpdate(ctx, p, n); };
+  auto add64 = [&add](uint64_t v) { add(&v, sizeof v); };
+  // Field by field: structs have padding, which is not state.
+  const HartState& h = hart_.state();
+  for (uint64_t v : h.x) add64(v);
+  for (uint64_t v : h.f) add64(v);
+  for (uint64_t v : {h.pc, h.instret, static_cast<uint64_t>(h.priv), uint64_t{h.wfi},
+                     uint64_t{h.reservation_valid}, h.reservation_addr, uint64_t{h.fflags},
+                     uint64_t{h.frm}, h.mstatus, h.medeleg, h.mideleg, h.mie, h.mip, h.mtvec,
+                     h.mscratch, h.mepc, h.mcause, h.mtval, h.mcounteren, h.menvcfg,
+                     h.mcountinhibit, h.stvec, h.sscratch, h.sepc, h.scause, h.stval, h.satp,
+                     h.scounteren, h.senvcfg, uint64_t{h.seip_external}}) {
+    add64(v);
+  }
+  for (uint64_t v : h.counter_offset) add64(v);
+  for (uint64_t v : h.counter_frozen) add64(v);
+  for (uint64_t v : h.pmpaddr) add64(v);
+  add(h.pmpcfg.data(), h.pmpcfg.size());
+  const Uart16550::State u = uart_.state();
+  add(u.rx_fifo.data(), u.rx_fifo.size());
+  for (uint64_t v : {uint64_t{u.rx_count}, uint64_t{u.ier}, uint64_t{u.fcr}, uint64_t{u.lcr},
+                     uint64_t{u.mcr}, uint64_t{u.scr}, uint64_t{u.dll}, uint64_t{u.dlm},
+                     uint64_t{u.overrun}, uint64_t{u.thr_ipending}}) {
+    add64(v);
+  }
+  const Clint::State c = clint_.state();
+  add64(c.msip);
+  add64(c.mtimecmp);
+  const Plic::State p = plic_.state();
+  add(p.priority.data(), sizeof(p.priority));
+  add(p.level.data(), sizeof(p.level));
+  add(p.claimed.data(), sizeof(p.claimed));
+  for (const auto& e : p.enable) add(e.data(), sizeof(e));
+  add(p.threshold.data(), sizeof(p.threshold));
+  for (uint64_t v : {uint64_t{sbi_mode_}, sbi_timecmp_, time_skipped_,
+                     static_cast<uint64_t>(power_state_), uint64_t{exit_status_}}) {
+    add64(v);
+  }
+  add(bus_.ram(), bus_.ram_size());
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, digest, &len);
+  EVP_MD_CTX_free(ctx);
+  std::string hex;
+  for (unsigned i = 0; i < len; ++i) hex += fmt::format("{:02x}", digest[i]);
+  return hex;
 }
 
 RunResult Machine::run(uint64_t budget) {

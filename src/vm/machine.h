@@ -92,6 +92,11 @@ class Machine final : private SbiPlatform {
   // Console output (UART and SBI console), byte by byte, in guest order.
   void set_console_sink(std::function<void(uint8_t)> sink) { console_sink_ = std::move(sink); }
 
+  // SHA-256 over the whole machine state S (hart, RAM, devices, virtual
+  // time), as lowercase hex. Two machines with equal hashes at the same
+  // instret continue identically. Costs a pass over RAM.
+  std::string state_hash() const;
+
   uint32_t exit_status() const { return exit_status_; }
   const std::string& error() const { return error_; }
   Hart& hart() { return hart_; }
