@@ -8,7 +8,7 @@
 #   Image               Linux 6.1 (linux-source-6.1), uncompressed RISC-V Image
 #   initramfs.cpio.gz   busybox (Debian source), /init, ftvm-poweroff, cpubench
 #   manifest.txt        versions, hash, sizes, sha256s, build times
-#   System.map, linux.config, busybox.config   for debugging the guest
+#   System.map, linux.config, busybox.config, build.log   for debugging
 # <hash> is the sha256 over every file in guest/ and the versions of the
 # Debian packages used. A complete cache entry is reused without building
 # (--force rebuilds it). ${FTVM_CACHE}/guest/current links to the entry.
@@ -74,10 +74,11 @@ binutils_version=$(pkg_version binutils-riscv64-linux-gnu)
 busybox_version=$(busybox_source_version)
 compiler=$("${cross}gcc" --version | head -n 1)
 
-# The hash input: one line per file of guest/ (its sha256 and path), then one
-# line per package version. Changing any of them gives a new cache entry.
+# The hash input: one line per file of the recipe directory $1 (its sha256
+# and path), then one line per package version. Changing any of them gives a
+# new cache entry.
 hash_input() {
-  (cd "$guest_dir" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+  (cd "$1" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
   printf 'linux-source-6.1 %s\n' "$linux_version"
   printf 'busybox (source) %s\n' "$busybox_version"
   printf 'gcc-riscv64-linux-gnu %s\n' "$gcc_version"
@@ -85,7 +86,8 @@ hash_input() {
   printf 'libc6-dev-riscv64-cross %s\n' "$libc_version"
   printf 'binutils-riscv64-linux-gnu %s\n' "$binutils_version"
 }
-hash=$(hash_input | sha256sum | cut -d' ' -f1)
+inputs=$(hash_input "$guest_dir")
+hash=$(printf '%s\n' "$inputs" | sha256sum | cut -d' ' -f1)
 readonly out=$cache_dir/$hash
 
 if ((print_hash)); then
@@ -134,8 +136,18 @@ on_exit() {
     say "guest/build.sh: build failed; work directory kept: $work"
   fi
 }
+# Commands started by run() get their own process group (job control), so an
+# interrupt stops the whole command, compilers included, and nothing keeps
+# writing into the work directory after we exit.
+set -m
+run_pid=
+on_signal() {
+  [[ -n $run_pid ]] && kill -TERM -- "-$run_pid" 2>/dev/null
+  say "guest/build.sh: interrupted"
+  exit 130
+}
 trap on_exit EXIT
-trap 'say "guest/build.sh: interrupted"; exit 130' INT TERM
+trap on_signal INT TERM HUP
 
 stage() { say "[$1/$stages] $2"; }
 
@@ -144,8 +156,9 @@ stage() { say "[$1/$stages] $2"; }
 run() {
   local start=$SECONDS pid
   printf '\n$ %s\n' "$*" >>"$log"
-  "$@" >>"$log" 2>&1 &
+  "$@" </dev/null >>"$log" 2>&1 &
   pid=$!
+  run_pid=$pid
   while kill -0 "$pid" 2>/dev/null; do
     for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
       sleep 1
@@ -154,11 +167,13 @@ run() {
     kill -0 "$pid" 2>/dev/null && say "      ... $((SECONDS - start)) s"
   done
   if ! wait "$pid"; then
+    run_pid=
     say "---- last lines of $log ----"
     tail -n 40 "$log" >&2
     say "----"
     die "command failed: $*"
   fi
+  run_pid=
 }
 
 # Checks that every "CONFIG_X=..." and "# CONFIG_X is not set" line of a
@@ -199,6 +214,13 @@ say "building guest image $hash"
 say "  work directory: $work (log: $log)"
 t_start=$SECONDS
 
+# Build from a snapshot of guest/, so that edits made during the build cannot
+# mix into an entry filed under the old hash.
+recipe=$work/recipe
+mkdir "$recipe"
+cp -R "$guest_dir/." "$recipe/"
+[[ $(hash_input "$recipe") == "$inputs" ]] || die "guest/ changed while the build started; run it again"
+
 stage 1 "sources: linux-source-6.1 $linux_version, busybox $busybox_version"
 run tar -xf "$linux_tarball" -C "$work"
 ksrc=$work/linux-source-6.1
@@ -219,10 +241,10 @@ run dpkg-source -x "$(compgen -G "$bb_pkg/busybox_*.dsc" | head -n 1)" "$bsrc"
 
 stage 2 "kernel: configuring (allnoconfig + guest/kernel.config)"
 kmake() { make -C "$ksrc" ARCH=riscv CROSS_COMPILE="$cross" "$@"; }
-run kmake allnoconfig
-run sh -c "cd '$ksrc' && scripts/kconfig/merge_config.sh -m .config '$guest_dir/kernel.config'"
+# -n: `make allnoconfig` with the fragment forced (KCONFIG_ALLCONFIG).
+run sh -c "cd '$ksrc' && ARCH=riscv CROSS_COMPILE='$cross' scripts/kconfig/merge_config.sh -n '$recipe/kernel.config'"
 run kmake olddefconfig
-verify_fragment "$guest_dir/kernel.config" "$ksrc/.config"
+verify_fragment "$recipe/kernel.config" "$ksrc/.config"
 
 stage 3 "kernel: compiling (this takes ~2 min)"
 t_kernel=$SECONDS
@@ -242,9 +264,9 @@ while IFS= read -r line; do
   esac
   sed -i -e "/^$name=/d" -e "/^# $name is not set/d" "$bsrc/.config"
   printf '%s\n' "$line" >>"$bsrc/.config"
-done <"$guest_dir/busybox.config"
+done <"$recipe/busybox.config"
 run sh -c "yes '' | make -C '$bsrc' CROSS_COMPILE='$cross' oldconfig"
-verify_fragment "$guest_dir/busybox.config" "$bsrc/.config"
+verify_fragment "$recipe/busybox.config" "$bsrc/.config"
 run bmake -j"$jobs"
 t_busybox=$((SECONDS - t_busybox))
 
@@ -255,11 +277,11 @@ rm -f "$root/linuxrc"
 mkdir -p "$root"/{dev,proc,sys,tmp,run,root,mnt,etc}
 chmod 1777 "$root/tmp"
 chmod 0700 "$root/root"
-cp -R "$guest_dir/rootfs/." "$root/"
-install -m 0755 "$guest_dir/init" "$root/init"
+cp -R "$recipe/rootfs/." "$root/"
+install -m 0755 "$recipe/init" "$root/init"
 tools_cflags=(-O2 -static -Wall -Wextra -s)
-run "${cross}gcc" "${tools_cflags[@]}" -o "$root/sbin/ftvm-poweroff" "$guest_dir/tools/ftvm-poweroff.c"
-run "${cross}gcc" "${tools_cflags[@]}" -o "$root/bin/cpubench" "$guest_dir/tools/cpubench.c"
+run "${cross}gcc" "${tools_cflags[@]}" -o "$root/sbin/ftvm-poweroff" "$recipe/tools/ftvm-poweroff.c"
+run "${cross}gcc" "${tools_cflags[@]}" -o "$root/bin/cpubench" "$recipe/tools/cpubench.c"
 # Device nodes the kernel needs before /init mounts devtmpfs over /dev.
 printf '%s\n' 'nod /dev/console 0600 0 0 c 5 1' 'nod /dev/null 0666 0 0 c 1 3' >"$work/nodes.list"
 run sh -c "cd '$ksrc' && usr/gen_initramfs.sh -o '$work/initramfs.cpio' -u squash -g squash '$root' '$work/nodes.list'"
@@ -279,7 +301,7 @@ sha_of() { sha256sum "$1" | cut -d' ' -f1; }
   printf 'built: %s\n' "$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
   printf 'build date inside the image: %s\n' "$build_date"
   printf '\n[inputs]\n'
-  hash_input | sed 's/^/  /'
+  printf '%s\n' "$inputs" | sed 's/^/  /'
   printf '\n[kernel]\n'
   printf 'release: %s\n' "$kernel_release"
   printf 'Image: %s bytes, sha256 %s\n' "$(size_of "$work/out/Image")" "$(sha_of "$work/out/Image")"
@@ -296,6 +318,7 @@ sha_of() { sha256sum "$1" | cut -d' ' -f1; }
   printf 'busybox compile: %s s\n' "$t_busybox"
   printf 'total: %s s\n' "$((SECONDS - t_start))"
 } >"$work/out/manifest.txt"
+cp "$log" "$work/out/build.log"
 
 if [[ -e $out ]]; then # only with --force: swap the old entry out first
   mv -T "$out" "$work/replaced"
