@@ -71,6 +71,16 @@ TEST(RunGuest, CpuinfoShowsAnRv64imafdcHart) {
   EXPECT_NE(r.out.find("sv39"), std::string::npos) << r.out;
 }
 
+TEST(RunGuest, SleepIdlesOnVirtualTimeAndUserModeReadsTheClock) {
+  REQUIRE_GUEST();
+  // `time` reads the time CSR from U-mode; `sleep` idles in WFI until the
+  // timer, which exercises the time skip.
+  ProcessResult r = run_process({kFtvm, "run", "--", "time sleep 1"}, seconds(60));
+  ASSERT_FALSE(r.timed_out) << r.err;
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(strip_cr(r.out).find("real\t0m 1.00s"), std::string::npos) << r.out;
+}
+
 TEST(RunGuest, TwoBootsAreIdenticalToTheInstruction) {
   REQUIRE_GUEST();
   // Full kernel log on the console, printk timestamps included.

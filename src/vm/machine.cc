@@ -156,6 +156,7 @@ Status Machine::load_linux(std::span<const uint8_t> kernel, std::span<const uint
               (1u << kInsnPageFault) | (1u << kLoadPageFault) | (1u << kStorePageFault);
   s.mideleg = (1u << kSsi) | (1u << kSti) | (1u << kSei);
   s.mcounteren = 7;
+  s.scounteren = 7;  // OpenSBI lets U-mode read cycle, time and instret too
   s.priv = Priv::kSupervisor;
   sbi_mode_ = true;
   hart_.set_ecall_hook([this](Hart& h) { return handle_sbi_call(h, *this); });
