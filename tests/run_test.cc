@@ -84,7 +84,7 @@ TEST(RunGuest, SleepIdlesOnVirtualTimeAndUserModeReadsTheClock) {
 TEST(RunGuest, TwoBootsAreIdenticalToTheInstruction) {
   REQUIRE_GUEST();
   // Full kernel log on the console, printk timestamps included.
-  const std::vector<std::string> argv = {kFtvm, "run", "--stats", "--append", "loglevel=8",
+  const std::vector<std::string> argv = {kFtvm, "run", "--stats", "--state-hash", "--append", "loglevel=8",
                                          "--", "uname -a; cat /proc/uptime; dmesg | tail -3"};
   ProcessResult a = run_process(argv, seconds(180));
   ProcessResult b = run_process(argv, seconds(180));

@@ -35,6 +35,8 @@ int main(int argc, char** argv) {
                       "Stop after this many instructions (exit status 124)");
   run_cmd->add_flag("--stats", run.stats,
                     "Print instructions, guest seconds, host seconds and MIPS at exit");
+  run_cmd->add_flag("--state-hash", run.state_hash,
+                    "Print the SHA-256 of the whole machine state at exit");
   run_cmd->add_option("--elf", run.elf,
                       "Run a bare-metal RISC-V ELF in M-mode (HTIF tohost and the test finisher "
                       "end it)");

@@ -214,12 +214,12 @@ int run_command(const RunOptions& o) {
     }
   }
   raw.reset();
+  if (o.state_hash) fmt::print(stderr, "ftvm: state_hash={}\n", machine.state_hash());
   if (o.stats) {
     const double host_s = std::chrono::duration<double>(Clock::now() - start).count();
     fmt::print(stderr, "ftvm: instret={} guest_seconds={:.6f} host_seconds={:.3f} mips={:.1f}\n",
                machine.instret(), machine.guest_seconds(), host_s,
                host_s > 0 ? machine.instret() / host_s / 1e6 : 0.0);
-    fmt::print(stderr, "ftvm: state_hash={}\n", machine.state_hash());
   }
   return exit_code;
 }

@@ -18,6 +18,7 @@ struct RunOptions {
   uint64_t memory_mib = 256;
   std::optional<uint64_t> max_instructions;
   bool stats = false;
+  bool state_hash = false;           // print the machine state's SHA-256 at exit
   std::vector<std::string> command;  // run this in the guest, then power off
 };
 
