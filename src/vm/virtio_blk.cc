@@ -1,0 +1,171 @@
+// virtio-blk request handling and the in-memory disk; see virtio_blk.h.
+#include "vm/virtio_blk.h"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <cstring>
+
+namespace ftvm::vm {
+namespace {
+
+constexpr uint64_t kHeaderBytes = 16;
+
+void put_le(std::array<uint8_t, VirtioBlk::kConfigSize>& c, size_t off, uint64_t v,
+            size_t n) {
+  for (size_t i = 0; i < n; ++i) c[off + i] = static_cast<uint8_t>(v >> (8 * i));
+}
+
+}  // namespace
+
+// ---- MemoryBlockBackend ----
+
+Status MemoryBlockBackend::read(uint64_t offset, std::span<uint8_t> out) {
+  if (failing_) return make_error("in-memory disk: injected read failure");
+  FTVM_CHECK(offset <= bytes_.size() && out.size() <= bytes_.size() - offset);
+  if (!out.empty()) std::memcpy(out.data(), bytes_.data() + offset, out.size());
+  return {};
+}
+
+Status MemoryBlockBackend::write(uint64_t offset, std::span<const uint8_t> data) {
+  if (failing_) return make_error("in-memory disk: injected write failure");
+  if (read_only_) return make_error("in-memory disk is read-only");
+  FTVM_CHECK(offset <= bytes_.size() && data.size() <= bytes_.size() - offset);
+  if (!data.empty()) std::memcpy(bytes_.data() + offset, data.data(), data.size());
+  return {};
+}
+
+Status MemoryBlockBackend::flush() {
+  if (failing_) return make_error("in-memory disk: injected flush failure");
+  ++flushes_;
+  return {};
+}
+
+// ---- VirtioBlk ----
+
+VirtioBlk::VirtioBlk(BlockBackend* disk, std::string serial)
+    : disk_(disk), serial_(std::move(serial)) {
+  FTVM_CHECK(disk != nullptr);
+  if (serial_.size() > kIdBytes) serial_.resize(kIdBytes);
+}
+
+uint64_t VirtioBlk::device_features() const {
+  uint64_t f = (1ull << kFSegMax) | (1ull << kFBlkSize) | (1ull << kFFlush);
+  if (disk_->read_only()) f |= 1ull << kFRo;
+  return f;
+}
+
+void VirtioBlk::read_config(uint32_t offset, std::span<uint8_t> out) const {
+  std::array<uint8_t, kConfigSize> c{};
+  put_le(c, 0, capacity_sectors(), 8);                    // capacity
+  put_le(c, 12, VirtioMmio::kQueueMaxSize - 2, 4);        // seg_max
+  put_le(c, 20, kSectorSize, 4);                          // blk_size
+  FTVM_CHECK(offset <= kConfigSize && out.size() <= kConfigSize - offset);
+  std::memcpy(out.data(), c.data() + offset, out.size());
+}
+
+void VirtioBlk::on_notify(Virtqueue& queue) {
+  while (std::optional<DescriptorChain> chain = queue.pop()) {
+    if (!handle(queue, *chain)) return;
+  }
+}
+
+bool VirtioBlk::handle(Virtqueue& queue, const DescriptorChain& chain) {
+  if (chain.readable_len < kHeaderBytes) {
+    queue.fail(fmt::format("block request head {} has {} readable bytes, less than the "
+                           "16-byte header",
+                           chain.head, chain.readable_len));
+    return false;
+  }
+  if (chain.writable_len < 1) {
+    queue.fail(fmt::format("block request head {} has no writable byte for the status",
+                           chain.head));
+    return false;
+  }
+  std::array<uint8_t, kHeaderBytes> hdr;
+  FTVM_CHECK(queue.read(chain, 0, hdr));
+  uint32_t type;
+  uint64_t sector;
+  std::memcpy(&type, hdr.data(), 4);
+  std::memcpy(&sector, hdr.data() + 8, 8);
+
+  const uint64_t in_len = chain.writable_len - 1;  // writable bytes before the status
+  uint8_t status = kStatusUnsupp;
+  uint64_t written = 0;  // data bytes written, before the status byte
+  switch (type) {
+    case kTypeIn:
+      status = do_read(queue, chain, sector, in_len);
+      if (status == kStatusOk) written = in_len;
+      break;
+    case kTypeOut:
+      status = do_write(queue, chain, sector, chain.readable_len - kHeaderBytes);
+      break;
+    case kTypeFlush:
+      if (Status s = disk_->flush(); s) {
+        status = kStatusOk;
+      } else {
+        host_error("flush", s);
+        status = kStatusIoErr;
+      }
+      break;
+    case kTypeGetId: {
+      std::array<uint8_t, kIdBytes> id{};
+      std::memcpy(id.data(), serial_.data(), serial_.size());
+      written = std::min<uint64_t>(kIdBytes, in_len);
+      FTVM_CHECK(queue.write(chain, 0, std::span<const uint8_t>(id.data(), written)));
+      status = kStatusOk;
+      break;
+    }
+    default:
+      break;
+  }
+  FTVM_CHECK(queue.write(chain, in_len, std::span<const uint8_t>(&status, 1)));
+  // A used length counts bytes written; it fits 32 bits for any real chain,
+  // and the driver only uses it as a hint.
+  queue.push(chain, static_cast<uint32_t>(std::min<uint64_t>(written + 1, UINT32_MAX)));
+  return true;
+}
+
+bool VirtioBlk::in_range(uint64_t sector, uint64_t len) const {
+  const uint64_t cap = capacity_sectors();
+  return len % kSectorSize == 0 && sector <= cap && len / kSectorSize <= cap - sector;
+}
+
+uint8_t VirtioBlk::do_read(Virtqueue& queue, const DescriptorChain& chain, uint64_t sector,
+                           uint64_t len) {
+  if (!in_range(sector, len)) return kStatusIoErr;
+  uint64_t off = sector * kSectorSize;
+  for (const GuestRange& r : slice_ranges(chain.writable, 0, len)) {
+    uint8_t* p = queue.memory().writable(r.addr, r.len);
+    FTVM_CHECK(p != nullptr);  // pop() checked every buffer is RAM
+    if (Status s = disk_->read(off, std::span<uint8_t>(p, r.len)); !s) {
+      host_error(fmt::format("read of {} bytes at {}", r.len, off), s);
+      return kStatusIoErr;
+    }
+    off += r.len;
+  }
+  return kStatusOk;
+}
+
+uint8_t VirtioBlk::do_write(Virtqueue& queue, const DescriptorChain& chain, uint64_t sector,
+                            uint64_t len) {
+  if (disk_->read_only() || !in_range(sector, len)) return kStatusIoErr;
+  uint64_t off = sector * kSectorSize;
+  for (const GuestRange& r : slice_ranges(chain.readable, kHeaderBytes, len)) {
+    const uint8_t* p = queue.memory().readable(r.addr, r.len);
+    FTVM_CHECK(p != nullptr);
+    if (Status s = disk_->write(off, std::span<const uint8_t>(p, r.len)); !s) {
+      host_error(fmt::format("write of {} bytes at {}", r.len, off), s);
+      return kStatusIoErr;
+    }
+    off += r.len;
+  }
+  return kStatusOk;
+}
+
+void VirtioBlk::host_error(const std::string& what, const Status& status) {
+  ++host_errors_;
+  last_host_error_ = fmt::format("virtio-blk {}: {}", what, status.error());
+}
+
+}  // namespace ftvm::vm

@@ -1,0 +1,154 @@
+// virtio block device (virtio-blk, device id 2, virtio 1.1 §5.2) and the
+// BlockBackend seam through which it reaches a disk.
+//
+// One queue ("requestq"). A request is a 16-byte header in the chain's
+// readable bytes (u32 type, u32 reserved, u64 sector), data (readable for
+// writes, writable for reads and GET_ID), and a status byte, the last
+// writable byte. Buffers may be split or merged across descriptors in any
+// way; the device treats the readable and writable buffers as two byte
+// streams. Requests complete synchronously, inside the notifying register
+// write, in the order the driver made them available.
+//
+//   VIRTIO_BLK_T_IN (0)      read data at `sector` into the writable bytes
+//   VIRTIO_BLK_T_OUT (1)     write the readable bytes after the header at
+//                            `sector`; IOERR, writing nothing, on a
+//                            read-only disk
+//   VIRTIO_BLK_T_FLUSH (4)   BlockBackend::flush() (fdatasync for image
+//                            files) before the request completes
+//   VIRTIO_BLK_T_GET_ID (8)  the serial, up to 20 bytes, NUL-padded
+//   anything else            UNSUPP
+//
+// Data lengths of reads and writes must be whole 512-byte sectors and lie
+// within the capacity, checked without overflow; otherwise IOERR and no data
+// moves. A host I/O error also completes the request with IOERR; it is
+// counted in host_errors() and described in last_host_error(), and the
+// machine must treat it as a divergence of this host, since the guest saw
+// something another host would not.
+//
+// A request the device cannot parse (fewer than 16 readable bytes, no
+// writable byte for the status) puts the device in DEVICE_NEEDS_RESET, as
+// QEMU does.
+//
+// Features: VIRTIO_BLK_F_SEG_MAX (seg_max = queue size - 2, the header and
+// status taking the other two descriptors), VIRTIO_BLK_F_BLK_SIZE (512),
+// VIRTIO_BLK_F_FLUSH, and VIRTIO_BLK_F_RO for read-only disks. Capacity is
+// the disk size in 512-byte sectors, rounded down; a partial last sector is
+// not reachable.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "util/result.h"
+#include "vm/virtio_mmio.h"
+
+namespace ftvm::vm {
+
+// A disk, addressed in bytes. Callers keep every access within size().
+class BlockBackend {
+ public:
+  virtual ~BlockBackend() = default;
+  // Bytes; fixed for the backend's lifetime.
+  virtual uint64_t size() const = 0;
+  virtual bool read_only() const = 0;
+  [[nodiscard]] virtual Status read(uint64_t offset, std::span<uint8_t> out) = 0;
+  // Never called on a read-only backend by VirtioBlk.
+  [[nodiscard]] virtual Status write(uint64_t offset, std::span<const uint8_t> data) = 0;
+  // Makes every write that returned before it durable.
+  [[nodiscard]] virtual Status flush() = 0;
+};
+
+// A disk held in memory: for tests, and for disks whose contents are part
+// of the machine state.
+class MemoryBlockBackend final : public BlockBackend {
+ public:
+  explicit MemoryBlockBackend(std::vector<uint8_t> bytes, bool read_only = false)
+      : bytes_(std::move(bytes)), read_only_(read_only) {}
+
+  uint64_t size() const override { return bytes_.size(); }
+  bool read_only() const override { return read_only_; }
+  Status read(uint64_t offset, std::span<uint8_t> out) override;
+  Status write(uint64_t offset, std::span<const uint8_t> data) override;
+  Status flush() override;
+
+  const std::vector<uint8_t>& bytes() const { return bytes_; }
+  unsigned flush_count() const { return flushes_; }
+  // While set, every operation fails as a host I/O error would.
+  void set_failing(bool failing) { failing_ = failing; }
+
+ private:
+  std::vector<uint8_t> bytes_;
+  bool read_only_;
+  bool failing_ = false;
+  unsigned flushes_ = 0;
+};
+
+class VirtioBlk final : public VirtioDeviceBackend {
+ public:
+  static constexpr uint64_t kSectorSize = 512;
+  static constexpr size_t kIdBytes = 20;  // VIRTIO_BLK_ID_BYTES
+
+  // Request types and status values.
+  static constexpr uint32_t kTypeIn = 0;
+  static constexpr uint32_t kTypeOut = 1;
+  static constexpr uint32_t kTypeFlush = 4;
+  static constexpr uint32_t kTypeGetId = 8;
+  static constexpr uint8_t kStatusOk = 0;
+  static constexpr uint8_t kStatusIoErr = 1;
+  static constexpr uint8_t kStatusUnsupp = 2;
+
+  // Feature bits.
+  static constexpr unsigned kFSegMax = 2;
+  static constexpr unsigned kFRo = 5;
+  static constexpr unsigned kFBlkSize = 6;
+  static constexpr unsigned kFFlush = 9;
+
+  // Configuration space: struct virtio_blk_config up to the write-zeroes
+  // fields (virtio 1.1); only capacity, seg_max and blk_size are non-zero.
+  static constexpr uint32_t kConfigSize = 60;
+
+  // The device keeps no state of its own (all of it is the transport's and
+  // the disk's); State exists so snapshot code can treat every device alike.
+  struct State {
+    bool operator==(const State&) const = default;
+    template <typename F>
+    void for_each_field(F&&) const {}
+  };
+
+  // `disk` must outlive the device. `serial` is what GET_ID returns (Linux
+  // shows it in /sys/block/vdX/serial); only its first 20 bytes are used.
+  VirtioBlk(BlockBackend* disk, std::string serial);
+
+  uint32_t device_id() const override { return kVirtioIdBlock; }
+  uint64_t device_features() const override;
+  unsigned num_queues() const override { return 1; }
+  uint32_t config_size() const override { return kConfigSize; }
+  void read_config(uint32_t offset, std::span<uint8_t> out) const override;
+  void on_notify(Virtqueue& queue) override;
+
+  uint64_t capacity_sectors() const { return disk_->size() / kSectorSize; }
+  uint64_t host_errors() const { return host_errors_; }
+  const std::string& last_host_error() const { return last_host_error_; }
+
+  State state() const { return {}; }
+  void restore(const State&) {}
+
+ private:
+  // Handles one request; false if it was malformed (the device failed).
+  bool handle(Virtqueue& queue, const DescriptorChain& chain);
+  uint8_t do_read(Virtqueue& queue, const DescriptorChain& chain, uint64_t sector,
+                  uint64_t len);
+  uint8_t do_write(Virtqueue& queue, const DescriptorChain& chain, uint64_t sector,
+                   uint64_t len);
+  bool in_range(uint64_t sector, uint64_t len) const;
+  void host_error(const std::string& what, const Status& status);
+
+  BlockBackend* disk_;
+  std::string serial_;
+  uint64_t host_errors_ = 0;
+  std::string last_host_error_;
+};
+
+}  // namespace ftvm::vm
