@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   # build
   build-essential cmake ninja-build pkg-config
-  libfdt-dev libcli11-dev libfmt-dev nlohmann-json3-dev libssl-dev libzstd-dev
+  libfdt-dev libcli11-dev libfmt-dev nlohmann-json3-dev libssl-dev libzstd-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   # guest image
