@@ -33,9 +33,9 @@ die() {
   exit 1
 }
 
-usage() {
+usage() { # EXIT_STATUS
   sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}" >&2
-  exit 2
+  exit "$1"
 }
 
 force=0
@@ -44,8 +44,8 @@ for arg in "$@"; do
   case $arg in
     --force) force=1 ;;
     --print-hash) print_hash=1 ;;
-    -h | --help) usage ;;
-    *) say "guest/build.sh: unknown argument: $arg"; usage ;;
+    -h | --help) usage 0 ;;
+    *) say "guest/build.sh: unknown argument: $arg"; usage 2 ;;
   esac
 done
 
@@ -282,6 +282,8 @@ install -m 0755 "$recipe/init" "$root/init"
 tools_cflags=(-O2 -static -Wall -Wextra -s)
 run "${cross}gcc" "${tools_cflags[@]}" -o "$root/sbin/ftvm-poweroff" "$recipe/tools/ftvm-poweroff.c"
 run "${cross}gcc" "${tools_cflags[@]}" -o "$root/bin/cpubench" "$recipe/tools/cpubench.c"
+# gen_init_cpio takes regular files' mtimes from the files themselves.
+find "$root" -exec touch -h -d "@$epoch" {} +
 # Device nodes the kernel needs before /init mounts devtmpfs over /dev.
 printf '%s\n' 'nod /dev/console 0600 0 0 c 5 1' 'nod /dev/null 0666 0 0 c 1 3' >"$work/nodes.list"
 run sh -c "cd '$ksrc' && usr/gen_initramfs.sh -o '$work/initramfs.cpio' -u squash -g squash '$root' '$work/nodes.list'"
