@@ -181,7 +181,7 @@ Status Machine::load_elf(std::span<const uint8_t> elf) {
     }
     uint8_t* dst = bus_.ram_ptr(seg.paddr, seg.memsz);
     std::memset(dst, 0, seg.memsz);
-    std::memcpy(dst, seg.data.data(), seg.data.size());
+    if (!seg.data.empty()) std::memcpy(dst, seg.data.data(), seg.data.size());
   }
   if (!bus_.in_ram(image->entry, 2)) {
     return make_error(fmt::format("ELF entry point {:#x} is outside RAM", image->entry));
