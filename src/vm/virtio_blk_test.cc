@@ -1,0 +1,348 @@
+// The virtio block device, one edge case per test: requests laid out as
+// Linux's virtio_blk driver lays them out (header, data, status in their own
+// descriptors) and in other framings the spec allows.
+#include "vm/virtio_blk.h"
+
+#include <gtest/gtest.h>
+
+#include "vm/virtio_test_driver.h"
+
+namespace ftvm::vm {
+namespace {
+
+using namespace ftvm::vm::testing;
+
+constexpr uint64_t kHdr = kBufArea;            // request header
+constexpr uint64_t kData = kBufArea + 0x1000;  // data buffers
+constexpr uint64_t kStatusByte = kBufArea + 0x800;
+constexpr uint64_t kDiskSectors = 64;
+
+std::vector<uint8_t> pattern(size_t n, uint8_t seed) {
+  std::vector<uint8_t> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>(seed + i * 7);
+  return v;
+}
+
+class VirtioBlkTest : public ::testing::Test {
+ protected:
+  explicit VirtioBlkTest(bool read_only = false)
+      : disk_(pattern(kDiskSectors * 512, 3), read_only),
+        blk_(&disk_, "ftvm-disk-0"),
+        dev_(ram_.memory(), &line_, &blk_),
+        drv_(dev_, ram_) {}
+
+  void bring_up() {
+    ASSERT_TRUE(drv_.negotiate());
+    q_ = drv_.setup_queue(0);
+    drv_.driver_ok();
+  }
+  void header(uint32_t type, uint64_t sector) {
+    ram_.put_le<uint32_t>(kHdr, type);
+    ram_.put_le<uint32_t>(kHdr + 4, 0);
+    ram_.put_le<uint64_t>(kHdr + 8, sector);
+    ram_.put_le<uint8_t>(kStatusByte, 0xee);  // the device must overwrite it
+  }
+  // Sends a request as Linux does and returns the status byte.
+  uint8_t request(uint32_t type, uint64_t sector, uint32_t data_len, bool data_writable) {
+    header(type, sector);
+    std::vector<Buf> bufs = {{kHdr, 16, false}};
+    if (data_len != 0) bufs.push_back({kData, data_len, data_writable});
+    bufs.push_back({kStatusByte, 1, true});
+    q_.add(ram_, bufs);
+    drv_.notify(0);
+    return ram_.get_le<uint8_t>(kStatusByte);
+  }
+  uint32_t last_used_len() { return q_.used_elem(ram_, q_.used_idx(ram_) - 1).second; }
+  std::vector<uint8_t> disk_bytes(uint64_t off, size_t n) {
+    return std::vector<uint8_t>(disk_.bytes().begin() + off, disk_.bytes().begin() + off + n);
+  }
+  uint64_t config_u64_as_linux(uint64_t off) {  // two 32-bit reads
+    uint64_t lo = 0, hi = 0;
+    EXPECT_TRUE(dev_.read(kConfig + off, 4, lo));
+    EXPECT_TRUE(dev_.read(kConfig + off + 4, 4, hi));
+    return lo | hi << 32;
+  }
+
+  TestRam ram_;
+  FakeLine line_;
+  MemoryBlockBackend disk_;
+  VirtioBlk blk_;
+  VirtioMmio dev_;
+  TestDriver drv_;
+  TestQueue q_;
+};
+
+class VirtioBlkReadOnlyTest : public VirtioBlkTest {
+ protected:
+  VirtioBlkReadOnlyTest() : VirtioBlkTest(true) {}
+};
+
+TEST_F(VirtioBlkTest, IsDeviceTwoWithSegMaxBlkSizeAndFlush) {
+  EXPECT_EQ(drv_.rd(kDeviceId), 2u);
+  EXPECT_EQ(drv_.device_features(),
+            (1ull << 32) | (1ull << VirtioBlk::kFSegMax) | (1ull << VirtioBlk::kFBlkSize) |
+                (1ull << VirtioBlk::kFFlush));
+}
+
+TEST_F(VirtioBlkTest, ConfigHoldsCapacitySegMaxAndBlockSize) {
+  EXPECT_EQ(config_u64_as_linux(0), kDiskSectors);
+  uint64_t v = 0;
+  ASSERT_TRUE(dev_.read(kConfig + 12, 4, v));
+  EXPECT_EQ(v, 254u);
+  ASSERT_TRUE(dev_.read(kConfig + 20, 4, v));
+  EXPECT_EQ(v, 512u);
+  ASSERT_TRUE(dev_.read(kConfig + 8, 4, v));  // size_max: not offered
+  EXPECT_EQ(v, 0u);
+  ASSERT_TRUE(dev_.read(kConfig + VirtioBlk::kConfigSize, 1, v));
+  EXPECT_EQ(v, 0xffu);
+}
+
+TEST(VirtioBlkCapacity, PartialLastSectorIsNotCounted) {
+  MemoryBlockBackend disk(std::vector<uint8_t>(3 * 512 + 100));
+  VirtioBlk blk(&disk, "");
+  EXPECT_EQ(blk.capacity_sectors(), 3u);
+}
+
+TEST_F(VirtioBlkTest, ConfigWritesAreIgnored) {
+  EXPECT_TRUE(dev_.write(kConfig, 4, 0));
+  EXPECT_EQ(config_u64_as_linux(0), kDiskSectors);
+}
+
+TEST_F(VirtioBlkTest, ReadReturnsDiskBytes) {
+  bring_up();
+  EXPECT_EQ(request(VirtioBlk::kTypeIn, 5, 1024, true), VirtioBlk::kStatusOk);
+  EXPECT_EQ(ram_.get(kData, 1024), disk_bytes(5 * 512, 1024));
+  EXPECT_EQ(last_used_len(), 1025u);
+  EXPECT_EQ(drv_.take_interrupt(), kVirtioIntUsedBuffer);
+}
+
+TEST_F(VirtioBlkTest, WriteStoresBytes) {
+  bring_up();
+  const std::vector<uint8_t> data = pattern(512, 100);
+  ram_.put(kData, data.data(), data.size());
+  EXPECT_EQ(request(VirtioBlk::kTypeOut, 7, 512, false), VirtioBlk::kStatusOk);
+  EXPECT_EQ(disk_bytes(7 * 512, 512), data);
+  const std::vector<uint8_t> before = pattern(kDiskSectors * 512, 3);
+  EXPECT_EQ(disk_bytes(8 * 512, 512),  // the next sector is untouched
+            std::vector<uint8_t>(before.begin() + 8 * 512, before.begin() + 9 * 512));
+  EXPECT_EQ(last_used_len(), 1u);
+}
+
+TEST_F(VirtioBlkTest, WriteThenReadRoundTrips) {
+  bring_up();
+  const std::vector<uint8_t> data = pattern(2048, 42);
+  ram_.put(kData, data.data(), data.size());
+  ASSERT_EQ(request(VirtioBlk::kTypeOut, 60, 2048, false), VirtioBlk::kStatusOk);
+  std::fill(ram_.at(kData), ram_.at(kData) + 2048, 0);
+  ASSERT_EQ(request(VirtioBlk::kTypeIn, 60, 2048, true), VirtioBlk::kStatusOk);
+  EXPECT_EQ(ram_.get(kData, 2048), data);
+}
+
+TEST_F(VirtioBlkTest, RequestInOneReadableAndScatteredWritableBuffers) {
+  bring_up();
+  header(VirtioBlk::kTypeIn, 1);
+  // Data split 100 + 412 bytes, and the status byte sharing the last buffer.
+  q_.add(ram_, {{kHdr, 16, false}, {kData + 0x800, 100, true}, {kData, 413, true}});
+  drv_.notify(0);
+  const std::vector<uint8_t> want = disk_bytes(512, 512);
+  EXPECT_EQ(ram_.get(kData + 0x800, 100), std::vector<uint8_t>(want.begin(), want.begin() + 100));
+  EXPECT_EQ(ram_.get(kData, 412), std::vector<uint8_t>(want.begin() + 100, want.end()));
+  EXPECT_EQ(ram_.get_le<uint8_t>(kData + 412), VirtioBlk::kStatusOk);
+  EXPECT_EQ(last_used_len(), 513u);
+}
+
+TEST_F(VirtioBlkTest, WriteWithHeaderAndDataInOneBuffer) {
+  bring_up();
+  header(VirtioBlk::kTypeOut, 2);
+  const std::vector<uint8_t> data = pattern(512, 9);
+  ram_.put(kHdr + 16, data.data(), data.size());
+  q_.add(ram_, {{kHdr, 16 + 512, false}, {kStatusByte, 1, true}});
+  drv_.notify(0);
+  EXPECT_EQ(ram_.get_le<uint8_t>(kStatusByte), VirtioBlk::kStatusOk);
+  EXPECT_EQ(disk_bytes(2 * 512, 512), data);
+}
+
+TEST_F(VirtioBlkTest, FlushReachesTheBackendBeforeCompletion) {
+  bring_up();
+  EXPECT_EQ(disk_.flush_count(), 0u);
+  EXPECT_EQ(request(VirtioBlk::kTypeFlush, 0, 0, false), VirtioBlk::kStatusOk);
+  EXPECT_EQ(disk_.flush_count(), 1u);
+  EXPECT_EQ(last_used_len(), 1u);
+}
+
+TEST_F(VirtioBlkTest, GetIdReturnsTheSerialNulPadded) {
+  bring_up();
+  std::fill(ram_.at(kData), ram_.at(kData) + 20, 0xff);
+  EXPECT_EQ(request(VirtioBlk::kTypeGetId, 0, 20, true), VirtioBlk::kStatusOk);
+  std::vector<uint8_t> want(20, 0);
+  const std::string serial = "ftvm-disk-0";
+  std::copy(serial.begin(), serial.end(), want.begin());
+  EXPECT_EQ(ram_.get(kData, 20), want);
+  EXPECT_EQ(last_used_len(), 21u);
+}
+
+TEST(VirtioBlkGetId, SerialLongerThanTwentyBytesIsCut) {
+  TestRam ram;
+  FakeLine line;
+  MemoryBlockBackend disk(std::vector<uint8_t>(512));
+  VirtioBlk blk(&disk, "0123456789abcdefghijKLMNOP");
+  VirtioMmio dev(ram.memory(), &line, &blk);
+  TestDriver drv(dev, ram);
+  ASSERT_TRUE(drv.negotiate());
+  TestQueue q = drv.setup_queue(0);
+  drv.driver_ok();
+  ram.put_le<uint32_t>(kHdr, VirtioBlk::kTypeGetId);
+  q.add(ram, {{kHdr, 16, false}, {kData, 32, true}});
+  drv.notify(0);
+  const std::string first20 = "0123456789abcdefghij";
+  EXPECT_EQ(ram.get(kData, 20), std::vector<uint8_t>(first20.begin(), first20.end()));
+  EXPECT_EQ(ram.get_le<uint8_t>(kData + 20), 0u);  // the device wrote 20 bytes only
+  EXPECT_EQ(ram.get_le<uint8_t>(kData + 31), VirtioBlk::kStatusOk);
+}
+
+TEST_F(VirtioBlkTest, GetIdIntoShortBufferWritesWhatFits) {
+  bring_up();
+  EXPECT_EQ(request(VirtioBlk::kTypeGetId, 0, 4, true), VirtioBlk::kStatusOk);
+  EXPECT_EQ(ram_.get(kData, 4), (std::vector<uint8_t>{'f', 't', 'v', 'm'}));
+  EXPECT_EQ(last_used_len(), 5u);
+}
+
+TEST_F(VirtioBlkTest, UnknownTypeIsUnsupported) {
+  bring_up();
+  EXPECT_EQ(request(11, 0, 0, false), VirtioBlk::kStatusUnsupp);  // DISCARD: not offered
+  EXPECT_EQ(request(0x8000'0001u, 0, 512, false), VirtioBlk::kStatusUnsupp);  // legacy barrier
+  EXPECT_EQ(last_used_len(), 1u);
+}
+
+TEST_F(VirtioBlkTest, ReadEndingAtCapacityIsFine) {
+  bring_up();
+  EXPECT_EQ(request(VirtioBlk::kTypeIn, kDiskSectors - 2, 1024, true), VirtioBlk::kStatusOk);
+}
+
+TEST_F(VirtioBlkTest, ReadPastTheEndIsIoErr) {
+  bring_up();
+  std::fill(ram_.at(kData), ram_.at(kData) + 1024, 0x5a);
+  EXPECT_EQ(request(VirtioBlk::kTypeIn, kDiskSectors - 1, 1024, true), VirtioBlk::kStatusIoErr);
+  EXPECT_EQ(ram_.get(kData, 1024), std::vector<uint8_t>(1024, 0x5a));  // no data moved
+  EXPECT_EQ(last_used_len(), 1u);
+}
+
+TEST_F(VirtioBlkTest, SectorAtCapacityIsIoErr) {
+  bring_up();
+  EXPECT_EQ(request(VirtioBlk::kTypeIn, kDiskSectors, 512, true), VirtioBlk::kStatusIoErr);
+}
+
+TEST_F(VirtioBlkTest, HugeSectorDoesNotWrapIntoRange) {
+  bring_up();
+  // sector * 512 wraps to 0 in 64 bits; the range check must not be fooled.
+  EXPECT_EQ(request(VirtioBlk::kTypeIn, 1ull << 55, 512, true), VirtioBlk::kStatusIoErr);
+  EXPECT_EQ(request(VirtioBlk::kTypeOut, ~0ull, 512, false), VirtioBlk::kStatusIoErr);
+  EXPECT_EQ(disk_.bytes(), pattern(kDiskSectors * 512, 3));
+}
+
+TEST_F(VirtioBlkTest, WritePastTheEndIsIoErrAndWritesNothing) {
+  bring_up();
+  EXPECT_EQ(request(VirtioBlk::kTypeOut, kDiskSectors - 1, 1024, false), VirtioBlk::kStatusIoErr);
+  EXPECT_EQ(disk_.bytes(), pattern(kDiskSectors * 512, 3));
+}
+
+TEST_F(VirtioBlkTest, PartialSectorLengthIsIoErr) {
+  bring_up();
+  EXPECT_EQ(request(VirtioBlk::kTypeIn, 0, 100, true), VirtioBlk::kStatusIoErr);
+  EXPECT_EQ(request(VirtioBlk::kTypeOut, 0, 513, false), VirtioBlk::kStatusIoErr);
+  EXPECT_EQ(disk_.bytes(), pattern(kDiskSectors * 512, 3));
+}
+
+TEST_F(VirtioBlkTest, ZeroLengthReadIsOk) {
+  bring_up();
+  EXPECT_EQ(request(VirtioBlk::kTypeIn, 3, 0, true), VirtioBlk::kStatusOk);
+  EXPECT_EQ(last_used_len(), 1u);
+}
+
+TEST_F(VirtioBlkReadOnlyTest, AdvertisesReadOnly) {
+  EXPECT_TRUE(drv_.device_features() & (1ull << VirtioBlk::kFRo));
+}
+
+TEST_F(VirtioBlkReadOnlyTest, WriteIsIoErrAndLeavesTheDisk) {
+  bring_up();
+  const std::vector<uint8_t> data(512, 0x77);
+  ram_.put(kData, data.data(), data.size());
+  EXPECT_EQ(request(VirtioBlk::kTypeOut, 0, 512, false), VirtioBlk::kStatusIoErr);
+  EXPECT_EQ(disk_.bytes(), pattern(kDiskSectors * 512, 3));
+  EXPECT_EQ(blk_.host_errors(), 0u);  // refused by the device, not a host failure
+}
+
+TEST_F(VirtioBlkReadOnlyTest, ReadAndFlushStillWork) {
+  bring_up();
+  EXPECT_EQ(request(VirtioBlk::kTypeIn, 0, 512, true), VirtioBlk::kStatusOk);
+  EXPECT_EQ(request(VirtioBlk::kTypeFlush, 0, 0, false), VirtioBlk::kStatusOk);
+}
+
+TEST_F(VirtioBlkTest, HostReadErrorIsIoErrAndCounted) {
+  bring_up();
+  disk_.set_failing(true);
+  EXPECT_EQ(request(VirtioBlk::kTypeIn, 0, 512, true), VirtioBlk::kStatusIoErr);
+  EXPECT_EQ(blk_.host_errors(), 1u);
+  EXPECT_NE(blk_.last_host_error().find("injected read failure"), std::string::npos);
+  EXPECT_FALSE(dev_.needs_reset());
+}
+
+TEST_F(VirtioBlkTest, HostFlushErrorIsIoErr) {
+  bring_up();
+  disk_.set_failing(true);
+  EXPECT_EQ(request(VirtioBlk::kTypeFlush, 0, 0, false), VirtioBlk::kStatusIoErr);
+  EXPECT_EQ(blk_.host_errors(), 1u);
+}
+
+TEST_F(VirtioBlkTest, ShortHeaderNeedsReset) {
+  bring_up();
+  q_.add(ram_, {{kHdr, 8, false}, {kStatusByte, 1, true}});
+  drv_.notify(0);
+  EXPECT_TRUE(dev_.needs_reset());
+  EXPECT_EQ(q_.used_idx(ram_), 0u);
+}
+
+TEST_F(VirtioBlkTest, MissingStatusByteNeedsReset) {
+  bring_up();
+  header(VirtioBlk::kTypeFlush, 0);
+  q_.add(ram_, {{kHdr, 16, false}});
+  drv_.notify(0);
+  EXPECT_TRUE(dev_.needs_reset());
+  EXPECT_EQ(disk_.flush_count(), 0u);
+}
+
+TEST_F(VirtioBlkTest, DataBufferOutsideRamFailsBeforeTouchingTheDisk) {
+  bring_up();
+  header(VirtioBlk::kTypeOut, 0);
+  q_.add(ram_, {{kHdr, 16, false}, {kRamBase + kRamSize - 256, 512, false},
+                {kStatusByte, 1, true}});
+  drv_.notify(0);
+  EXPECT_TRUE(dev_.needs_reset());
+  EXPECT_EQ(disk_.bytes(), pattern(kDiskSectors * 512, 3));
+}
+
+TEST_F(VirtioBlkTest, ReadIsReportedToTheWriteObserver) {
+  bring_up();
+  ram_.observed.clear();
+  ASSERT_EQ(request(VirtioBlk::kTypeIn, 0, 4096, true), VirtioBlk::kStatusOk);
+  ASSERT_FALSE(ram_.observed.empty());
+  EXPECT_EQ(ram_.observed[0], (GuestRange{kData, 4096}));
+}
+
+TEST_F(VirtioBlkTest, RequestsCompleteInAvailOrder) {
+  bring_up();
+  // Write then read of the same sector in one notify: the read sees the write.
+  header(VirtioBlk::kTypeOut, 9);
+  const std::vector<uint8_t> data(512, 0xab);
+  ram_.put(kData, data.data(), data.size());
+  q_.add(ram_, {{kHdr, 16, false}, {kData, 512, false}, {kStatusByte, 1, true}});
+  ram_.put_le<uint32_t>(kHdr + 0x20, VirtioBlk::kTypeIn);
+  ram_.put_le<uint64_t>(kHdr + 0x28, 9);
+  q_.add(ram_, {{kHdr + 0x20, 16, false}, {kData + 0x1000, 512, true}, {kStatusByte + 1, 1, true}});
+  drv_.notify(0);
+  EXPECT_EQ(ram_.get(kData + 0x1000, 512), data);
+  EXPECT_EQ(q_.used_idx(ram_), 2u);
+}
+
+}  // namespace
+}  // namespace ftvm::vm
