@@ -52,7 +52,7 @@ boot() {
       run_marker_us=$((t - start))
     fi
   done < <(timeout "$boot_deadline" "${qemu[@]}" \
-    -append "console=ttyS0 $append" </dev/null 2>&1
+    -append "console=ttyS0 ftvm.marker $append" </dev/null 2>&1
   echo "qemu-status=$?")
   set -e
   t=$(now)
@@ -109,7 +109,7 @@ interactive() {
   local name=interactive log=$tmp/interactive.log status= ok=1
   mkfifo "$tmp/console.in"
   : >"$log"
-  timeout "$boot_deadline" "${qemu[@]}" -append "console=ttyS0" \
+  timeout "$boot_deadline" "${qemu[@]}" -append "console=ttyS0 ftvm.marker" \
     <"$tmp/console.in" >"$log" 2>&1 &
   local qpid=$!
   exec 3>"$tmp/console.in"
