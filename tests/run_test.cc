@@ -141,11 +141,18 @@ TEST(RunBadInput, TruncatedRealKernelIsRejected) {
   // A header promising a large image with almost nothing behind it: it
   // loads, then the guest executes zeros, an illegal instruction, which
   // traps to M-mode where there is no firmware.
-  ProcessResult r = run_process({kFtvm, "run", "--kernel", path, "--initrd", "/dev/null",
+  const std::string empty_initrd = temp_file("one-byte-initrd", "x");
+  ProcessResult r = run_process({kFtvm, "run", "--kernel", path, "--initrd", empty_initrd,
                                  "--max-instructions", "1000000"},
                                 seconds(20));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(r.exit_code == 2 || r.exit_code == 125 || r.exit_code == 124) << r.exit_code;
+}
+
+TEST(RunBadInput, ADirectoryIsNoKernel) {
+  ProcessResult r = run_process({kFtvm, "run", "--kernel", "/tmp"}, seconds(10));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("is not a regular file"), std::string::npos) << r.err;
 }
 
 TEST(RunBadInput, MissingInitrdIsAOneLineError) {

@@ -2,6 +2,7 @@
 #include "cli/run_command.h"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <time.h>
@@ -10,7 +11,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
-#include <iterator>
 
 #include "hostio/terminal.h"
 #include "util/result.h"
@@ -25,10 +25,18 @@ constexpr uint8_t kEscapeKey = 0x01;  // Ctrl-A, then 'x' quits
 constexpr uint64_t kSliceInstructions = 4'000'000;
 
 Result<std::vector<uint8_t>> read_file(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return make_error(fmt::format("cannot open {} '{}'", what, path));
+  if (!S_ISREG(st.st_mode)) return make_error(fmt::format("{} '{}' is not a regular file", what, path));
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return make_error(fmt::format("cannot open {} '{}'", what, path));
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return make_error(fmt::format("cannot read {} '{}'", what, path));
+  const std::streamoff size = in.tellg();
+  if (size < 0) return make_error(fmt::format("cannot read {} '{}'", what, path));
+  std::vector<uint8_t> bytes(static_cast<size_t>(size));
+  in.seekg(0);
+  if (!in.read(reinterpret_cast<char*>(bytes.data()), size)) {
+    return make_error(fmt::format("cannot read {} '{}'", what, path));
+  }
   if (bytes.empty()) return make_error(fmt::format("{} '{}' is empty", what, path));
   return bytes;
 }

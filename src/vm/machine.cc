@@ -16,6 +16,7 @@ namespace {
 // Slices never run longer than this, so HTIF tohost polling stays prompt.
 constexpr uint64_t kMaxSlice = 1u << 20;
 constexpr uint64_t kDtbReserve = 64 * 1024;  // the device tree's slot at the top of RAM
+constexpr uint64_t kMaxStalledSlices = 100'000;
 
 uint64_t read_le64(std::span<const uint8_t> b, size_t off) {
   uint64_t v = 0;
@@ -351,6 +352,15 @@ RunResult Machine::run(uint64_t budget) {
     uint64_t retired = 0;
     hart_.run_slice(slice, retired);
     done += retired;
+    // A guest whose every instruction traps (say, its trap vector is not
+    // mapped) retires nothing and would hold the host forever.
+    stalled_slices_ = retired == 0 ? stalled_slices_ + 1 : 0;
+    if (stalled_slices_ >= kMaxStalledSlices) {
+      const HartState& h = hart_.state();
+      fail(fmt::format("the guest is stuck: {} traps in a row without retiring an instruction "
+                       "(pc={:#x}, mcause={:#x}, scause={:#x}, stval={:#x})",
+                       kMaxStalledSlices, h.pc, h.mcause, h.scause, h.stval));
+    }
     if (tohost_) poll_tohost();
   }
   switch (power_state_) {

@@ -133,6 +133,7 @@ class Machine final : private SbiPlatform {
   uint64_t time_skipped_ = 0;
   std::optional<uint64_t> tohost_;
   Power power_state_ = Power::kRunning;
+  uint64_t stalled_slices_ = 0;  // consecutive slices that retired nothing
   uint32_t exit_status_ = 0;
   std::string error_;
 };
