@@ -99,9 +99,13 @@ is_complete() {
   [[ -f $1/Image && -f $1/initramfs.cpio.gz && -f $1/manifest.txt ]]
 }
 
+# Best effort: a read-only cache still serves its entries.
 point_current() {
-  ln -sfn "$hash" "$cache_dir/.current.$$"
-  mv -fT "$cache_dir/.current.$$" "$cache_dir/current"
+  if ! { ln -sfn "$hash" "$cache_dir/.current.$$" &&
+    mv -fT "$cache_dir/.current.$$" "$cache_dir/current"; } 2>/dev/null; then
+    rm -f "$cache_dir/.current.$$" 2>/dev/null || true
+    say "guest/build.sh: warning: cannot point $cache_dir/current at $hash"
+  fi
 }
 
 finish_cached() {

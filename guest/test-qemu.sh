@@ -37,7 +37,8 @@ now() { printf '%s' "${EPOCHREALTIME/[.,]/}"; } # microseconds
 seconds() { printf '%d.%03d' $(($1 / 1000000)) $(($1 % 1000000 / 1000)); }
 
 # Boots with the given kernel arguments after console=ttyS0. Sets run_status
-# (QEMU's exit status), run_log, run_marker_us and run_total_us.
+# (QEMU's exit status), run_log (the console, CRs kept), run_marker_us and
+# run_total_us.
 boot() {
   local name=$1 append=$2
   run_log=$tmp/$name.log
@@ -52,7 +53,7 @@ boot() {
       run_marker_us=$((t - start))
     fi
   done < <(timeout "$boot_deadline" "${qemu[@]}" \
-    -append "console=ttyS0 ftvm.marker $append" </dev/null 2>&1
+    -append "console=ttyS0 $append" </dev/null 2>&1
   echo "qemu-status=$?")
   set -e
   t=$(now)
@@ -60,11 +61,12 @@ boot() {
   run_status=$(sed -n 's/^qemu-status=//p' "$run_log")
 }
 
-# Expects a boot with kernel arguments APPEND to make QEMU exit with STATUS and
-# print a line matching the extended regular expression PATTERN.
+# Expects a boot with kernel arguments "ftvm.marker APPEND" to make QEMU exit
+# with STATUS, print the marker once and a line matching the extended regular
+# expression PATTERN.
 check_boot() {
   local name=$1 append=$2 status=$3 pattern=$4
-  boot "$name" "$append"
+  boot "$name" "ftvm.marker $append"
   if [[ $run_status == 124 ]]; then
     fail "$name" "no exit within ${boot_deadline} s" "$run_log"
   elif [[ $run_status != "$status" ]]; then
@@ -91,6 +93,19 @@ check_cmd quoting "printf '%s|%d\\n' \"it's a \\\"test\\\" 100%\" 42" 0 \
   '^it'"'"'s a "test" 100%[|]42$'
 check_cmd status255 'false || exit 255' 255 "^$marker\$"
 check_boot bad-hex 'ftvm.cmd=65786974203G' 127 'ftvm.cmd is not lowercase hex'
+
+# Without ftvm.marker: no marker, and the command's output arrives byte for
+# byte (no CR before LF).
+boot raw-output "quiet ftvm.cmd=$(hex 'printf "a\nb\n"; exit 5')"
+if [[ $run_status != 5 ]]; then
+  fail raw-output "QEMU exited with $run_status, expected 5" "$run_log"
+elif grep -q "^$marker" "$run_log"; then
+  fail raw-output "marker printed without ftvm.marker" "$run_log"
+elif ! grep -qx 'a' "$run_log" || ! grep -qx 'b' "$run_log"; then
+  fail raw-output "expected the lines 'a' and 'b' with no CR" "$run_log"
+else
+  pass "raw-output (status $run_status)"
+fi
 
 # cpubench must give the same checksum as the same source built for the host.
 host_bench=$tmp/cpubench-host
