@@ -112,6 +112,31 @@ TEST(RunGuest, MaxInstructionsStopsWithItsOwnExitStatus) {
   EXPECT_NE(r.err.find("--max-instructions"), std::string::npos) << r.err;
 }
 
+TEST(RunGuest, DiskWritesReachTheImageFile) {
+  REQUIRE_GUEST();
+  const std::string image = temp_file("disk.img", std::string(4 << 20, '\0'));
+  ProcessResult r = run_process(
+      {kFtvm, "run", "--disk", image, "--", "printf ftvm-disk-ok | dd of=/dev/vda conv=fsync 2>/dev/null"},
+      seconds(60));
+  ASSERT_FALSE(r.timed_out) << r.err;
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  std::ifstream in(image, std::ios::binary);
+  std::string head(13, '\0');
+  in.read(head.data(), 13);
+  EXPECT_EQ(head, "ftvm-disk-ok\0");
+}
+
+TEST(RunGuest, SeededEntropyIsTheSameOnEveryRun) {
+  REQUIRE_GUEST();
+  const std::vector<std::string> argv = {kFtvm, "run", "--entropy", "seed:42", "--",
+                                         "head -c 16 /dev/hwrng | od -An -tx1"};
+  ProcessResult a = run_process(argv, seconds(60));
+  ProcessResult b = run_process(argv, seconds(60));
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_GE(a.out.size(), 16u * 3);
+}
+
 TEST(RunBadInput, MissingKernelIsAOneLineError) {
   ProcessResult r = run_process({kFtvm, "run", "--kernel", "/nonexistent/Image"}, seconds(10));
   EXPECT_EQ(r.exit_code, 2);

@@ -37,6 +37,12 @@ int main(int argc, char** argv) {
                     "Print instructions, guest seconds, host seconds and MIPS at exit");
   run_cmd->add_flag("--state-hash", run.state_hash,
                     "Print the SHA-256 of the whole machine state at exit");
+  run_cmd->add_option("--disk", run.disk, "Raw disk image attached as virtio-blk (vda in the guest)");
+  run_cmd->add_flag("--disk-read-only", run.disk_read_only, "Attach --disk read-only");
+  run_cmd->add_option("--entropy", run.entropy,
+                      "virtio-rng source: none, host (getrandom; runs then differ), or seed:N "
+                      "(deterministic)")
+      ->capture_default_str();
   run_cmd->add_option("--elf", run.elf,
                       "Run a bare-metal RISC-V ELF in M-mode (HTIF tohost and the test finisher "
                       "end it)");

@@ -12,6 +12,8 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "hostio/block_file.h"
+#include "hostio/entropy.h"
 #include "hostio/terminal.h"
 #include "util/result.h"
 #include "vm/machine.h"
@@ -73,6 +75,29 @@ int run_command(const RunOptions& o) {
   }
   vm::MachineConfig config;
   config.ram_size = o.memory_mib << 20;
+  std::unique_ptr<hostio::FileBlockBackend> disk;
+  if (!o.disk.empty()) {
+    Result<std::unique_ptr<hostio::FileBlockBackend>> d =
+        hostio::FileBlockBackend::open(o.disk, o.disk_read_only);
+    if (!d) return bad(d.error());
+    disk = std::move(*d);
+    config.disk = disk.get();
+  }
+  std::unique_ptr<vm::EntropySource> entropy;
+  if (o.entropy == "host") {
+    entropy = std::make_unique<hostio::HostEntropy>();
+  } else if (o.entropy.rfind("seed:", 0) == 0) {
+    uint64_t seed = 0;
+    try {
+      seed = std::stoull(o.entropy.substr(5), nullptr, 0);
+    } catch (const std::exception&) {
+      return bad(fmt::format("--entropy {}: the seed must be a number", o.entropy));
+    }
+    entropy = std::make_unique<vm::SeededEntropy>(seed);
+  } else if (o.entropy != "none") {
+    return bad(fmt::format("--entropy {}: use none, host or seed:N", o.entropy));
+  }
+  config.entropy = entropy.get();
   vm::Machine machine(config);
 
   const bool linux_guest = o.elf.empty();

@@ -19,6 +19,9 @@ struct RunOptions {
   std::optional<uint64_t> max_instructions;
   bool stats = false;
   bool state_hash = false;           // print the machine state's SHA-256 at exit
+  std::string disk;                  // raw disk image for virtio-blk (vda)
+  bool disk_read_only = false;
+  std::string entropy = "none";      // virtio-rng source: none, host, or seed:N
   std::vector<std::string> command;  // run this in the guest, then power off
 };
 

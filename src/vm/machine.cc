@@ -66,6 +66,20 @@ Machine::Machine(const MachineConfig& config)
   bus_.map(Plic::kBase, Plic::kSize, &plic_, "plic");
   bus_.map(Uart16550::kBase, Uart16550::kSize, &uart_, "uart");
   hart_.set_time_source([this] { return mtime(); });
+  if (config.disk != nullptr) blk_ = std::make_unique<VirtioBlk>(config.disk, config.disk_serial);
+  if (config.entropy != nullptr) rng_ = std::make_unique<VirtioRng>(config.entropy);
+  // Every slot the device tree lists is mapped; empty slots read device id 0.
+  for (unsigned i = 0; i < virtio_.size(); ++i) {
+    VirtioDeviceBackend* backend = i == kBlockSlot     ? blk_.get()
+                                   : i == kEntropySlot ? static_cast<VirtioDeviceBackend*>(rng_.get())
+                                                       : nullptr;
+    // Device writes to RAM invalidate decoded code like hart stores do.
+    virtio_[i] = std::make_unique<VirtioMmio>(
+        GuestMemory::of(bus_, [this](uint64_t pa, uint64_t len) { hart_.invalidate_code(pa, len); }),
+        plic_.source(kVirtioMmioFirstIrq + i), backend);
+    bus_.map(kVirtioMmioBase + i * kVirtioMmioStride, VirtioMmio::kSize, virtio_[i].get(),
+             "virtio");
+  }
 }
 
 Machine::~Machine() = default;
@@ -123,7 +137,7 @@ Status Machine::load_linux(std::span<const uint8_t> kernel, std::span<const uint
   dt.ram_size = bus_.ram_size();
   dt.bootargs = cmdline;
   dt.timebase_frequency = kTimebaseHz;
-  dt.virtio_mmio_slots = 0;
+  dt.virtio_mmio_slots = static_cast<unsigned>(virtio_.size());
   dt.syscon_poweroff = false;  // the SBI's SRST powers off
   if (!initrd.empty()) {
     if (initrd.size() > dtb_pa - kernel_end) {
@@ -191,7 +205,7 @@ Status Machine::load_elf(std::span<const uint8_t> elf) {
   dt.ram_base = bus_.ram_base();
   dt.ram_size = bus_.ram_size();
   dt.timebase_frequency = kTimebaseHz;
-  dt.virtio_mmio_slots = 0;
+  dt.virtio_mmio_slots = static_cast<unsigned>(virtio_.size());
   Result<std::vector<uint8_t>> blob = build_device_tree(dt);
   if (!blob) return make_error("device tree: " + blob.error());
   const uint64_t dtb_pa = bus_.ram_base() + bus_.ram_size() - kDtbReserve;
@@ -318,6 +332,9 @@ std::string Machine::state_hash() const {
   add(p.claimed.data(), sizeof(p.claimed));
   for (const auto& e : p.enable) add(e.data(), sizeof(e));
   add(p.threshold.data(), sizeof(p.threshold));
+  for (const auto& slot : virtio_) {
+    slot->state().for_each_field([&add64](uint64_t v) { add64(v); });
+  }
   for (uint64_t v : {uint64_t{sbi_mode_}, sbi_timecmp_, time_skipped_,
                      static_cast<uint64_t>(power_state_), uint64_t{exit_status_}}) {
     add64(v);

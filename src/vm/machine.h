@@ -12,6 +12,7 @@
 // Not thread-safe.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -27,6 +28,9 @@
 #include "vm/power.h"
 #include "vm/sbi.h"
 #include "vm/uart.h"
+#include "vm/virtio_blk.h"
+#include "vm/virtio_mmio.h"
+#include "vm/virtio_rng.h"
 
 namespace ftvm::vm {
 
@@ -37,8 +41,20 @@ inline constexpr uint64_t kDefaultRamSize = 256ull << 20;
 inline constexpr uint64_t kTimebaseHz = 10'000'000;
 inline constexpr uint64_t kInstretPerTick = 100;
 
+// virtio-mmio slots used for each device (Linux probes the highest slot
+// first, so the disk is virtio0 / vda, as on QEMU with one -device).
+inline constexpr unsigned kBlockSlot = 7;
+inline constexpr unsigned kNetSlot = 6;
+inline constexpr unsigned kEntropySlot = 5;
+
 struct MachineConfig {
   uint64_t ram_size = kDefaultRamSize;
+  // Optional devices. The backends are owned by the caller and must outlive
+  // the machine. Everything they hand the guest is outside input: a live
+  // run must log it for the run to be replayable.
+  BlockBackend* disk = nullptr;
+  std::string disk_serial = "ftvm-disk0";
+  EntropySource* entropy = nullptr;
 };
 
 enum class RunStatus : uint8_t {
@@ -127,6 +143,9 @@ class Machine final : private SbiPlatform {
   Clint clint_;
   Uart16550 uart_;
   PowerDevice power_;
+  std::unique_ptr<VirtioBlk> blk_;
+  std::unique_ptr<VirtioRng> rng_;
+  std::array<std::unique_ptr<VirtioMmio>, 8> virtio_;
   std::function<void(uint8_t)> console_sink_;
   bool sbi_mode_ = false;
   uint64_t sbi_timecmp_ = ~0ull;
