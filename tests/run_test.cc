@@ -123,7 +123,7 @@ TEST(RunGuest, DiskWritesReachTheImageFile) {
   std::ifstream in(image, std::ios::binary);
   std::string head(13, '\0');
   in.read(head.data(), 13);
-  EXPECT_EQ(head, "ftvm-disk-ok\0");
+  EXPECT_EQ(head, std::string("ftvm-disk-ok\0", 13));
 }
 
 TEST(RunGuest, SeededEntropyIsTheSameOnEveryRun) {
