@@ -199,7 +199,7 @@ Result<std::string> encode_header(const Header& header) {
 
 Result<std::optional<size_t>> peek_header_size(std::span<const uint8_t> bytes) {
   const size_t magic_bytes = std::min(bytes.size(), sizeof kMagic);
-  if (std::memcmp(bytes.data(), kMagic, magic_bytes) != 0) {
+  if (magic_bytes > 0 && std::memcmp(bytes.data(), kMagic, magic_bytes) != 0) {
     return make_error(fmt::format("offset 0: not an ftvm event log (starts with {}, expected {})",
                                   hex_bytes(bytes.first(magic_bytes)),
                                   hex_bytes(std::span<const uint8_t>(kMagic, magic_bytes))));
