@@ -43,6 +43,11 @@ int main(int argc, char** argv) {
                       "virtio-rng source: none, host (getrandom; runs then differ), or seed:N "
                       "(deterministic)")
       ->capture_default_str();
+  run_cmd->add_option("--record", run.record,
+                      "Write the event log of this run to FILE (replay it with `ftvm replay`)");
+  run_cmd->add_option("--hash-interval", run.hash_interval,
+                      "With --record: instructions between logged state hashes (0: only at the end)")
+      ->capture_default_str();
   run_cmd->add_option("--elf", run.elf,
                       "Run a bare-metal RISC-V ELF in M-mode (HTIF tohost and the test finisher "
                       "end it)");
@@ -52,6 +57,17 @@ int main(int argc, char** argv) {
       "Interactive console: press Ctrl-A then X to quit (Ctrl-A Ctrl-A sends Ctrl-A).\n"
       "Exit status: the guest's own status; 2 for unusable input, 124 when --max-instructions\n"
       "is reached, 125 when the machine cannot continue.");
+
+  ftvm::cli::ReplayCommandOptions replay;
+  CLI::App* replay_cmd = app.add_subcommand(
+      "replay", "Re-execute a recorded run with no outside input and check every hash");
+  replay_cmd->add_option("log", replay.log, "Event log written by `ftvm run --record`")->required();
+  replay_cmd->add_option("--kernel", replay.kernel, "Kernel to use instead of the one the log names");
+  replay_cmd->add_option("--initrd", replay.initrd, "initrd to use instead of the one the log names");
+  replay_cmd->add_option("--disk", replay.disk, "Disk image to use instead of the one the log names");
+  replay_cmd->footer("Exit status: 0 when the replay matches the recording; 2 when the log or an "
+                     "image cannot be used\n(corrupt, wrong version, content hash mismatch); 3 at "
+                     "the first divergence.");
 
   try {
     app.parse(argc, argv);
@@ -63,5 +79,6 @@ int main(int argc, char** argv) {
     return ftvm::cli::kExitBadInput;
   }
   if (run_cmd->parsed()) return ftvm::cli::run_command(run);
+  if (replay_cmd->parsed()) return ftvm::cli::replay_command(replay);
   return 0;
 }

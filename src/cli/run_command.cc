@@ -12,9 +12,11 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "ft/record_replay.h"
 #include "hostio/block_file.h"
 #include "hostio/entropy.h"
 #include "hostio/terminal.h"
+#include "util/file.h"
 #include "util/result.h"
 #include "vm/machine.h"
 
@@ -25,23 +27,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr uint8_t kEscapeKey = 0x01;  // Ctrl-A, then 'x' quits
 constexpr uint64_t kSliceInstructions = 4'000'000;
-
-Result<std::vector<uint8_t>> read_file(const std::string& path, const char* what) {
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) return make_error(fmt::format("cannot open {} '{}'", what, path));
-  if (!S_ISREG(st.st_mode)) return make_error(fmt::format("{} '{}' is not a regular file", what, path));
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) return make_error(fmt::format("cannot open {} '{}'", what, path));
-  const std::streamoff size = in.tellg();
-  if (size < 0) return make_error(fmt::format("cannot read {} '{}'", what, path));
-  std::vector<uint8_t> bytes(static_cast<size_t>(size));
-  in.seekg(0);
-  if (!in.read(reinterpret_cast<char*>(bytes.data()), size)) {
-    return make_error(fmt::format("cannot read {} '{}'", what, path));
-  }
-  if (bytes.empty()) return make_error(fmt::format("{} '{}' is empty", what, path));
-  return bytes;
-}
 
 std::string shell_quote(const std::string& s) {
   std::string out = "'";
@@ -97,8 +82,22 @@ int run_command(const RunOptions& o) {
   } else if (o.entropy != "none") {
     return bad(fmt::format("--entropy {}: use none, host or seed:N", o.entropy));
   }
-  config.entropy = entropy.get();
+  // The entropy device reaches its source through `entropy_target`, so a
+  // recording wrapper that needs the machine can be put in between.
+  vm::EntropySource* entropy_target = entropy.get();
+  struct ForwardEntropy final : vm::EntropySource {
+    vm::EntropySource** target;
+    explicit ForwardEntropy(vm::EntropySource** t) : target(t) {}
+    void fill(std::span<uint8_t> out) override { (*target)->fill(out); }
+  } forward_entropy(&entropy_target);
+  if (entropy) config.entropy = &forward_entropy;
+  if (!o.record.empty() && !o.disk.empty() && !o.disk_read_only) {
+    return bad("--record needs the disk unchanged for replay: add --disk-read-only");
+  }
+  if (!o.record.empty() && !o.elf.empty()) return bad("--record works with Linux guests, not --elf");
   vm::Machine machine(config);
+  std::unique_ptr<ft::Recorder> recorder;
+  std::unique_ptr<ft::RecordingEntropy> recording_entropy;
 
   const bool linux_guest = o.elf.empty();
   if (!linux_guest) {
@@ -141,11 +140,33 @@ int run_command(const RunOptions& o) {
     if (Status s = machine.load_linux(*kernel, initrd, cmdline); !s) {
       return bad(fmt::format("{}: {}", kernel_path, s.error()));
     }
+    if (!o.record.empty()) {
+      ft::MachineSpec spec;
+      spec.kernel_path = kernel_path;
+      spec.initrd_path = initrd_path;
+      spec.disk_path = o.disk;
+      spec.ram_size = config.ram_size;
+      spec.cmdline = cmdline;
+      spec.entropy = entropy != nullptr;
+      Result<log::Header> header = ft::make_header(spec);
+      if (!header) return bad(header.error());
+      Result<std::unique_ptr<ft::Recorder>> r =
+          ft::Recorder::create(o.record, *header, o.hash_interval);
+      if (!r) return bad(r.error());
+      recorder = std::move(*r);
+      if (entropy) {
+        recording_entropy = std::make_unique<ft::RecordingEntropy>(*entropy, *recorder, machine);
+        entropy_target = recording_entropy.get();
+      }
+    }
   }
 
   const bool interactive = linux_guest && o.command.empty() && isatty(STDIN_FILENO);
   std::string out;
-  machine.set_console_sink([&out](uint8_t b) { out.push_back(static_cast<char>(b)); });
+  machine.set_console_sink([&out, &recorder](uint8_t b) {
+    out.push_back(static_cast<char>(b));
+    if (recorder) recorder->console_output(b);
+  });
   auto flush = [&out] {
     if (!out.empty()) {
       hostio::write_all(STDOUT_FILENO, out);
@@ -198,13 +219,6 @@ int run_command(const RunOptions& o) {
       fmt::print(stderr, "\r\nftvm: quit by user\r\n");
       break;
     }
-    size_t fed = 0;
-    while (fed < input.size() && machine.console_can_accept()) {
-      (void)machine.push_console_input(static_cast<uint8_t>(input[fed]));
-      ++fed;
-    }
-    input.erase(0, fed);
-
     if (r.status == vm::RunStatus::kPowerOff) {
       exit_code = static_cast<int>(machine.exit_status() & 0xff);
       break;
@@ -218,6 +232,24 @@ int run_command(const RunOptions& o) {
       exit_code = kExitMachineError;
       break;
     }
+    if (recorder) {
+      if (Status s = recorder->maybe_checkpoint(machine); !s) {
+        fmt::print(stderr, "\nftvm: recording failed: {}\n", s.error());
+        exit_code = kExitMachineError;
+        break;
+      }
+    }
+    size_t fed = 0;
+    while (fed < input.size() && machine.console_can_accept()) {
+      (void)machine.push_console_input(static_cast<uint8_t>(input[fed]));
+      ++fed;
+    }
+    if (recorder && fed > 0) {
+      (void)recorder->console_input(
+          machine.instret(), {reinterpret_cast<const uint8_t*>(input.data()), fed});
+    }
+    input.erase(0, fed);
+
     if (r.status == vm::RunStatus::kIdle && fed == 0) {
       const std::optional<uint64_t> wake = machine.next_wakeup();
       if (!wake && !input_open) {
@@ -243,10 +275,22 @@ int run_command(const RunOptions& o) {
           nanosleep(&ts, nullptr);
         }
       }
-      if (wake) machine.skip_time_to(*wake);
+      if (wake) {
+        if (recorder) (void)recorder->time_skip(machine.instret(), *wake);
+        machine.skip_time_to(*wake);
+      }
     }
   }
   raw.reset();
+  if (recorder) {
+    if (Status s = recorder->finish(machine, exit_code); !s) {
+      fmt::print(stderr, "ftvm: recording {} failed: {}\n", o.record, s.error());
+      if (exit_code == 0) exit_code = kExitMachineError;
+    } else {
+      fmt::print(stderr, "ftvm: recorded {} bytes of event log to {}\n", recorder->bytes_written(),
+                 o.record);
+    }
+  }
   if (o.state_hash) fmt::print(stderr, "ftvm: state_hash={}\n", machine.state_hash());
   if (o.stats) {
     const double host_s = std::chrono::duration<double>(Clock::now() - start).count();

@@ -22,6 +22,8 @@ struct RunOptions {
   std::string disk;                  // raw disk image for virtio-blk (vda)
   bool disk_read_only = false;
   std::string entropy = "none";      // virtio-rng source: none, host, or seed:N
+  std::string record;                // write the event log here
+  uint64_t hash_interval = 1ull << 31;  // instructions between logged state hashes
   std::vector<std::string> command;  // run this in the guest, then power off
 };
 
@@ -34,5 +36,14 @@ inline constexpr int kExitMachineError = 125;    // the machine could not contin
 std::string default_guest_dir();
 
 int run_command(const RunOptions& options);
+
+struct ReplayCommandOptions {
+  std::string log;
+  std::string kernel, initrd, disk;  // overrides of the paths the log names
+};
+// Exit codes of `ftvm replay`: 0 the replay matched; kExitBadInput the log or
+// images are unusable; kExitDiverged the execution differed.
+inline constexpr int kExitDiverged = 3;
+int replay_command(const ReplayCommandOptions& options);
 
 }  // namespace ftvm::cli

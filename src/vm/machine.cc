@@ -296,6 +296,12 @@ void Machine::poll_tohost() {
 }
 
 std::string Machine::state_hash() const {
+  std::string hex;
+  for (uint8_t b : state_digest()) hex += fmt::format("{:02x}", b);
+  return hex;
+}
+
+std::array<uint8_t, 32> Machine::state_digest() const {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   FTVM_CHECK(ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1);
   auto add = [ctx](const void* p, size_t n) { EVP_DigestUpdate(ctx, p, n); };
@@ -340,13 +346,11 @@ std::string Machine::state_hash() const {
     add64(v);
   }
   add(bus_.ram(), bus_.ram_size());
-  unsigned char digest[EVP_MAX_MD_SIZE];
+  std::array<uint8_t, 32> digest{};
   unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, digest, &len);
+  FTVM_CHECK(EVP_DigestFinal_ex(ctx, digest.data(), &len) == 1 && len == digest.size());
   EVP_MD_CTX_free(ctx);
-  std::string hex;
-  for (unsigned i = 0; i < len; ++i) hex += fmt::format("{:02x}", digest[i]);
-  return hex;
+  return digest;
 }
 
 RunResult Machine::run(uint64_t budget) {

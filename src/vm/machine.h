@@ -112,6 +112,7 @@ class Machine final : private SbiPlatform {
   // time), as lowercase hex. Two machines with equal hashes at the same
   // instret continue identically. Costs a pass over RAM.
   std::string state_hash() const;
+  std::array<uint8_t, 32> state_digest() const;
 
   uint32_t exit_status() const { return exit_status_; }
   const std::string& error() const { return error_; }

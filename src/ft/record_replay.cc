@@ -1,0 +1,300 @@
+// Record and replay (see record_replay.h).
+#include "ft/record_replay.h"
+
+#include <fmt/format.h>
+
+#include <deque>
+#include <variant>
+
+#include "hostio/block_file.h"
+#include "log/log_reader.h"
+#include "util/file.h"
+
+namespace ftvm::ft {
+namespace {
+
+constexpr const char* kKernelPathKey = "kernel.path";
+constexpr const char* kInitrdPathKey = "initrd.path";
+constexpr const char* kDiskPathKey = "disk.path";
+constexpr const char* kEntropyKey = "entropy";
+
+std::string meta(const log::Header& h, const char* key) {
+  auto it = h.metadata.find(key);
+  return it == h.metadata.end() ? std::string() : it->second;
+}
+
+}  // namespace
+
+Result<log::Header> make_header(const MachineSpec& spec) {
+  log::Header h;
+  h.ram_size = spec.ram_size;
+  h.cmdline = spec.cmdline;
+  Result<log::ImageDigest> kernel = log::digest_file(spec.kernel_path);
+  if (!kernel) return make_error(kernel.error());
+  h.kernel = *kernel;
+  h.metadata[kKernelPathKey] = spec.kernel_path;
+  if (!spec.initrd_path.empty()) {
+    Result<log::ImageDigest> initrd = log::digest_file(spec.initrd_path);
+    if (!initrd) return make_error(initrd.error());
+    h.initrd = *initrd;
+    h.metadata[kInitrdPathKey] = spec.initrd_path;
+  }
+  if (!spec.disk_path.empty()) {
+    Result<log::ImageDigest> disk = log::digest_file(spec.disk_path);
+    if (!disk) return make_error(disk.error());
+    h.disk = *disk;
+    h.metadata[kDiskPathKey] = spec.disk_path;
+  }
+  h.metadata[kEntropyKey] = spec.entropy ? "virtio-rng" : "none";
+  h.metadata["ftvm.log.writer"] = "ftvm run --record";
+  return h;
+}
+
+// ---- recording ----
+
+Result<std::unique_ptr<Recorder>> Recorder::create(const std::string& path,
+                                                   const log::Header& header,
+                                                   uint64_t hash_interval) {
+  Result<log::LogWriter> w = log::LogWriter::create(path, header);
+  if (!w) return make_error(w.error());
+  return std::unique_ptr<Recorder>(new Recorder(std::move(*w), hash_interval));
+}
+
+Status Recorder::append(log::Record record) {
+  if (!status_) return status_;
+  status_ = writer_.append(record);
+  return status_;
+}
+
+Status Recorder::console_input(uint64_t instret, std::span<const uint8_t> bytes) {
+  if (bytes.empty()) return status_;
+  return append({instret, log::ConsoleInput{log::Bytes(bytes.begin(), bytes.end())}});
+}
+
+Status Recorder::time_skip(uint64_t instret, uint64_t target_mtime) {
+  return append({instret, log::TimeSkip{target_mtime}});
+}
+
+Status Recorder::entropy(uint64_t instret, std::span<const uint8_t> bytes) {
+  if (bytes.empty()) return status_;
+  return append({instret, log::Entropy{log::Bytes(bytes.begin(), bytes.end())}});
+}
+
+Status Recorder::checkpoint(const vm::Machine& machine) {
+  last_checkpoint_ = machine.instret();
+  if (Status s = append({machine.instret(), log::StateHash{machine.state_digest()}}); !s) return s;
+  return append({machine.instret(), outputs_.digest()});
+}
+
+Status Recorder::maybe_checkpoint(const vm::Machine& machine) {
+  if (hash_interval_ == 0 || machine.instret() - last_checkpoint_ < hash_interval_) return status_;
+  return checkpoint(machine);
+}
+
+Status Recorder::finish(const vm::Machine& machine, int exit_status) {
+  if (Status s = checkpoint(machine); !s) return s;
+  if (Status s = append({machine.instret(), log::End{exit_status}}); !s) return s;
+  status_ = writer_.flush();
+  if (status_) status_ = writer_.sync();
+  return status_;
+}
+
+void RecordingEntropy::fill(std::span<uint8_t> out) {
+  inner_.fill(out);
+  (void)recorder_.entropy(machine_.instret(), out);
+}
+
+// ---- replay ----
+
+namespace {
+
+// Hands the guest the logged entropy, checking it is asked for at the
+// instret and in the amount the recording saw.
+class ReplayEntropy final : public vm::EntropySource {
+ public:
+  explicit ReplayEntropy(const vm::Machine& machine) : machine_(machine) {}
+  void stage(uint64_t instret, log::Bytes bytes) { staged_.push_back({instret, std::move(bytes)}); }
+  bool idle() const { return staged_.empty(); }
+  const std::string& divergence() const { return divergence_; }
+
+  void fill(std::span<uint8_t> out) override {
+    std::fill(out.begin(), out.end(), 0);
+    if (!divergence_.empty()) return;
+    if (staged_.empty()) {
+      divergence_ = fmt::format("the guest asked for {} entropy bytes at instret {} that the "
+                                "recording never gave",
+                                out.size(), machine_.instret());
+      return;
+    }
+    const auto& [instret, bytes] = staged_.front();
+    if (instret != machine_.instret() || bytes.size() != out.size()) {
+      divergence_ = fmt::format("entropy asked for at instret {} ({} bytes), recorded at instret "
+                                "{} ({} bytes)",
+                                machine_.instret(), out.size(), instret, bytes.size());
+      return;
+    }
+    std::copy(bytes.begin(), bytes.end(), out.begin());
+    staged_.pop_front();
+  }
+
+ private:
+  const vm::Machine& machine_;
+  std::deque<std::pair<uint64_t, log::Bytes>> staged_;
+  std::string divergence_;
+};
+
+std::string hex(std::span<const uint8_t> b) { return log::to_hex(b); }
+
+}  // namespace
+
+Result<ReplayReport> replay(const std::string& path, const ReplayOptions& options) {
+  Result<log::LogReader> opened = log::LogReader::open(path);
+  if (!opened) return make_error(opened.error());
+  log::LogReader& reader = *opened;
+  Result<log::Header> header = reader.header();
+  if (!header) return make_error(header.error());
+  const log::Header& h = *header;
+
+  MachineSpec spec;
+  spec.kernel_path = options.kernel_path.empty() ? meta(h, kKernelPathKey) : options.kernel_path;
+  spec.initrd_path = options.initrd_path.empty() ? meta(h, kInitrdPathKey) : options.initrd_path;
+  spec.disk_path = options.disk_path.empty() ? meta(h, kDiskPathKey) : options.disk_path;
+  spec.ram_size = h.ram_size;
+  spec.cmdline = h.cmdline;
+  spec.entropy = meta(h, kEntropyKey) != "none";
+  if (spec.kernel_path.empty()) return make_error("the log names no kernel; pass --kernel");
+  if (h.initrd && spec.initrd_path.empty()) return make_error("the log names no initrd path; pass --initrd");
+  if (h.disk && spec.disk_path.empty()) return make_error("the log names no disk path; pass --disk");
+  if (!h.initrd) spec.initrd_path.clear();
+  if (!h.disk) spec.disk_path.clear();
+  Result<log::Header> current = make_header(spec);
+  if (!current) return make_error(current.error());
+  if (Status s = log::check_same_machine(h, *current); !s) {
+    return make_error(fmt::format("{}: {}", path, s.error()));
+  }
+
+  Result<std::vector<uint8_t>> kernel = read_file(spec.kernel_path, "kernel");
+  if (!kernel) return make_error(kernel.error());
+  std::vector<uint8_t> initrd;
+  if (!spec.initrd_path.empty()) {
+    Result<std::vector<uint8_t>> r = read_file(spec.initrd_path, "initrd");
+    if (!r) return make_error(r.error());
+    initrd = std::move(*r);
+  }
+  std::unique_ptr<hostio::FileBlockBackend> disk;
+  vm::MachineConfig config;
+  config.ram_size = spec.ram_size;
+  if (!spec.disk_path.empty()) {
+    Result<std::unique_ptr<hostio::FileBlockBackend>> d =
+        hostio::FileBlockBackend::open(spec.disk_path, /*read_only=*/true);
+    if (!d) return make_error(d.error());
+    disk = std::move(*d);
+    config.disk = disk.get();
+  }
+  // The machine must exist before the entropy source that reads its instret.
+  std::unique_ptr<ReplayEntropy> entropy;
+  vm::EntropySource* entropy_ptr = nullptr;
+  struct Forward final : vm::EntropySource {
+    vm::EntropySource** target;
+    explicit Forward(vm::EntropySource** t) : target(t) {}
+    void fill(std::span<uint8_t> out) override { (*target)->fill(out); }
+  } forward(&entropy_ptr);
+  if (spec.entropy) config.entropy = &forward;
+  vm::Machine machine(config);
+  if (spec.entropy) {
+    entropy = std::make_unique<ReplayEntropy>(machine);
+    entropy_ptr = entropy.get();
+  }
+  if (Status s = machine.load_linux(*kernel, initrd, spec.cmdline); !s) return make_error(s.error());
+  log::OutputDigester outputs;
+  machine.set_console_sink([&outputs](uint8_t b) { outputs.add_console({&b, 1}); });
+
+  ReplayReport report;
+  vm::RunStatus last = vm::RunStatus::kBudget;
+  auto diverged = [&](std::string what) {
+    report.ok = false;
+    report.instret = machine.instret();
+    report.divergence = std::move(what);
+    return report;
+  };
+  for (;;) {
+    Result<std::optional<log::Record>> next = reader.next();
+    if (!next) return make_error(next.error());
+    if (!next->has_value()) {
+      return diverged(fmt::format("the log ends at offset {} without an End record (the recording "
+                                  "was cut short)",
+                                  reader.offset()));
+    }
+    const log::Record& r = **next;
+    const std::string what = log::to_string(r);
+    // Run to the record's instret, exactly.
+    while (machine.instret() < r.instret) {
+      if (last == vm::RunStatus::kPowerOff || last == vm::RunStatus::kReset ||
+          last == vm::RunStatus::kError) {
+        return diverged(fmt::format("the machine stopped at instret {} but the log goes on to {}",
+                                    machine.instret(), what));
+      }
+      const vm::RunResult res = machine.run(r.instret - machine.instret());
+      last = res.status;
+      if (entropy && !entropy->divergence().empty()) return diverged(entropy->divergence());
+      if (res.status == vm::RunStatus::kError) {
+        return diverged("the machine stopped: " + machine.error());
+      }
+      if (res.status == vm::RunStatus::kIdle && machine.instret() < r.instret) {
+        return diverged(fmt::format("the guest idles at instret {} but the log's next event is {}",
+                                    machine.instret(), what));
+      }
+    }
+    if (machine.instret() != r.instret) {
+      return diverged(fmt::format("at instret {}: expected to stop at {}", machine.instret(), what));
+    }
+    ++report.records;
+    const log::Payload& p = r.payload;
+    if (const auto* in = std::get_if<log::ConsoleInput>(&p)) {
+      for (uint8_t b : in->bytes) {
+        if (!machine.push_console_input(b)) {
+          return diverged(fmt::format("at instret {}: the UART has no room for {}", r.instret, what));
+        }
+      }
+    } else if (const auto* skip = std::get_if<log::TimeSkip>(&p)) {
+      machine.skip_time_to(skip->target_mtime);
+    } else if (const auto* e = std::get_if<log::Entropy>(&p)) {
+      if (!entropy) return diverged("the log has entropy but the machine has no entropy device");
+      entropy->stage(r.instret, e->bytes);
+    } else if (const auto* sh = std::get_if<log::StateHash>(&p)) {
+      const auto mine = machine.state_digest();
+      if (mine != sh->hash) {
+        return diverged(fmt::format("state hash differs at instret {}: replay {} recording {}",
+                                    r.instret, hex(mine), hex(sh->hash)));
+      }
+      ++report.checkpoints;
+    } else if (const auto* od = std::get_if<log::OutputDigest>(&p)) {
+      const log::OutputDigest mine = outputs.digest();
+      if (!(mine == *od)) {
+        return diverged(fmt::format("outputs differ by instret {}: replay produced {} console "
+                                    "bytes (digest {}), the recording {} ({})",
+                                    r.instret, mine.console_bytes, hex(mine.sha256),
+                                    od->console_bytes, hex(od->sha256)));
+      }
+      ++report.checkpoints;
+    } else if (const auto* end = std::get_if<log::End>(&p)) {
+      if (entropy && !entropy->idle()) {
+        return diverged("the recording gave entropy that the replay never asked for");
+      }
+      const bool off = last == vm::RunStatus::kPowerOff;
+      const int status = off ? static_cast<int>(machine.exit_status()) : 0;
+      if (off && status != end->exit_status) {
+        return diverged(fmt::format("the guest exited with status {}, the recording with {}",
+                                    status, end->exit_status));
+      }
+      report.ok = true;
+      report.instret = machine.instret();
+      report.exit_status = end->exit_status;
+      return report;
+    } else if (std::get_if<log::NetFrame>(&p)) {
+      return diverged("the log has a network frame, which this machine cannot receive yet");
+    }
+  }
+}
+
+}  // namespace ftvm::ft

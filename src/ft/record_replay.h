@@ -1,0 +1,111 @@
+// Recording a live run into an event log, and replaying a log with proof.
+//
+// A recording holds every input that reached the machine from outside, each
+// at the exact instret where it was applied (console bytes, time skips,
+// entropy), plus state-hash and output-digest checkpoints and a final End
+// record. Replay rebuilds the same machine from the header (refusing images
+// whose content hashes differ), applies the inputs at the same instret,
+// and checks every checkpoint: the first difference is reported with its
+// instret and record. The format is docs/log-format.md.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "log/digest.h"
+#include "log/header.h"
+#include "log/log_writer.h"
+#include "util/result.h"
+#include "vm/machine.h"
+
+namespace ftvm::ft {
+
+// What it takes to build a machine again; written into the log's header.
+struct MachineSpec {
+  std::string kernel_path;
+  std::string initrd_path;  // may be empty
+  std::string disk_path;    // may be empty; recorded runs attach it read-only
+  uint64_t ram_size = vm::kDefaultRamSize;
+  std::string cmdline;
+  bool entropy = false;  // a virtio-rng device is attached
+};
+
+// Hashes the spec's files and builds the log header.
+Result<log::Header> make_header(const MachineSpec& spec);
+
+// Writes the event log of one live run. The caller reports every input at
+// the machine's instret when it applies it, and every console output byte.
+// Not thread-safe; errors are sticky (the first failure is kept and every
+// later call returns it).
+class Recorder {
+ public:
+  // `hash_interval`: write a state-hash and output-digest checkpoint at the
+  // first event boundary after every this many instructions (0: only at
+  // the end). Each checkpoint hashes all of RAM.
+  static Result<std::unique_ptr<Recorder>> create(const std::string& path,
+                                                  const log::Header& header,
+                                                  uint64_t hash_interval);
+
+  Status console_input(uint64_t instret, std::span<const uint8_t> bytes);
+  Status time_skip(uint64_t instret, uint64_t target_mtime);
+  Status entropy(uint64_t instret, std::span<const uint8_t> bytes);
+  void console_output(uint8_t byte) { outputs_.add_console({&byte, 1}); }
+  // Writes a checkpoint if the interval has passed since the last one.
+  Status maybe_checkpoint(const vm::Machine& machine);
+  // Final checkpoint and the End record; flushes and syncs the file.
+  Status finish(const vm::Machine& machine, int exit_status);
+  const Status& status() const { return status_; }
+  uint64_t bytes_written() const { return writer_.size(); }
+
+ private:
+  Recorder(log::LogWriter writer, uint64_t hash_interval)
+      : writer_(std::move(writer)), hash_interval_(hash_interval) {}
+  Status append(log::Record record);
+  Status checkpoint(const vm::Machine& machine);
+
+  log::LogWriter writer_;
+  log::OutputDigester outputs_;
+  uint64_t hash_interval_;
+  uint64_t last_checkpoint_ = 0;
+  Status status_;
+};
+
+// An entropy source that records, at the machine's current instret, every
+// byte another source hands the guest.
+class RecordingEntropy final : public vm::EntropySource {
+ public:
+  RecordingEntropy(vm::EntropySource& inner, Recorder& recorder, const vm::Machine& machine)
+      : inner_(inner), recorder_(recorder), machine_(machine) {}
+  void fill(std::span<uint8_t> out) override;
+
+ private:
+  vm::EntropySource& inner_;
+  Recorder& recorder_;
+  const vm::Machine& machine_;
+};
+
+struct ReplayOptions {
+  // Override where the images are found (their hashes must still match).
+  std::string kernel_path;
+  std::string initrd_path;
+  std::string disk_path;
+};
+
+struct ReplayReport {
+  bool ok = false;
+  uint64_t instret = 0;      // where replay stopped
+  uint64_t records = 0;      // records applied or checked
+  uint64_t checkpoints = 0;  // state hashes and output digests that matched
+  int exit_status = 0;       // the guest's, at the End record
+  std::string divergence;    // when !ok: what differed, where
+};
+
+// Replays the log at `path`. An error Result means the log or the images
+// could not be used (unreadable, corrupt, mismatched); a report with
+// ok == false means the execution diverged from the recording.
+Result<ReplayReport> replay(const std::string& path, const ReplayOptions& options);
+
+}  // namespace ftvm::ft

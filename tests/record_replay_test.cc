@@ -1,0 +1,156 @@
+// Integration tests of `ftvm run --record` and `ftvm replay`: real guest
+// runs recorded to a file, replayed with every hash checked, and logs that
+// are corrupt, of another version, for other images, or tampered with.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+#include <variant>
+
+#include "log/log_reader.h"
+#include "log/log_writer.h"
+#include "process.h"
+
+namespace ftvm::test {
+namespace {
+
+using std::chrono::seconds;
+
+const std::string kFtvm = FTVM_BINARY;
+
+std::string guest_dir() {
+  if (const char* d = std::getenv("FTVM_GUEST_DIR"); d && *d) return d;
+  const char* c = std::getenv("FTVM_CACHE");
+  return std::string(c && *c ? c : "/var/cache/ftvm") + "/guest/current";
+}
+
+std::string temp_path(const std::string& name) { return ::testing::TempDir() + "/" + name; }
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void spit(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+class RecordReplay : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(access((guest_dir() + "/Image").c_str(), R_OK), 0)
+        << "no guest image at " << guest_dir() << ": run guest/build.sh";
+  }
+  // Records a run that takes host entropy, idles on a timer, and prints.
+  std::string record(const std::string& name, std::string* out = nullptr) {
+    const std::string log = temp_path(name);
+    ProcessResult r = run_process({kFtvm, "run", "--record", log, "--entropy", "host",
+                                   "--hash-interval", "20000000", "--",
+                                   "head -c 16 /dev/hwrng | od -An -tx1; sleep 1; echo done"},
+                                  seconds(120));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("done"), std::string::npos);
+    if (out) *out = r.out;
+    return log;
+  }
+};
+
+TEST_F(RecordReplay, ARecordedRunReplaysWithEveryHashEqual) {
+  const std::string log = record("ok.log");
+  ProcessResult r = run_process({kFtvm, "replay", log}, seconds(120));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("replay OK"), std::string::npos) << r.out << r.err;
+  // Periodic checkpoints as well as the final one.
+  EXPECT_EQ(r.out.find(" 2 checkpoints"), std::string::npos) << r.out;
+}
+
+TEST_F(RecordReplay, HostEntropyDiffersBetweenLiveRuns) {
+  std::string a, b;
+  record("a.log", &a);
+  record("b.log", &b);
+  EXPECT_NE(a, b) << "two live runs saw the same entropy";
+}
+
+TEST_F(RecordReplay, ACorruptLogIsRefusedNamingTheOffset) {
+  const std::string good = record("good.log");
+  std::string bytes = slurp(good);
+  ASSERT_GT(bytes.size(), 2000u);
+  bytes[bytes.size() / 2] ^= 0x40;
+  const std::string bad = temp_path("corrupt.log");
+  spit(bad, bytes);
+  ProcessResult r = run_process({kFtvm, "replay", bad}, seconds(120));
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("offset"), std::string::npos) << r.err;
+}
+
+TEST_F(RecordReplay, ATruncatedLogIsRefusedWithoutACrash) {
+  const std::string good = record("whole.log");
+  const std::string bytes = slurp(good);
+  for (size_t cut : {size_t{10}, size_t{200}, bytes.size() / 3, bytes.size() - 5}) {
+    const std::string bad = temp_path("cut.log");
+    spit(bad, bytes.substr(0, cut));
+    ProcessResult r = run_process({kFtvm, "replay", bad}, seconds(120));
+    EXPECT_TRUE(r.exit_code == 2 || r.exit_code == 3) << "cut at " << cut << ": " << r.err;
+    EXPECT_FALSE(r.err.empty());
+  }
+}
+
+TEST_F(RecordReplay, AnotherFormatVersionIsRefused) {
+  std::string bytes = slurp(record("v.log"));
+  bytes[8] = 9;  // the version field follows the 8-byte magic
+  const std::string bad = temp_path("v9.log");
+  spit(bad, bytes);
+  ProcessResult r = run_process({kFtvm, "replay", bad}, seconds(60));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("version"), std::string::npos) << r.err;
+}
+
+TEST_F(RecordReplay, AMismatchedImageIsRefused) {
+  const std::string log = record("m.log");
+  const std::string other = temp_path("other-initrd");
+  spit(other, "not the recorded initrd");
+  ProcessResult r = run_process({kFtvm, "replay", "--initrd", other, log}, seconds(60));
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("initrd"), std::string::npos) << r.err;
+}
+
+TEST_F(RecordReplay, TamperedEntropyIsADivergenceAtItsInstret) {
+  const std::string good = record("t.log");
+  Result<log::LogReader> reader = log::LogReader::open(good);
+  ASSERT_TRUE(reader.ok()) << reader.error();
+  Result<log::Header> header = reader->header();
+  ASSERT_TRUE(header.ok()) << header.error();
+  const std::string bad = temp_path("tampered.log");
+  Result<log::LogWriter> writer = log::LogWriter::create(bad, *header);
+  ASSERT_TRUE(writer.ok()) << writer.error();
+  bool tampered = false;
+  for (;;) {
+    Result<std::optional<log::Record>> r = reader->next();
+    ASSERT_TRUE(r.ok()) << r.error();
+    if (!r->has_value()) break;
+    log::Record rec = **r;
+    if (auto* e = std::get_if<log::Entropy>(&rec.payload); e && !tampered) {
+      e->bytes[0] ^= 1;
+      tampered = true;
+    }
+    ASSERT_TRUE(writer->append(rec).ok());
+  }
+  ASSERT_TRUE(tampered) << "the recording has no entropy record";
+  ASSERT_TRUE(writer->flush().ok());
+  ProcessResult r = run_process({kFtvm, "replay", bad}, seconds(120));
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  EXPECT_NE(r.err.find("DIVERGED"), std::string::npos) << r.err;
+}
+
+TEST_F(RecordReplay, RecordingAWritableDiskIsRefused) {
+  const std::string disk = temp_path("rw.img");
+  spit(disk, std::string(1 << 20, '\0'));
+  ProcessResult r = run_process(
+      {kFtvm, "run", "--record", temp_path("d.log"), "--disk", disk, "--", "true"}, seconds(30));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--disk-read-only"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace ftvm::test
