@@ -173,6 +173,12 @@ Status Machine::load_linux(std::span<const uint8_t> kernel, std::span<const uint
   s.mcounteren = 7;
   s.scounteren = 7;  // OpenSBI lets U-mode read cycle, time and instret too
   s.priv = Priv::kSupervisor;
+  enable_sbi();
+  hart_.reset_caches();
+  return {};
+}
+
+void Machine::enable_sbi() {
   sbi_mode_ = true;
   hart_.set_ecall_hook([this](Hart& h) { return handle_sbi_call(h, *this); });
   hart_.set_machine_trap_hook([this](uint64_t cause, uint64_t tval) {
@@ -180,8 +186,43 @@ Status Machine::load_linux(std::span<const uint8_t> kernel, std::span<const uint
                      "which has no firmware on this machine",
                      cause, hart_.state().pc, tval));
   });
+}
+
+MachineState Machine::capture() const {
+  MachineState m;
+  m.hart = hart_.state();
+  m.uart = uart_.state();
+  m.clint = clint_.state();
+  m.plic = plic_.state();
+  for (size_t i = 0; i < virtio_.size(); ++i) m.virtio[i] = virtio_[i]->state();
+  m.sbi_mode = sbi_mode_;
+  m.sbi_timecmp = sbi_timecmp_;
+  m.time_skipped = time_skipped_;
+  m.tohost = tohost_;
+  m.power = static_cast<uint8_t>(power_state_);
+  m.exit_status = exit_status_;
+  return m;
+}
+
+void Machine::restore(const MachineState& m) {
+  hart_.state() = m.hart;
+  sbi_timecmp_ = m.sbi_timecmp;
+  time_skipped_ = m.time_skipped;
+  tohost_ = m.tohost;
+  power_state_ = static_cast<Power>(m.power <= 3 ? m.power : 3);
+  exit_status_ = m.exit_status;
+  if (m.sbi_mode) enable_sbi();
+  // The PLIC first: the other devices' restore() re-drives their lines.
+  plic_.restore(m.plic);
+  clint_.restore(m.clint);
+  uart_.restore(m.uart);
+  for (size_t i = 0; i < virtio_.size(); ++i) virtio_[i]->restore(m.virtio[i]);
+  // The PLIC's outputs reach the hart through HartIrq; restore the hart's
+  // own record of them last, as captured.
+  hart_.state().mip = m.hart.mip;
+  hart_.state().seip_external = m.hart.seip_external;
+  stalled_slices_ = 0;
   hart_.reset_caches();
-  return {};
 }
 
 Status Machine::load_elf(std::span<const uint8_t> elf) {

@@ -65,6 +65,22 @@ enum class RunStatus : uint8_t {
   kError,     // the machine cannot continue; error() says why
 };
 
+// Everything in machine state S except RAM, as plain data (snapshots, state
+// transfer). RAM travels separately: Machine::bus().ram().
+struct MachineState {
+  HartState hart;
+  Uart16550::State uart;
+  Clint::State clint;
+  Plic::State plic;
+  std::array<VirtioMmio::State, 8> virtio{};
+  bool sbi_mode = false;
+  uint64_t sbi_timecmp = ~0ull;
+  uint64_t time_skipped = 0;
+  std::optional<uint64_t> tohost;
+  uint8_t power = 0;  // 0 running, 1 off, 2 reset, 3 error
+  uint32_t exit_status = 0;
+};
+
 struct RunResult {
   RunStatus status;
   uint64_t retired;  // instructions retired by this call
@@ -114,6 +130,13 @@ class Machine final : private SbiPlatform {
   std::string state_hash() const;
   std::array<uint8_t, 32> state_digest() const;
 
+  // The machine's state apart from RAM, and its restoration. restore()
+  // expects RAM to hold the contents that go with `state` (copy them into
+  // bus().ram() first, or after: restore() drops all decoded code anyway) and
+  // a machine built with the same MachineConfig devices.
+  MachineState capture() const;
+  void restore(const MachineState& state);
+
   uint32_t exit_status() const { return exit_status_; }
   const std::string& error() const { return error_; }
   Hart& hart() { return hart_; }
@@ -134,6 +157,7 @@ class Machine final : private SbiPlatform {
   std::optional<uint64_t> next_deadline() const;  // any future timer compare
   void poll_tohost();
   void fail(std::string message);
+  void enable_sbi();
   Status place(uint64_t pa, std::span<const uint8_t> bytes, const char* what);
 
   Bus bus_;
