@@ -16,3 +16,6 @@ ninja -C build-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j "$jobs" --timeout 900 \
     -E '^(qemu\.|RunGuest\.|RunBadInput\.)'
+
+echo "== ftvm fuzz smoke (libFuzzer, every parser of untrusted bytes)"
+scripts/fuzz-smoke.sh 15
