@@ -6,7 +6,9 @@
 #
 # Output: ${FTVM_CACHE:-/var/cache/ftvm}/guest/<hash>/ holding
 #   Image               Linux 6.1 (linux-source-6.1), uncompressed RISC-V Image
-#   initramfs.cpio.gz   busybox (Debian source), /init, ftvm-poweroff, cpubench
+#   initramfs.cpio.gz   busybox and Redis (Debian sources), /init, ftvm-poweroff,
+#                       cpubench
+#   data.ext2           64 MiB ext2 data disk (README, empty redis/), for vda
 #   manifest.txt        versions, hash, sizes, sha256s, build times
 #   System.map, linux.config, busybox.config, build.log   for debugging
 # <hash> is the sha256 over every file in guest/ and the versions of the
@@ -25,7 +27,7 @@ readonly cache_root=${FTVM_CACHE:-/var/cache/ftvm}
 readonly cache_dir=$cache_root/guest
 readonly cross=riscv64-linux-gnu-
 readonly linux_tarball=/usr/src/linux-source-6.1.tar.xz
-readonly stages=5
+readonly stages=7
 
 say() { printf '%s\n' "$*" >&2; }
 die() {
@@ -56,14 +58,15 @@ pkg_version() {
     die "Debian package $1 is not installed; run scripts/install-deps.sh"
 }
 
-# The newest busybox source version apt knows; `apt-get source` is pinned to it.
-busybox_source_version() {
+# The newest version of source package $1 that apt knows; `apt-get source` is
+# pinned to it.
+source_version() {
   local v best=
-  for v in $(apt-cache showsrc --only-source busybox 2>/dev/null | sed -n 's/^Version: //p'); do
+  for v in $(apt-cache showsrc --only-source "$1" 2>/dev/null | sed -n 's/^Version: //p'); do
     if [[ -z $best ]] || dpkg --compare-versions "$v" gt "$best"; then best=$v; fi
   done
   [[ -n $best ]] ||
-    die "apt knows no busybox source package; enable deb-src (scripts/install-deps.sh does) and run apt-get update"
+    die "apt knows no $1 source package; enable deb-src (scripts/install-deps.sh does) and run apt-get update"
   printf '%s' "$best"
 }
 
@@ -71,7 +74,9 @@ linux_version=$(pkg_version linux-source-6.1)
 gcc_version=$(pkg_version gcc-riscv64-linux-gnu)
 libc_version=$(pkg_version libc6-dev-riscv64-cross)
 binutils_version=$(pkg_version binutils-riscv64-linux-gnu)
-busybox_version=$(busybox_source_version)
+e2fsprogs_version=$(pkg_version e2fsprogs)
+busybox_version=$(source_version busybox)
+redis_version=$(source_version redis)
 compiler=$("${cross}gcc" --version | head -n 1)
 
 # The hash input: one line per file of the recipe directory $1 (its sha256
@@ -81,10 +86,12 @@ hash_input() {
   (cd "$1" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
   printf 'linux-source-6.1 %s\n' "$linux_version"
   printf 'busybox (source) %s\n' "$busybox_version"
+  printf 'redis (source) %s\n' "$redis_version"
   printf 'gcc-riscv64-linux-gnu %s\n' "$gcc_version"
   printf 'compiler %s\n' "$compiler"
   printf 'libc6-dev-riscv64-cross %s\n' "$libc_version"
   printf 'binutils-riscv64-linux-gnu %s\n' "$binutils_version"
+  printf 'e2fsprogs %s\n' "$e2fsprogs_version"
 }
 inputs=$(hash_input "$guest_dir")
 hash=$(printf '%s\n' "$inputs" | sha256sum | cut -d' ' -f1)
@@ -96,7 +103,7 @@ if ((print_hash)); then
 fi
 
 is_complete() {
-  [[ -f $1/Image && -f $1/initramfs.cpio.gz && -f $1/manifest.txt ]]
+  [[ -f $1/Image && -f $1/initramfs.cpio.gz && -f $1/data.ext2 && -f $1/manifest.txt ]]
 }
 
 # Best effort: a read-only cache still serves its entries.
@@ -225,23 +232,32 @@ mkdir "$recipe"
 cp -R "$guest_dir/." "$recipe/"
 [[ $(hash_input "$recipe") == "$inputs" ]] || die "guest/ changed while the build started; run it again"
 
-stage 1 "sources: linux-source-6.1 $linux_version, busybox $busybox_version"
+# Unpacks Debian source package $1 at version $2 into directory $3. The
+# package (.dsc and tarballs) is kept under ${FTVM_CACHE}/src/$1/<version>, so
+# later builds need no network; `dpkg-source -x` checks it against its .dsc
+# and applies Debian's patches.
+unpack_source() {
+  local name=$1 version=$2 dest=$3 pkg dl
+  pkg=$cache_root/src/$name/${version//:/_}
+  if ! compgen -G "$pkg/${name}_*.dsc" >/dev/null; then
+    say "      downloading the $name source package (apt-get source)"
+    mkdir -p "$cache_root/src/$name"
+    dl=$(mktemp -d "$cache_root/src/$name/.download.XXXXXX")
+    run sh -c "cd '$dl' && apt-get source --download-only '$name=$version'"
+    rm -rf "$pkg"
+    mv -T "$dl" "$pkg"
+  fi
+  run dpkg-source -x "$(compgen -G "$pkg/${name}_*.dsc" | head -n 1)" "$dest"
+}
+
+stage 1 "sources: linux-source-6.1 $linux_version, busybox $busybox_version, redis $redis_version"
 run tar -xf "$linux_tarball" -C "$work"
 ksrc=$work/linux-source-6.1
 [[ -f $ksrc/Makefile ]] || die "$linux_tarball did not unpack to linux-source-6.1/"
-# The busybox source package is kept under the cache, so later builds need no
-# network; `dpkg-source -x` checks it against its .dsc and applies Debian's patches.
-bb_pkg=$cache_root/src/busybox/${busybox_version//:/_}
-if ! compgen -G "$bb_pkg/busybox_*.dsc" >/dev/null; then
-  say "      downloading the busybox source package (apt-get source)"
-  mkdir -p "$cache_root/src/busybox"
-  dl=$(mktemp -d "$cache_root/src/busybox/.download.XXXXXX")
-  run sh -c "cd '$dl' && apt-get source --download-only 'busybox=$busybox_version'"
-  rm -rf "$bb_pkg"
-  mv -T "$dl" "$bb_pkg"
-fi
 bsrc=$work/busybox
-run dpkg-source -x "$(compgen -G "$bb_pkg/busybox_*.dsc" | head -n 1)" "$bsrc"
+unpack_source busybox "$busybox_version" "$bsrc"
+rsrc=$work/redis
+unpack_source redis "$redis_version" "$rsrc"
 
 stage 2 "kernel: configuring (allnoconfig + guest/kernel.config)"
 kmake() { make -C "$ksrc" ARCH=riscv CROSS_COMPILE="$cross" "$@"; }
@@ -274,11 +290,26 @@ verify_fragment "$recipe/busybox.config" "$bsrc/.config"
 run bmake -j"$jobs"
 t_busybox=$((SECONDS - t_busybox))
 
-stage 5 "initramfs: tools, /init, cpio"
+stage 5 "redis: compiling redis-server and redis-cli (this takes ~40 s)"
+t_redis=$SECONDS
+# Static, libc malloc (no jemalloc), no TLS, no systemd; the bundled lua,
+# hiredis, linenoise and hdr_histogram. The build ID in release.h comes from
+# SOURCE_DATE_EPOCH and the git fields are pinned (GIT_DIR points nowhere), so
+# the binaries do not depend on the build's time or place. PYTHON=: keeps the
+# checked-in commands.c. uname_S/uname_M describe the target, not the host.
+run env GIT_DIR=/nonexistent make -C "$rsrc/src" -j"$jobs" \
+  CC="${cross}gcc" AR="${cross}ar" RANLIB="${cross}ranlib" \
+  uname_S=Linux uname_M=riscv64 MALLOC=libc USE_JEMALLOC=no BUILD_TLS=no USE_SYSTEMD=no \
+  LDFLAGS=-static DEBUG= PYTHON=: V=1 \
+  redis-server redis-cli
+t_redis=$((SECONDS - t_redis))
+redis_release=$(sed -n 's/^#define REDIS_VERSION "\(.*\)"$/\1/p' "$rsrc/src/version.h")
+
+stage 6 "initramfs: tools, /init, cpio"
 root=$work/rootfs
 run bmake CONFIG_PREFIX="$root" install
 rm -f "$root/linuxrc"
-mkdir -p "$root"/{dev,proc,sys,tmp,run,root,mnt,etc}
+mkdir -p "$root"/{dev,proc,sys,tmp,run,root,mnt,etc,data,usr/bin}
 chmod 1777 "$root/tmp"
 chmod 0700 "$root/root"
 cp -R "$recipe/rootfs/." "$root/"
@@ -286,6 +317,9 @@ install -m 0755 "$recipe/init" "$root/init"
 tools_cflags=(-O2 -static -Wall -Wextra -s)
 run "${cross}gcc" "${tools_cflags[@]}" -o "$root/sbin/ftvm-poweroff" "$recipe/tools/ftvm-poweroff.c"
 run "${cross}gcc" "${tools_cflags[@]}" -o "$root/bin/cpubench" "$recipe/tools/cpubench.c"
+for prog in redis-server redis-cli; do
+  run "${cross}strip" -o "$root/usr/bin/$prog" "$rsrc/src/$prog"
+done
 # gen_init_cpio takes regular files' mtimes from the files themselves.
 find "$root" -exec touch -h -d "@$epoch" {} +
 # Device nodes the kernel needs before /init mounts devtmpfs over /dev.
@@ -295,6 +329,33 @@ run sh -c "cd '$ksrc' && usr/gen_initramfs.sh -o '$work/initramfs.cpio' -u squas
 mkdir "$work/out"
 cp "$ksrc/arch/riscv/boot/Image" "$work/out/Image"
 gzip -n -9 <"$work/initramfs.cpio" >"$work/out/initramfs.cpio.gz"
+
+stage 7 "data disk: data.ext2"
+# The files come from guest/data/ (plus an empty redis/ for Redis's dir). The
+# UUID and directory hash seed are fixed, E2FSPROGS_FAKE_TIME fixes the
+# superblock's and new inodes' times, and debugfs then sets every copied
+# inode's owner to root and its times to the build date (`mke2fs -d` copies
+# each file's owner and ctime from the host), so the same recipe gives the
+# same bytes whoever builds it and whenever.
+data=$work/data
+mkdir -p "$data"
+cp -R "$recipe/data/." "$data/"
+mkdir -p "$data/redis"
+chmod -R u=rwX,go=rX "$data"
+export E2FSPROGS_FAKE_TIME=$epoch
+run mke2fs -q -F -t ext2 -b 4096 -I 256 -m 0 -L ftvm-data \
+  -U 6674766d-6461-7461-0000-000000000001 \
+  -E hash_seed=6674766d-6461-7461-0000-000000000002,root_owner=0:0 \
+  -d "$data" "$work/out/data.ext2" 64M
+(cd "$data" && find . -print | LC_ALL=C sort) | while IFS= read -r path; do
+  path=/${path#./}
+  path=${path%/.}
+  for field in atime mtime ctime; do printf 'sif "%s" %s @%s\n' "${path:-/}" "$field" "$epoch"; done
+  printf 'sif "%s" uid 0\nsif "%s" gid 0\n' "${path:-/}" "${path:-/}"
+done >"$work/debugfs.cmds"
+run debugfs -w -f "$work/debugfs.cmds" "$work/out/data.ext2"
+run e2fsck -fn "$work/out/data.ext2"
+unset E2FSPROGS_FAKE_TIME
 cp "$ksrc/System.map" "$work/out/System.map"
 cp "$ksrc/.config" "$work/out/linux.config"
 cp "$bsrc/.config" "$work/out/busybox.config"
@@ -318,10 +379,15 @@ sha_of() { sha256sum "$1" | cut -d' ' -f1; }
   printf 'busybox: %s bytes\n' "$(size_of "$root/bin/busybox")"
   printf 'ftvm-poweroff: %s bytes\n' "$(size_of "$root/sbin/ftvm-poweroff")"
   printf 'cpubench: %s bytes\n' "$(size_of "$root/bin/cpubench")"
+  printf 'redis-server: %s bytes (%s)\n' "$(size_of "$root/usr/bin/redis-server")" "$redis_release"
+  printf 'redis-cli: %s bytes\n' "$(size_of "$root/usr/bin/redis-cli")"
+  printf '\n[data disk]\n'
+  printf 'data.ext2: %s bytes, sha256 %s\n' "$(size_of "$work/out/data.ext2")" "$(sha_of "$work/out/data.ext2")"
   printf '\n[build]\n'
   printf 'host: %s cores (make -j%s)\n' "$(nproc)" "$jobs"
   printf 'kernel compile: %s s\n' "$t_kernel"
   printf 'busybox compile: %s s\n' "$t_busybox"
+  printf 'redis compile: %s s\n' "$t_redis"
   printf 'total: %s s\n' "$((SECONDS - t_start))"
 } >"$work/out/manifest.txt"
 cp "$log" "$work/out/build.log"

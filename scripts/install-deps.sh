@@ -28,7 +28,7 @@ if ((${#missing[@]})); then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# Source packages (busybox, later redis) need a deb-src entry mirroring the
+# Source packages (busybox, redis) need a deb-src entry mirroring the
 # machine's own Debian entry.
 if ! grep -rqs '^Types:.*deb-src\|^deb-src' /etc/apt/sources.list /etc/apt/sources.list.d/; then
   for f in /etc/apt/sources.list.d/debian.sources; do
