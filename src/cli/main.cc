@@ -48,6 +48,12 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--hash-interval", run.hash_interval,
                       "With --record: instructions between logged state hashes (0: only at the end)")
       ->capture_default_str();
+  run_cmd->add_flag("--net", run.net,
+                    "Attach a NIC to the guest LAN (network namespaces made by scripts/netns.sh; "
+                    "created if missing) with the guest at 10.77.0.15");
+  run_cmd->add_option("--lan", run.lan, "Name of the guest LAN for --net")->capture_default_str();
+  run_cmd->add_option("--tap", run.tap, "Attach a NIC to this existing TAP device instead");
+  run_cmd->add_option("--mac", run.mac, "The NIC's MAC address (default 52:54:00:77:00:0f)");
   run_cmd->add_option("--elf", run.elf,
                       "Run a bare-metal RISC-V ELF in M-mode (HTIF tohost and the test finisher "
                       "end it)");

@@ -9,12 +9,15 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <cstdlib>
 #include <fstream>
 
 #include "ft/record_replay.h"
 #include "hostio/block_file.h"
 #include "hostio/entropy.h"
+#include "hostio/netns.h"
+#include "hostio/tap.h"
 #include "hostio/terminal.h"
 #include "util/file.h"
 #include "util/result.h"
@@ -95,6 +98,33 @@ int run_command(const RunOptions& o) {
     return bad("--record needs the disk unchanged for replay: add --disk-read-only");
   }
   if (!o.record.empty() && !o.elf.empty()) return bad("--record works with Linux guests, not --elf");
+  std::string append = o.append;
+  std::string tap_name = o.tap;
+  if (o.net) {
+    if (!tap_name.empty()) return bad("--net and --tap are alternatives: give one");
+    if (Status s = hostio::ensure_lan(o.lan); !s) return bad(s.error());
+    if (Status s = hostio::enter_netns(o.lan + "-host"); !s) return bad(s.error());
+    tap_name = "tap0";
+    if (append.find("ftvm.net=") == std::string::npos) {
+      append += std::string(append.empty() ? "" : " ") + "ftvm.net=" + hostio::kLanGuestCidr;
+    }
+    fmt::print(stderr,
+               "ftvm: guest LAN '{}': the guest is {}; reach it from the client namespace, e.g.\n"
+               "ftvm:   {} exec-client {} redis-cli -h {} ping\n",
+               o.lan, hostio::kLanGuestAddress, hostio::netns_script(), o.lan,
+               hostio::kLanGuestAddress);
+  }
+  std::unique_ptr<hostio::Tap> tap;
+  if (!tap_name.empty()) {
+    Result<std::unique_ptr<hostio::Tap>> t = hostio::Tap::open(tap_name);
+    if (!t) return bad(t.error());
+    tap = std::move(*t);
+    config.net_mac = vm::kDefaultGuestMac;
+    if (!o.mac.empty()) {
+      config.net_mac = vm::parse_mac(o.mac);
+      if (!config.net_mac) return bad(fmt::format("--mac {}: not a MAC address", o.mac));
+    }
+  }
   vm::Machine machine(config);
   std::unique_ptr<ft::Recorder> recorder;
   std::unique_ptr<ft::RecordingEntropy> recording_entropy;
@@ -136,7 +166,7 @@ int run_command(const RunOptions& o) {
       }
       cmdline += " quiet ftvm.cmd=" + hex_encode(joined);
     }
-    if (!o.append.empty()) cmdline += " " + o.append;
+    if (!append.empty()) cmdline += " " + append;
     if (Status s = machine.load_linux(*kernel, initrd, cmdline); !s) {
       return bad(fmt::format("{}: {}", kernel_path, s.error()));
     }
@@ -148,6 +178,7 @@ int run_command(const RunOptions& o) {
       spec.ram_size = config.ram_size;
       spec.cmdline = cmdline;
       spec.entropy = entropy != nullptr;
+      if (config.net_mac) spec.net_mac = vm::format_mac(*config.net_mac);
       Result<log::Header> header = ft::make_header(spec);
       if (!header) return bad(header.error());
       Result<std::unique_ptr<ft::Recorder>> r =
@@ -167,6 +198,14 @@ int run_command(const RunOptions& o) {
     out.push_back(static_cast<char>(b));
     if (recorder) recorder->console_output(b);
   });
+  uint64_t tx_errors = 0;
+  machine.set_frame_sink([&tap, &recorder, &tx_errors](std::span<const uint8_t> frame) {
+    if (recorder) recorder->frame_output(frame);
+    if (tap && !tap->write_frame(frame)) ++tx_errors;
+  });
+  std::deque<std::vector<uint8_t>> rx_queue;
+  constexpr size_t kMaxQueuedFrames = 4096;
+  uint64_t rx_dropped = 0;
   auto flush = [&out] {
     if (!out.empty()) {
       hostio::write_all(STDOUT_FILENO, out);
@@ -249,10 +288,23 @@ int run_command(const RunOptions& o) {
           machine.instret(), {reinterpret_cast<const uint8_t*>(input.data()), fed});
     }
     input.erase(0, fed);
+    if (tap) {
+      std::vector<std::vector<uint8_t>> frames;
+      (void)tap->read_frames(frames);
+      for (auto& f : frames) {
+        if (rx_queue.size() < kMaxQueuedFrames) rx_queue.push_back(std::move(f));
+        else ++rx_dropped;
+      }
+      while (!rx_queue.empty() && machine.deliver_frame(rx_queue.front())) {
+        if (recorder) (void)recorder->net_frame(machine.instret(), rx_queue.front());
+        rx_queue.pop_front();
+        ++fed;
+      }
+    }
 
     if (r.status == vm::RunStatus::kIdle && fed == 0) {
       const std::optional<uint64_t> wake = machine.next_wakeup();
-      if (!wake && !input_open) {
+      if (!wake && !input_open && !tap) {
         fmt::print(stderr, "\nftvm: the guest is waiting for an interrupt that can never come "
                            "(no timer armed, no input); stopping\n");
         exit_code = kExitMachineError;
@@ -264,8 +316,11 @@ int run_command(const RunOptions& o) {
       const auto now = Clock::now();
       if (now < target) {
         const auto wait = target - now;
-        if (input_open) {
-          if (hostio::wait_readable(STDIN_FILENO, wait)) continue;
+        if (input_open || tap) {
+          std::vector<int> fds;
+          if (input_open) fds.push_back(STDIN_FILENO);
+          if (tap) fds.push_back(tap->fd());
+          if (hostio::wait_any_readable(fds, wait)) continue;
           if (Clock::now() < target) continue;
         } else {
           struct timespec ts;

@@ -17,6 +17,7 @@ constexpr const char* kKernelPathKey = "kernel.path";
 constexpr const char* kInitrdPathKey = "initrd.path";
 constexpr const char* kDiskPathKey = "disk.path";
 constexpr const char* kEntropyKey = "entropy";
+constexpr const char* kNetMacKey = "net.mac";
 
 std::string meta(const log::Header& h, const char* key) {
   auto it = h.metadata.find(key);
@@ -46,6 +47,7 @@ Result<log::Header> make_header(const MachineSpec& spec) {
     h.metadata[kDiskPathKey] = spec.disk_path;
   }
   h.metadata[kEntropyKey] = spec.entropy ? "virtio-rng" : "none";
+  if (!spec.net_mac.empty()) h.metadata[kNetMacKey] = spec.net_mac;
   h.metadata["ftvm.log.writer"] = "ftvm run --record";
   return h;
 }
@@ -73,6 +75,10 @@ Status Recorder::console_input(uint64_t instret, std::span<const uint8_t> bytes)
 
 Status Recorder::time_skip(uint64_t instret, uint64_t target_mtime) {
   return append({instret, log::TimeSkip{target_mtime}});
+}
+
+Status Recorder::net_frame(uint64_t instret, std::span<const uint8_t> frame) {
+  return append({instret, log::NetFrame{log::Bytes(frame.begin(), frame.end())}});
 }
 
 Status Recorder::entropy(uint64_t instret, std::span<const uint8_t> bytes) {
@@ -162,6 +168,7 @@ Result<ReplayReport> replay(const std::string& path, const ReplayOptions& option
   spec.ram_size = h.ram_size;
   spec.cmdline = h.cmdline;
   spec.entropy = meta(h, kEntropyKey) != "none";
+  spec.net_mac = meta(h, kNetMacKey);
   if (spec.kernel_path.empty()) return make_error("the log names no kernel; pass --kernel");
   if (h.initrd && spec.initrd_path.empty()) return make_error("the log names no initrd path; pass --initrd");
   if (h.disk && spec.disk_path.empty()) return make_error("the log names no disk path; pass --disk");
@@ -200,6 +207,10 @@ Result<ReplayReport> replay(const std::string& path, const ReplayOptions& option
     void fill(std::span<uint8_t> out) override { (*target)->fill(out); }
   } forward(&entropy_ptr);
   if (spec.entropy) config.entropy = &forward;
+  if (!spec.net_mac.empty()) {
+    config.net_mac = vm::parse_mac(spec.net_mac);
+    if (!config.net_mac) return make_error(fmt::format("the log names a bad MAC '{}'", spec.net_mac));
+  }
   vm::Machine machine(config);
   if (spec.entropy) {
     entropy = std::make_unique<ReplayEntropy>(machine);
@@ -208,6 +219,7 @@ Result<ReplayReport> replay(const std::string& path, const ReplayOptions& option
   if (Status s = machine.load_linux(*kernel, initrd, spec.cmdline); !s) return make_error(s.error());
   log::OutputDigester outputs;
   machine.set_console_sink([&outputs](uint8_t b) { outputs.add_console({&b, 1}); });
+  machine.set_frame_sink([&outputs](std::span<const uint8_t> f) { outputs.add_frame(f); });
 
   ReplayReport report;
   vm::RunStatus last = vm::RunStatus::kBudget;
@@ -272,9 +284,9 @@ Result<ReplayReport> replay(const std::string& path, const ReplayOptions& option
       const log::OutputDigest mine = outputs.digest();
       if (!(mine == *od)) {
         return diverged(fmt::format("outputs differ by instret {}: replay produced {} console "
-                                    "bytes (digest {}), the recording {} ({})",
-                                    r.instret, mine.console_bytes, hex(mine.sha256),
-                                    od->console_bytes, hex(od->sha256)));
+                                    "bytes and {} frames (digest {}), the recording {} and {} ({})",
+                                    r.instret, mine.console_bytes, mine.frames, hex(mine.sha256),
+                                    od->console_bytes, od->frames, hex(od->sha256)));
       }
       ++report.checkpoints;
     } else if (const auto* end = std::get_if<log::End>(&p)) {
@@ -291,8 +303,12 @@ Result<ReplayReport> replay(const std::string& path, const ReplayOptions& option
       report.instret = machine.instret();
       report.exit_status = end->exit_status;
       return report;
-    } else if (std::get_if<log::NetFrame>(&p)) {
-      return diverged("the log has a network frame, which this machine cannot receive yet");
+    } else if (const auto* frame = std::get_if<log::NetFrame>(&p)) {
+      if (!machine.has_net()) return diverged("the log has a network frame but the machine has no NIC");
+      if (!machine.deliver_frame(frame->frame)) {
+        return diverged(fmt::format("at instret {}: the guest has no receive buffer for {}",
+                                    r.instret, what));
+      }
     }
   }
 }

@@ -31,6 +31,7 @@ struct MachineSpec {
   uint64_t ram_size = vm::kDefaultRamSize;
   std::string cmdline;
   bool entropy = false;  // a virtio-rng device is attached
+  std::string net_mac;   // a virtio-net NIC with this MAC (empty: none)
 };
 
 // Hashes the spec's files and builds the log header.
@@ -52,7 +53,9 @@ class Recorder {
   Status console_input(uint64_t instret, std::span<const uint8_t> bytes);
   Status time_skip(uint64_t instret, uint64_t target_mtime);
   Status entropy(uint64_t instret, std::span<const uint8_t> bytes);
+  Status net_frame(uint64_t instret, std::span<const uint8_t> frame);
   void console_output(uint8_t byte) { outputs_.add_console({&byte, 1}); }
+  void frame_output(std::span<const uint8_t> frame) { outputs_.add_frame(frame); }
   // Writes a checkpoint if the interval has passed since the last one.
   Status maybe_checkpoint(const vm::Machine& machine);
   // Final checkpoint and the End record; flushes and syncs the file.

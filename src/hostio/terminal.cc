@@ -38,9 +38,17 @@ bool read_available(int fd, std::string& out) {
 }
 
 bool wait_readable(int fd, std::chrono::nanoseconds timeout) {
-  pollfd p{fd, POLLIN, 0};
+  return wait_any_readable(std::span<const int>(&fd, 1), timeout);
+}
+
+bool wait_any_readable(std::span<const int> fds, std::chrono::nanoseconds timeout) {
+  pollfd p[8];
+  size_t n = 0;
+  for (int fd : fds) {
+    if (n < std::size(p)) p[n++] = pollfd{fd, POLLIN, 0};
+  }
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
-  const int r = poll(&p, 1, static_cast<int>(ms < 0 ? 0 : ms > 1000 ? 1000 : ms));
+  const int r = poll(p, n, static_cast<int>(ms < 0 ? 0 : ms > 1000 ? 1000 : ms));
   return r > 0;
 }
 

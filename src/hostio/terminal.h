@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <string>
 
 namespace ftvm::hostio {
@@ -32,8 +33,11 @@ class RawTerminal {
 // Returns false once `fd` reached end of file or failed.
 bool read_available(int fd, std::string& out);
 
-// Waits until `fd` is readable or `timeout` passes. Returns true if readable.
+// Waits until `fd` is readable or `timeout` passes (at most one second per
+// call). Returns true if readable.
 bool wait_readable(int fd, std::chrono::nanoseconds timeout);
+// The same for any of `fds` (none: just waits).
+bool wait_any_readable(std::span<const int> fds, std::chrono::nanoseconds timeout);
 
 // Writes all of `data` to `fd`, retrying on short writes and EINTR.
 void write_all(int fd, const std::string& data);

@@ -68,11 +68,13 @@ Machine::Machine(const MachineConfig& config)
   hart_.set_time_source([this] { return mtime(); });
   if (config.disk != nullptr) blk_ = std::make_unique<VirtioBlk>(config.disk, config.disk_serial);
   if (config.entropy != nullptr) rng_ = std::make_unique<VirtioRng>(config.entropy);
+  if (config.net_mac) net_ = std::make_unique<VirtioNet>(*config.net_mac);
   // Every slot the device tree lists is mapped; empty slots read device id 0.
   for (unsigned i = 0; i < virtio_.size(); ++i) {
-    VirtioDeviceBackend* backend = i == kBlockSlot     ? blk_.get()
-                                   : i == kEntropySlot ? static_cast<VirtioDeviceBackend*>(rng_.get())
-                                                       : nullptr;
+    VirtioDeviceBackend* backend = nullptr;
+    if (i == kBlockSlot) backend = blk_.get();
+    if (i == kEntropySlot) backend = rng_.get();
+    if (i == kNetSlot) backend = net_.get();
     // Device writes to RAM invalidate decoded code like hart stores do.
     virtio_[i] = std::make_unique<VirtioMmio>(
         GuestMemory::of(bus_, [this](uint64_t pa, uint64_t len) { hart_.invalidate_code(pa, len); }),
@@ -80,6 +82,7 @@ Machine::Machine(const MachineConfig& config)
     bus_.map(kVirtioMmioBase + i * kVirtioMmioStride, VirtioMmio::kSize, virtio_[i].get(),
              "virtio");
   }
+  if (net_) net_->attach(virtio_[kNetSlot].get());
 }
 
 Machine::~Machine() = default;
@@ -195,6 +198,7 @@ MachineState Machine::capture() const {
   m.clint = clint_.state();
   m.plic = plic_.state();
   for (size_t i = 0; i < virtio_.size(); ++i) m.virtio[i] = virtio_[i]->state();
+  if (net_) m.net = net_->state();
   m.sbi_mode = sbi_mode_;
   m.sbi_timecmp = sbi_timecmp_;
   m.time_skipped = time_skipped_;
@@ -217,6 +221,7 @@ void Machine::restore(const MachineState& m) {
   clint_.restore(m.clint);
   uart_.restore(m.uart);
   for (size_t i = 0; i < virtio_.size(); ++i) virtio_[i]->restore(m.virtio[i]);
+  if (net_ && m.net) net_->restore(*m.net);
   // The PLIC's outputs reach the hart through HartIrq; restore the hart's
   // own record of them last, as captured.
   hart_.state().mip = m.hart.mip;
@@ -315,6 +320,16 @@ void Machine::skip_time_to(uint64_t target_mtime) {
   if (target_mtime > now) time_skipped_ += target_mtime - now;
 }
 
+void Machine::set_frame_sink(VirtioNet::FrameSink sink) {
+  if (net_) net_->set_frame_sink(std::move(sink));
+}
+
+bool Machine::deliver_frame(std::span<const uint8_t> frame) {
+  if (!net_ || !net_->deliver(frame)) return false;
+  hart_.request_exit();
+  return true;
+}
+
 bool Machine::push_console_input(uint8_t byte) {
   const bool ok = uart_.push_rx(byte);
   hart_.request_exit();
@@ -382,6 +397,7 @@ std::array<uint8_t, 32> Machine::state_digest() const {
   for (const auto& slot : virtio_) {
     slot->state().for_each_field([&add64](uint64_t v) { add64(v); });
   }
+  if (net_) net_->state().for_each_field([&add64](uint64_t v) { add64(v); });
   for (uint64_t v : {uint64_t{sbi_mode_}, sbi_timecmp_, time_skipped_,
                      static_cast<uint64_t>(power_state_), uint64_t{exit_status_}}) {
     add64(v);

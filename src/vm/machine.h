@@ -30,6 +30,7 @@
 #include "vm/uart.h"
 #include "vm/virtio_blk.h"
 #include "vm/virtio_mmio.h"
+#include "vm/virtio_net.h"
 #include "vm/virtio_rng.h"
 
 namespace ftvm::vm {
@@ -55,6 +56,9 @@ struct MachineConfig {
   BlockBackend* disk = nullptr;
   std::string disk_serial = "ftvm-disk0";
   EntropySource* entropy = nullptr;
+  // A virtio-net NIC with this MAC; frames leave through the frame sink and
+  // arrive through deliver_frame().
+  std::optional<MacAddress> net_mac;
 };
 
 enum class RunStatus : uint8_t {
@@ -73,6 +77,7 @@ struct MachineState {
   Clint::State clint;
   Plic::State plic;
   std::array<VirtioMmio::State, 8> virtio{};
+  std::optional<VirtioNet::State> net;
   bool sbi_mode = false;
   uint64_t sbi_timecmp = ~0ull;
   uint64_t time_skipped = 0;
@@ -120,9 +125,18 @@ class Machine final : private SbiPlatform {
   // Delivers one console byte to the UART; false if its FIFO is full.
   bool push_console_input(uint8_t byte);
   bool console_can_accept() const { return uart_.rx_has_room(); }
+  // Delivers one received Ethernet frame to the NIC; false if the guest has
+  // no receive buffer posted (keep the frame and try again later) or there
+  // is no NIC.
+  bool deliver_frame(std::span<const uint8_t> frame);
+  bool net_can_receive() const { return net_ && net_->can_receive(); }
+  bool has_net() const { return net_ != nullptr; }
 
   // Console output (UART and SBI console), byte by byte, in guest order.
   void set_console_sink(std::function<void(uint8_t)> sink) { console_sink_ = std::move(sink); }
+  // Frames the guest transmits, in guest order, at the instret of the
+  // transmitting queue notify.
+  void set_frame_sink(VirtioNet::FrameSink sink);
 
   // SHA-256 over the whole machine state S (hart, RAM, devices, virtual
   // time), as lowercase hex. Two machines with equal hashes at the same
@@ -170,6 +184,7 @@ class Machine final : private SbiPlatform {
   PowerDevice power_;
   std::unique_ptr<VirtioBlk> blk_;
   std::unique_ptr<VirtioRng> rng_;
+  std::unique_ptr<VirtioNet> net_;
   std::array<std::unique_ptr<VirtioMmio>, 8> virtio_;
   std::function<void(uint8_t)> console_sink_;
   bool sbi_mode_ = false;
