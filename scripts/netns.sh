@@ -123,8 +123,8 @@ ftvm LAN '$name' is up (10.77.0.0/$PREFIX, nothing routes out):
   $h   br0 $BRIDGE_ADDR/$PREFIX; ports tap0 (for ftvm) and veth-client
   $c  eth0 $CLIENT_ADDR/$PREFIX (clients run here)
   guest      $GUEST_ADDR/$PREFIX on the guest's eth0 (default MAC $GUEST_MAC)
-Run ftvm with the guest's NIC on tap0:
-  $0 exec-host $name build/ftvm run --net tap0 ...
+Run a guest on it (ftvm enters $h and opens tap0 itself):
+  build/ftvm run --net --lan $name ...
 Reach the guest from a client:
   $0 exec-client $name redis-cli -h $GUEST_ADDR
 Remove it all:
