@@ -83,6 +83,14 @@ do_down() {
   done
 }
 
+# EXIT trap of `up`: removes a half-built LAN if the script is failing.
+undo_failed_up() {
+  local rc=$?
+  [ "$rc" -ne 0 ] || return 0
+  echo "netns.sh: up $1 failed; removing what was made" >&2
+  do_down "$1" || true
+}
+
 do_up() {
   local name=$1
   local h="$name-host" c="$name-client"
@@ -90,7 +98,7 @@ do_up() {
   ns_exists "$c" && die "$c already exists; run: $0 down $name"
 
   # Whatever happens from here on, a failed `up` leaves nothing behind.
-  trap 'rc=$?; if [ $rc -ne 0 ]; then echo "netns.sh: up $name failed; removing what was made" >&2; do_down "$name" || true; fi' EXIT
+  trap 'undo_failed_up "$name"' EXIT
 
   ip netns add "$h"
   ip netns add "$c"
