@@ -83,5 +83,45 @@ TEST_F(GuestLan, ARecordedNetworkRunReplays) {
   EXPECT_NE(replay.out.find("replay OK"), std::string::npos) << replay.out << replay.err;
 }
 
+// Redis in the guest serves redis-benchmark from the client namespace; the
+// whole run is recorded and replays with every hash and output equal.
+TEST_F(GuestLan, RedisBenchmarkRunIsRecordedAndReplays) {
+  const std::string log = ::testing::TempDir() + "/redis-" + lan_ + ".log";
+  ProcessResult guest;
+  std::thread vm([&] {
+    guest = run_process(
+        ftvm({"--record", log, "--append", "ftvm.service=redis"},
+             "i=0; until [ \"$(redis-cli get ftvm-test-done 2>/dev/null)\" = 1 ] || [ $i -ge 600 ]; "
+             "do sleep 0.2; i=$((i+1)); done; redis-cli dbsize"),
+        seconds(240));
+  });
+  auto client = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {"/bin/bash", kNetns, "exec-client", lan_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_process(argv, seconds(120));
+  };
+  bool up = false;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(60);
+  while (!up && std::chrono::steady_clock::now() < deadline) {
+    ProcessResult ping = client({"redis-cli", "-h", "10.77.0.15", "ping"});
+    up = ping.out.find("PONG") != std::string::npos;
+  }
+  ProcessResult bench;
+  if (up) {
+    bench = client({"redis-benchmark", "-h", "10.77.0.15", "-c", "50", "-n", "2000", "-t",
+                    "set,get", "-q"});
+  }
+  ProcessResult set = client({"redis-cli", "-h", "10.77.0.15", "set", "ftvm-test-done", "1"});
+  vm.join();
+  ASSERT_TRUE(up) << "redis in the guest never answered PING";
+  EXPECT_EQ(bench.exit_code, 0) << bench.out << bench.err;
+  EXPECT_NE(bench.out.find("SET:"), std::string::npos) << bench.out;
+  EXPECT_NE(bench.out.find("GET:"), std::string::npos) << bench.out;
+  ASSERT_EQ(guest.exit_code, 0) << guest.out << guest.err;
+  ProcessResult replay = run_process({kFtvm, "replay", log}, seconds(240));
+  EXPECT_EQ(replay.exit_code, 0) << replay.out << replay.err;
+  EXPECT_NE(replay.out.find("replay OK"), std::string::npos) << replay.out << replay.err;
+}
+
 }  // namespace
 }  // namespace ftvm::test
