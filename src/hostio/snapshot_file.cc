@@ -58,8 +58,8 @@ Status save_snapshot(const std::string& path, const vm::SnapshotInfo& info,
     return make_error(std::move(message));
   };
   // One write(2) per piece: a piece is a section, mostly one chunk.
-  Status s = vm::encode_snapshot_to(info, state, ram, options,
-                                    [&](std::span<const uint8_t> b) { return write_all(fd, b, tmp); });
+  Status s = vm::encode_snapshot_to(
+      info, state, ram, options, [&](std::span<const uint8_t> b) { return write_all(fd, b, tmp); });
   if (!s) return abandon(s.error());
   if (::fsync(fd) != 0) return abandon(system_error("sync", tmp));
   if (::close(fd) != 0) {
@@ -104,8 +104,8 @@ Result<std::vector<uint8_t>> read_snapshot_file(const std::string& path) {
   std::vector<uint8_t> bytes(size);
   size_t done = 0;
   while (done < bytes.size()) {
-    const ssize_t n = ::pread(fd, bytes.data() + done, bytes.size() - done,
-                              static_cast<off_t>(done));
+    const ssize_t n =
+        ::pread(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       const std::string message =
@@ -129,8 +129,8 @@ Result<vm::DecodedSnapshot> load_snapshot(const std::string& path) {
 Result<vm::SnapshotInfo> load_snapshot_into(const std::string& path, vm::Machine& machine) {
   Result<std::vector<uint8_t>> bytes = read_snapshot_file(path);
   if (!bytes) return make_error(bytes.error());
-  Result<vm::SnapshotContents> c = vm::decode_snapshot_into(
-      *bytes, {machine.bus().ram(), machine.bus().ram_size()}, path);
+  Result<vm::SnapshotContents> c =
+      vm::decode_snapshot_into(*bytes, {machine.bus().ram(), machine.bus().ram_size()}, path);
   if (!c) return make_error(c.error());
   machine.restore(c->state);
   return std::move(c->info);

@@ -28,7 +28,8 @@ class SnapshotFileTest : public ::testing::Test {
     dir_ = tmpl;
     path_ = dir_ + "/machine.snap";
     ram_.assign(3 << 20, 0);
-    for (size_t i = 0; i < 100000; ++i) ram_[(1 << 20) + i] = static_cast<uint8_t>(i * 7 + (i >> 9));
+    for (size_t i = 0; i < 100000; ++i)
+      ram_[(1 << 20) + i] = static_cast<uint8_t>(i * 7 + (i >> 9));
     state_.hart.instret = 4242;
     state_.hart.pc = vm::kRamBase + 0x40;
     state_.uart.scr = 0x77;
@@ -151,8 +152,9 @@ TEST_F(SnapshotFileTest, LoadIntoAMachineOfAnotherSize) {
   vm::Machine m(config);
   auto info = load_snapshot_into(path_, m);
   ASSERT_FALSE(info.ok());
-  EXPECT_EQ(info.error(), path_ + ": the snapshot holds 3145728 bytes of RAM but the machine has "
-                                  "16777216");
+  EXPECT_EQ(info.error(), path_ +
+                              ": the snapshot holds 3145728 bytes of RAM but the machine has "
+                              "16777216");
   EXPECT_EQ(m.instret(), 0u);
 }
 

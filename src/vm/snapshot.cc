@@ -21,7 +21,8 @@ static_assert(sizeof(Uart16550::State) == 26, "UART state changed: update the sn
 static_assert(sizeof(Clint::State) == 16, "CLINT state changed: update the snapshot format");
 static_assert(sizeof(Plic::State) == 440, "PLIC state changed: update the snapshot format");
 static_assert(sizeof(VirtioMmio::State) == 360, "virtio state changed: update the snapshot format");
-static_assert(sizeof(VirtioNet::State) == 56, "virtio-net state changed: update the snapshot format");
+static_assert(sizeof(VirtioNet::State) == 56,
+              "virtio-net state changed: update the snapshot format");
 static_assert(sizeof(MachineState) == 4392, "MachineState changed: update the snapshot format");
 
 // Section types, in the order they appear.
@@ -37,10 +38,8 @@ constexpr uint8_t kChunkZstd = 2;
 
 constexpr size_t kRamSectionSize = 16;
 constexpr size_t kChunkHeaderSize = 12;  // ram_offset, encoding, reserved
-constexpr size_t kMinDescriptionSize =
-    8 + log::kHeaderPrefixSize + log::kMinHeaderBodySize + 4;
-constexpr size_t kMaxDescriptionSize =
-    8 + log::kHeaderPrefixSize + log::kMaxHeaderBodySize + 4;
+constexpr size_t kMinDescriptionSize = 8 + log::kHeaderPrefixSize + log::kMinHeaderBodySize + 4;
+constexpr size_t kMaxDescriptionSize = 8 + log::kHeaderPrefixSize + log::kMaxHeaderBodySize + 4;
 constexpr uint8_t kZstdMagic[4] = {0x28, 0xb5, 0x2f, 0xfd};
 // The virtio-net fields after their presence flag.
 constexpr size_t kNetStateSize = 55;
@@ -160,7 +159,8 @@ void visit_state(Io& io, S& m) {
   for (int i = 0; i < 16; ++i) io.u8(h.pmpcfg[i], {"hart.pmpcfg", i});
 
   auto& u = m.uart;
-  for (int i = 0; i < static_cast<int>(u.rx_fifo.size()); ++i) io.u8(u.rx_fifo[i], {"uart.rx_fifo", i});
+  for (int i = 0; i < static_cast<int>(u.rx_fifo.size()); ++i)
+    io.u8(u.rx_fifo[i], {"uart.rx_fifo", i});
   io.u8_max(u.rx_count, Uart16550::kFifoSize, {"uart.rx_count"});
   io.u8(u.ier, {"uart.ier"});
   io.u8(u.fcr, {"uart.fcr"});
@@ -176,15 +176,18 @@ void visit_state(Io& io, S& m) {
   io.u64(m.clint.mtimecmp, {"clint.mtimecmp"});
 
   auto& p = m.plic;
-  for (int i = 0; i < static_cast<int>(p.priority.size()); ++i) io.u32(p.priority[i], {"plic.priority", i});
+  for (int i = 0; i < static_cast<int>(p.priority.size()); ++i)
+    io.u32(p.priority[i], {"plic.priority", i});
   for (int i = 0; i < static_cast<int>(p.level.size()); ++i) io.u32(p.level[i], {"plic.level", i});
-  for (int i = 0; i < static_cast<int>(p.claimed.size()); ++i) io.u32(p.claimed[i], {"plic.claimed", i});
+  for (int i = 0; i < static_cast<int>(p.claimed.size()); ++i)
+    io.u32(p.claimed[i], {"plic.claimed", i});
   for (int c = 0; c < static_cast<int>(p.enable.size()); ++c) {
     for (int i = 0; i < static_cast<int>(p.enable[c].size()); ++i) {
       io.u32(p.enable[c][i], {"plic.enable", c, "", i});
     }
   }
-  for (int c = 0; c < static_cast<int>(p.threshold.size()); ++c) io.u32(p.threshold[c], {"plic.threshold", c});
+  for (int c = 0; c < static_cast<int>(p.threshold.size()); ++c)
+    io.u32(p.threshold[c], {"plic.threshold", c});
 
   for (int s = 0; s < static_cast<int>(m.virtio.size()); ++s) {
     auto& v = m.virtio[s];
@@ -276,7 +279,8 @@ class StateWriter {
 
  private:
   void refuse(const Field& f, const std::string& what) {
-    if (!error_) error_ = make_error(fmt::format("cannot encode a snapshot: {} is {}", f.str(), what));
+    if (!error_)
+      error_ = make_error(fmt::format("cannot encode a snapshot: {} is {}", f.str(), what));
   }
 
   std::string& out_;
@@ -338,8 +342,8 @@ class StateReader {
     const uint8_t* p = take(size);
     for (size_t i = 0; i < size; ++i) {
       if (p[i] != 0) {
-        reject(f, size - i, fmt::format("is absent but byte {} of its fields is {:#04x}, not 0", i,
-                                        p[i]));
+        reject(f, size - i,
+               fmt::format("is absent but byte {} of its fields is {:#04x}, not 0", i, p[i]));
         break;
       }
     }
@@ -385,10 +389,14 @@ std::span<const uint8_t> bytes_of(const std::string& s) {
 
 const char* section_name(uint32_t type) {
   switch (type) {
-    case kSectionDescription: return "description";
-    case kSectionState: return "state";
-    case kSectionRam: return "RAM";
-    case kSectionChunk: return "RAM chunk";
+    case kSectionDescription:
+      return "description";
+    case kSectionState:
+      return "state";
+    case kSectionRam:
+      return "RAM";
+    case kSectionChunk:
+      return "RAM chunk";
   }
   return "unknown";
 }
@@ -478,11 +486,11 @@ class Decoder {
     const uint64_t length = get_u32(p + 4);
     if (length < min_len || length > max_len) {
       if (min_len == max_len) {
-        return fail(at, fmt::format("{} section length {} is wrong, must be {}", what, length,
-                                    min_len));
+        return fail(
+            at, fmt::format("{} section length {} is wrong, must be {}", what, length, min_len));
       }
-      return fail(at, fmt::format("{} section length {} is outside [{}, {}]", what, length,
-                                  min_len, max_len));
+      return fail(at, fmt::format("{} section length {} is outside [{}, {}]", what, length, min_len,
+                                  max_len));
     }
     if (remaining < kSectionOverhead + length) {
       return fail(at, fmt::format("truncated {} section: it needs {} bytes, only {} remain", what,
@@ -502,8 +510,8 @@ class Decoder {
   // The prefix and the description.
   Result<std::pair<SnapshotInfo, size_t>> info() const {
     if (Status s = prefix(); !s) return make_error(s.error());
-    Result<Section> sec = section(kSnapshotPrefixSize, kSectionDescription, kMinDescriptionSize,
-                                  kMaxDescriptionSize);
+    Result<Section> sec =
+        section(kSnapshotPrefixSize, kSectionDescription, kMinDescriptionSize, kMaxDescriptionSize);
     if (!sec) return make_error(sec.error());
     SnapshotInfo info;
     info.instret = get_u64(sec->payload.data());
@@ -511,14 +519,14 @@ class Decoder {
     auto decoded = log::decode_header(sec->payload.subspan(8));
     if (!decoded) return described(header_at, decoded.error());
     if (!decoded->has_value()) {
-      return fail(header_at, "description: the event-log header is cut short by the section's "
-                             "end");
+      return fail(header_at,
+                  "description: the event-log header is cut short by the section's "
+                  "end");
     }
     const size_t used = (*decoded)->size;
     if (used != sec->payload.size() - 8) {
-      return fail(header_at + used,
-                  fmt::format("description: {} bytes after the event-log header",
-                              sec->payload.size() - 8 - used));
+      return fail(header_at + used, fmt::format("description: {} bytes after the event-log header",
+                                                sec->payload.size() - 8 - used));
     }
     info.machine = std::move((*decoded)->header);
     const uint64_t ram_size = info.machine.ram_size;
@@ -605,8 +613,8 @@ class Decoder {
     switch (c.encoding) {
       case kChunkZero:
         if (n != 0) {
-          return fail(at, fmt::format("RAM chunk {} is all zero but carries {} bytes of data", i,
-                                      n));
+          return fail(at,
+                      fmt::format("RAM chunk {} is all zero but carries {} bytes of data", i, n));
         }
         break;
       case kChunkRaw:
@@ -656,8 +664,9 @@ class Decoder {
     return c;
   }
 
-  // Fills `ram` from chunks already checked by ram().
-  Status fill(const RamLayout& l, std::span<uint8_t> ram) const {
+  // Fills `ram` from chunks already checked by ram(). `known_zero`: `ram`
+  // is all zero already, so zero chunks need not look at it.
+  Status fill(const RamLayout& l, std::span<uint8_t> ram, bool known_zero) const {
     FTVM_CHECK(ram.size() == l.ram_size);
     std::unique_ptr<ZSTD_DCtx, ZstdDCtxFree> dctx(ZSTD_createDCtx());
     if (!dctx) return make_error(fmt::format("{}: cannot allocate a zstd decoder", name_));
@@ -669,14 +678,14 @@ class Decoder {
       uint8_t* dst = ram.data() + i * l.chunk_size;
       switch (c->encoding) {
         case kChunkZero:
-          if (!all_zero(dst, len)) std::memset(dst, 0, len);
+          if (!known_zero && !all_zero(dst, len)) std::memset(dst, 0, len);
           break;
         case kChunkRaw:
           std::memcpy(dst, c->data.data(), len);
           break;
         case kChunkZstd: {
-          const size_t got = ZSTD_decompressDCtx(dctx.get(), dst, len, c->data.data(),
-                                                 c->data.size());
+          const size_t got =
+              ZSTD_decompressDCtx(dctx.get(), dst, len, c->data.data(), c->data.size());
           if (ZSTD_isError(got)) {
             return fail(c->section.payload_offset() + kChunkHeaderSize,
                         fmt::format("RAM chunk {}: zstd: {}", i, ZSTD_getErrorName(got)));
@@ -751,14 +760,16 @@ Status encode_snapshot_to(const SnapshotInfo& info, const MachineState& state,
                                   ram.size(), kMaxSnapshotRamSize));
   }
   if (info.machine.ram_size != ram.size()) {
-    return make_error(fmt::format("cannot encode a snapshot: the description's RAM size is {} "
-                                  "but the RAM image is {} bytes",
-                                  info.machine.ram_size, ram.size()));
+    return make_error(
+        fmt::format("cannot encode a snapshot: the description's RAM size is {} "
+                    "but the RAM image is {} bytes",
+                    info.machine.ram_size, ram.size()));
   }
   if (info.instret != state.hart.instret) {
-    return make_error(fmt::format("cannot encode a snapshot: instret {} differs from the state's "
-                                  "hart.instret {}",
-                                  info.instret, state.hart.instret));
+    return make_error(
+        fmt::format("cannot encode a snapshot: instret {} differs from the state's "
+                    "hart.instret {}",
+                    info.instret, state.hart.instret));
   }
   const uint32_t cs = options.chunk_size;
   if (cs < kMinChunkSize || cs > kMaxChunkSize || (cs & (cs - 1)) != 0) {
@@ -859,7 +870,9 @@ Result<DecodedSnapshot> decode_snapshot(std::span<const uint8_t> file, std::stri
   if (!p) return make_error(p.error());
   DecodedSnapshot out;
   out.ram.resize(p->layout.ram_size);
-  if (Status s = d.fill(p->layout, out.ram); !s) return make_error(s.error());
+  if (Status s = d.fill(p->layout, out.ram, /*known_zero=*/true); !s) {
+    return make_error(s.error());
+  }
   out.info = std::move(p->info);
   out.state = std::move(p->state);
   return out;
@@ -874,7 +887,9 @@ Result<SnapshotContents> decode_snapshot_into(std::span<const uint8_t> file, std
     return make_error(fmt::format("{}: the snapshot holds {} bytes of RAM but the machine has {}",
                                   name, p->layout.ram_size, ram.size()));
   }
-  if (Status s = d.fill(p->layout, ram); !s) return make_error(s.error());
+  if (Status s = d.fill(p->layout, ram, /*known_zero=*/false); !s) {
+    return make_error(s.error());
+  }
   return SnapshotContents{std::move(p->info), std::move(p->state)};
 }
 

@@ -108,8 +108,8 @@ void fuzz(const std::string& s) {
   FTVM_CHECK(again.ok());
   FTVM_CHECK(again->size() >= chunks_at && s.size() >= chunks_at);
   FTVM_CHECK(std::memcmp(again->data(), s.data(), chunks_at) == 0);
-  auto redecoded = decode_snapshot(
-      {reinterpret_cast<const uint8_t*>(again->data()), again->size()}, "again");
+  auto redecoded =
+      decode_snapshot({reinterpret_cast<const uint8_t*>(again->data()), again->size()}, "again");
   FTVM_CHECK(redecoded.ok());
   FTVM_CHECK(redecoded->ram == decoded->ram);
 }

@@ -23,8 +23,13 @@ std::vector<uint8_t> seed_ram(size_t size) {
   uint32_t x = 12345;
   for (size_t i = 0; i < size; ++i) {
     switch ((i / 4096) % 3) {
-      case 1: ram[i] = static_cast<uint8_t>("ftvm snapshot "[i % 14]); break;
-      case 2: x = x * 1103515245 + 12345; ram[i] = static_cast<uint8_t>(x >> 16); break;
+      case 1:
+        ram[i] = static_cast<uint8_t>("ftvm snapshot "[i % 14]);
+        break;
+      case 2:
+        x = x * 1103515245 + 12345;
+        ram[i] = static_cast<uint8_t>(x >> 16);
+        break;
     }
   }
   return ram;

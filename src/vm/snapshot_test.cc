@@ -51,10 +51,11 @@ MachineState DistinctiveState() {
   h.reservation_addr = next();
   h.fflags = 0x15;
   h.frm = 4;
-  for (uint64_t* p : {&h.mstatus, &h.medeleg, &h.mideleg, &h.mie, &h.mip, &h.mtvec, &h.mscratch,
-                      &h.mepc, &h.mcause, &h.mtval, &h.mcounteren, &h.menvcfg, &h.mcountinhibit,
-                      &h.stvec, &h.sscratch, &h.sepc, &h.scause, &h.stval, &h.satp, &h.scounteren,
-                      &h.senvcfg}) {
+  for (uint64_t* p :
+       {&h.mstatus,       &h.medeleg,    &h.mideleg,  &h.mie,   &h.mip,        &h.mtvec,
+        &h.mscratch,      &h.mepc,       &h.mcause,   &h.mtval, &h.mcounteren, &h.menvcfg,
+        &h.mcountinhibit, &h.stvec,      &h.sscratch, &h.sepc,  &h.scause,     &h.stval,
+        &h.satp,          &h.scounteren, &h.senvcfg}) {
     *p = next();
   }
   for (auto& v : h.counter_offset) v = next();
@@ -186,7 +187,8 @@ std::vector<uint8_t> MixedRam(size_t size, size_t block, uint64_t seed) {
     if (i % 4 == 0) {
       for (size_t j = 0; j < n; ++j) ram[at + j] = static_cast<uint8_t>(rng.next());
     } else if (i % 4 == 2) {
-      for (size_t j = 0; j < n; ++j) ram[at + j] = static_cast<uint8_t>(text[(at + j) % text.size()]);
+      for (size_t j = 0; j < n; ++j)
+        ram[at + j] = static_cast<uint8_t>(text[(at + j) % text.size()]);
     }
   }
   return ram;
@@ -219,9 +221,9 @@ void PutU64(std::string& s, size_t at, uint64_t v) {
   for (int i = 0; i < 8; ++i) s[at + i] = static_cast<char>(v >> (8 * i));
 }
 uint32_t Crc(const std::string& s, size_t from, size_t to) {
-  return static_cast<uint32_t>(
-      ::crc32(::crc32(0, Z_NULL, 0), reinterpret_cast<const Bytef*>(s.data() + from),
-              static_cast<uInt>(to - from)));
+  return static_cast<uint32_t>(::crc32(::crc32(0, Z_NULL, 0),
+                                       reinterpret_cast<const Bytef*>(s.data() + from),
+                                       static_cast<uInt>(to - from)));
 }
 
 struct SectionAt {
@@ -363,15 +365,77 @@ TEST(SnapshotRoundTrip, StateSectionHasTheSpecsSize) {
   EXPECT_EQ(kStateSectionSize, 3702u);
 }
 
+uint64_t GetLe(const std::string& s, size_t at, size_t n) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; ++i) v |= uint64_t{static_cast<uint8_t>(s[at + i])} << (8 * i);
+  return v;
+}
+
+TEST(SnapshotRoundTrip, StateFieldOffsetsAreTheSpecs) {
+  const MachineState m = DistinctiveState();
+  std::vector<uint8_t> ram(4096, 1);
+  auto e = encode_snapshot(InfoFor(m, ram.size()), m, ram);
+  ASSERT_TRUE(e.ok());
+  const size_t p = Sections(*e)[1].payload();
+  EXPECT_EQ(GetLe(*e, p + 0, 8), m.hart.x[0]);
+  EXPECT_EQ(GetLe(*e, p + 256, 8), m.hart.x[32]);
+  EXPECT_EQ(GetLe(*e, p + 264, 8), m.hart.f[0]);
+  EXPECT_EQ(GetLe(*e, p + 520, 8), m.hart.pc);
+  EXPECT_EQ(GetLe(*e, p + 528, 8), m.hart.instret);
+  EXPECT_EQ(GetLe(*e, p + 536, 1), 1u);  // priv S
+  EXPECT_EQ(GetLe(*e, p + 539, 8), m.hart.reservation_addr);
+  EXPECT_EQ(GetLe(*e, p + 547, 4), m.hart.fflags);
+  EXPECT_EQ(GetLe(*e, p + 551, 4), m.hart.frm);
+  EXPECT_EQ(GetLe(*e, p + 555, 8), m.hart.mstatus);
+  EXPECT_EQ(GetLe(*e, p + 715, 8), m.hart.senvcfg);
+  EXPECT_EQ(GetLe(*e, p + 723, 8), m.hart.counter_offset[0]);
+  EXPECT_EQ(GetLe(*e, p + 739, 8), m.hart.counter_frozen[0]);
+  EXPECT_EQ(GetLe(*e, p + 755, 1), 1u);  // seip_external
+  EXPECT_EQ(GetLe(*e, p + 756, 8), m.hart.pmpaddr[0]);
+  EXPECT_EQ(GetLe(*e, p + 884, 1), m.hart.pmpcfg[0]);
+  EXPECT_EQ(GetLe(*e, p + 900, 1), m.uart.rx_fifo[0]);
+  EXPECT_EQ(GetLe(*e, p + 916, 1), m.uart.rx_count);
+  EXPECT_EQ(GetLe(*e, p + 923, 1), m.uart.dlm);
+  EXPECT_EQ(GetLe(*e, p + 925, 1), 1u);  // thr_ipending
+  EXPECT_EQ(GetLe(*e, p + 926, 1), 1u);  // clint.msip
+  EXPECT_EQ(GetLe(*e, p + 927, 8), m.clint.mtimecmp);
+  EXPECT_EQ(GetLe(*e, p + 935, 4), m.plic.priority[0]);
+  EXPECT_EQ(GetLe(*e, p + 1319, 4), m.plic.level[0]);
+  EXPECT_EQ(GetLe(*e, p + 1331, 4), m.plic.claimed[0]);
+  EXPECT_EQ(GetLe(*e, p + 1355, 4), m.plic.enable[1][0]);
+  EXPECT_EQ(GetLe(*e, p + 1371, 4), m.plic.threshold[1]);
+  EXPECT_EQ(GetLe(*e, p + 1375, 4), m.virtio[0].status);
+  EXPECT_EQ(GetLe(*e, p + 1375 + 280 + 12, 8), m.virtio[1].driver_features);
+  EXPECT_EQ(GetLe(*e, p + 1375 + 280 + 28, 4), m.virtio[1].config_generation);
+  EXPECT_EQ(GetLe(*e, p + 1375 + 7 * 280 + 32 + 7 * 31 + 3, 8), m.virtio[7].queues[7].desc);
+  EXPECT_EQ(GetLe(*e, p + 1375 + 7 * 280 + 32 + 7 * 31 + 29, 2), m.virtio[7].queues[7].used_idx);
+  EXPECT_EQ(GetLe(*e, p + 3615, 1), 1u);  // net present
+  EXPECT_EQ(GetLe(*e, p + 3616, 1), m.net->mac[0]);
+  EXPECT_EQ(GetLe(*e, p + 3622, 1), 0u);  // link_up false
+  EXPECT_EQ(GetLe(*e, p + 3663, 8), m.net->tx_dropped);
+  EXPECT_EQ(GetLe(*e, p + 3671, 1), 1u);  // sbi_mode
+  EXPECT_EQ(GetLe(*e, p + 3672, 8), m.sbi_timecmp);
+  EXPECT_EQ(GetLe(*e, p + 3680, 8), m.time_skipped);
+  EXPECT_EQ(GetLe(*e, p + 3688, 1), 1u);  // tohost present
+  EXPECT_EQ(GetLe(*e, p + 3689, 8), *m.tohost);
+  EXPECT_EQ(GetLe(*e, p + 3697, 1), m.power);
+  EXPECT_EQ(GetLe(*e, p + 3698, 4), m.exit_status);
+}
+
 TEST(SnapshotRoundTrip, ZeroRamCostsAlmostNothing) {
   const MachineState m = DistinctiveState();
   const std::vector<uint8_t> ram(64 << 20, 0);
-  auto e = encode_snapshot(InfoFor(m, ram.size()), m, ram);
+  SnapshotInfo info;  // no cmdline, initrd, disk or metadata
+  info.machine.ram_size = ram.size();
+  info.instret = m.hart.instret;
+  auto e = encode_snapshot(info, m, ram);
   ASSERT_TRUE(e.ok());
-  // 64 chunks of 28 bytes each, plus description, state and RAM sections.
-  EXPECT_LT(e->size(), 64 * 28 + kStateSectionSize + 512);
+  // Prefix, description (16 + 172), state (16 + 3702), RAM (16 + 16), and
+  // 64 chunks of 16 + 12 bytes each.
+  EXPECT_EQ(e->size(), 12u + 188 + 3718 + 32 + 64 * 28);
   auto d = decode_snapshot(Bytes(*e));
   ASSERT_TRUE(d.ok()) << d.error();
+  EXPECT_EQ(d->info, info);
   EXPECT_TRUE(d->ram == ram);
 }
 
@@ -571,8 +635,9 @@ TEST_F(SmallSnapshot, EmptyFile) {
 TEST_F(SmallSnapshot, BadMagic) {
   std::string f = file_;
   f[3] = 'X';
-  EXPECT_EQ(Error(f), "snap: offset 0: not an ftvm snapshot (starts with 89 46 54 58 4d 53 4e "
-                      "50, expected 89 46 54 56 4d 53 4e 50)");
+  EXPECT_EQ(Error(f),
+            "snap: offset 0: not an ftvm snapshot (starts with 89 46 54 58 4d 53 4e "
+            "50, expected 89 46 54 56 4d 53 4e 50)");
 }
 
 TEST_F(SmallSnapshot, AnEventLogIsNotASnapshot) {
@@ -584,8 +649,9 @@ TEST_F(SmallSnapshot, AnEventLogIsNotASnapshot) {
 TEST_F(SmallSnapshot, NewerVersion) {
   std::string f = file_;
   PutU32(f, 8, 2);
-  EXPECT_EQ(Error(f), "snap: offset 8: snapshot format version 2 is not supported (this build "
-                      "reads version 1 only)");
+  EXPECT_EQ(Error(f),
+            "snap: offset 8: snapshot format version 2 is not supported (this build "
+            "reads version 1 only)");
 }
 
 TEST_F(SmallSnapshot, VersionIsCheckedBeforeAnythingElse) {
@@ -618,8 +684,8 @@ TEST_F(SmallSnapshot, TruncatedAtAChunkBoundaryNamesTheMissingChunk) {
 }
 
 TEST_F(SmallSnapshot, BytesAfterTheLastChunk) {
-  EXPECT_EQ(Error(file_ + "x"), "snap: offset " + std::to_string(file_.size()) +
-                                    ": 1 bytes after the last RAM chunk");
+  EXPECT_EQ(Error(file_ + "x"),
+            "snap: offset " + std::to_string(file_.size()) + ": 1 bytes after the last RAM chunk");
 }
 
 // ---- section framing ----
@@ -634,15 +700,15 @@ TEST_F(SmallSnapshot, DescriptionChecksumMismatch) {
 TEST_F(SmallSnapshot, StateChecksumMismatch) {
   std::string f = file_;
   f[state().payload() + 100] ^= 0x80;
-  EXPECT_TRUE(Contains(Error(f), "offset " + std::to_string(state().offset) +
-                                     ": state section checksum mismatch"));
+  EXPECT_TRUE(Contains(
+      Error(f), "offset " + std::to_string(state().offset) + ": state section checksum mismatch"));
 }
 
 TEST_F(SmallSnapshot, RamSectionChecksumMismatch) {
   std::string f = file_;
   f[ram().payload() + 1] ^= 1;
-  EXPECT_TRUE(Contains(Error(f), "offset " + std::to_string(ram().offset) +
-                                     ": RAM section checksum mismatch"));
+  EXPECT_TRUE(Contains(
+      Error(f), "offset " + std::to_string(ram().offset) + ": RAM section checksum mismatch"));
 }
 
 TEST_F(SmallSnapshot, ZeroChunkChecksumMismatch) {
@@ -748,14 +814,14 @@ TEST_F(SmallSnapshot, DescriptionEventLogHeaderCorrupt) {
   f[inner_crc] ^= 1;
   FixCrcs(f, description().offset);
   const std::string e = Error(f);
-  EXPECT_TRUE(Contains(e, "snap: offset " + std::to_string(inner_crc) +
-                              ": description: header checksum mismatch"))
+  EXPECT_TRUE(Contains(
+      e, "snap: offset " + std::to_string(inner_crc) + ": description: header checksum mismatch"))
       << e;
 }
 
 TEST_F(SmallSnapshot, DescriptionWithBytesAfterTheEventLogHeader) {
-  std::string f = file_.substr(0, description().end() - 4) + "xyz" +
-                  file_.substr(description().end() - 4);
+  std::string f =
+      file_.substr(0, description().end() - 4) + "xyz" + file_.substr(description().end() - 4);
   PutU32(f, 16, description().length + 3);
   FixCrcs(f, description().offset);
   EXPECT_EQ(Error(f), "snap: offset " + std::to_string(description().end() - 4) +
@@ -796,8 +862,9 @@ TEST_F(SmallSnapshot, DeclaredRamWithoutItsChunksAllocatesNothing) {
   FixCrcs(f, description().offset);
   PutU64(f, ram().payload(), big);
   FixCrcs(f, ram().offset);
-  EXPECT_TRUE(Contains(Error(f), "RAM chunk 16 is stored raw with 1024 bytes of data, must be "
-                                 "4096"));
+  EXPECT_TRUE(Contains(Error(f),
+                       "RAM chunk 16 is stored raw with 1024 bytes of data, must be "
+                       "4096"));
 }
 
 // ---- the state ----
@@ -944,8 +1011,8 @@ TEST_F(SmallSnapshot, ZstdDataWithoutAFrameMagic) {
   std::string f = file_;
   f[chunk(i).payload() + 12] ^= 0xff;
   FixCrcs(f, chunk(i).offset);
-  EXPECT_EQ(Error(f), "snap: offset " + std::to_string(chunk(i).payload() + 12) +
-                          ": RAM chunk " + std::to_string(i) +
+  EXPECT_EQ(Error(f), "snap: offset " + std::to_string(chunk(i).payload() + 12) + ": RAM chunk " +
+                          std::to_string(i) +
                           ": data does not start with a zstd frame (magic 28 b5 2f fd)");
 }
 
@@ -954,13 +1021,12 @@ TEST_F(SmallSnapshot, ZstdFrameOfTheWrongContentSize) {
   const size_t i = first_chunk_with(2);
   std::string frame(ZSTD_COMPRESSBOUND(4095), '\0');
   frame.resize(ZSTD_compress(frame.data(), frame.size(), ram_.data() + i * 4096, 4095, 3));
-  std::string f = file_.substr(0, chunk(i).payload() + 12) + frame + "????" +
-                  file_.substr(chunk(i).end());
+  std::string f =
+      file_.substr(0, chunk(i).payload() + 12) + frame + "????" + file_.substr(chunk(i).end());
   PutU32(f, chunk(i).offset + 4, static_cast<uint32_t>(12 + frame.size()));
   FixCrcs(f, chunk(i).offset);
-  EXPECT_EQ(Error(f), "snap: offset " + std::to_string(chunk(i).payload() + 12) +
-                          ": RAM chunk " + std::to_string(i) +
-                          ": zstd frame holds 4095 bytes, the chunk is 4096");
+  EXPECT_EQ(Error(f), "snap: offset " + std::to_string(chunk(i).payload() + 12) + ": RAM chunk " +
+                          std::to_string(i) + ": zstd frame holds 4095 bytes, the chunk is 4096");
 }
 
 TEST_F(SmallSnapshot, ZstdFrameFollowedByMoreData) {
@@ -993,8 +1059,8 @@ TEST_F(SmallSnapshot, ZstdFrameCorruptInside) {
   for (size_t k = header + 3; k < n; ++k) f[data + k] = static_cast<char>(0xff);
   FixCrcs(f, chunk(i).offset);
   const std::string e = Error(f);
-  EXPECT_TRUE(Contains(e, "snap: offset " + std::to_string(data) + ": RAM chunk " +
-                              std::to_string(i) + ": zstd"))
+  EXPECT_TRUE(Contains(
+      e, "snap: offset " + std::to_string(data) + ": RAM chunk " + std::to_string(i) + ": zstd"))
       << e;
 }
 
