@@ -137,6 +137,45 @@ TEST(RunGuest, SeededEntropyIsTheSameOnEveryRun) {
   EXPECT_GE(a.out.size(), 16u * 3);
 }
 
+TEST(RunGuest, ARestoredSnapshotEndsInTheSameStateAsTheUninterruptedRun) {
+  REQUIRE_GUEST();
+  const std::string snap = ::testing::TempDir() + "/mid.snap";
+  const std::string cmd = "i=0; while [ $i -lt 300 ]; do i=$((i+1)); done; echo counted $i";
+  ProcessResult whole = run_process({kFtvm, "run", "--snapshot-at", "70000000", "--snapshot-file",
+                                     snap, "--state-hash", "--", cmd},
+                                    seconds(120));
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  ASSERT_NE(whole.err.find("snapshot at instret 70000000"), std::string::npos) << whole.err;
+  ProcessResult resumed = run_process({kFtvm, "run", "--restore", snap, "--state-hash"}, seconds(120));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  std::smatch a, b;
+  const std::regex hash("state_hash=([0-9a-f]{64})");
+  ASSERT_TRUE(std::regex_search(whole.err, a, hash));
+  ASSERT_TRUE(std::regex_search(resumed.err, b, hash));
+  EXPECT_EQ(a[1], b[1]);
+  EXPECT_NE(resumed.out.find("counted 300"), std::string::npos) << resumed.out;
+}
+
+TEST(RunBadInput, ACorruptSnapshotIsRefused) {
+  REQUIRE_GUEST();
+  const std::string snap = ::testing::TempDir() + "/c.snap";
+  ProcessResult r = run_process({kFtvm, "run", "--snapshot-at", "30000000", "--snapshot-file",
+                                 snap, "--", "true"},
+                                seconds(120));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream in(snap, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(bytes.size(), 10000u);
+  bytes[bytes.size() / 2] ^= 0x10;
+  const std::string bad = temp_file("corrupt.snap", bytes);
+  ProcessResult q = run_process({kFtvm, "run", "--restore", bad}, seconds(30));
+  EXPECT_EQ(q.exit_code, 2) << q.err;
+  EXPECT_NE(q.err.find("offset"), std::string::npos) << q.err;
+  const std::string cut = temp_file("cut.snap", bytes.substr(0, 1000));
+  ProcessResult t = run_process({kFtvm, "run", "--restore", cut}, seconds(30));
+  EXPECT_EQ(t.exit_code, 2) << t.err;
+}
+
 TEST(RunBadInput, MissingKernelIsAOneLineError) {
   ProcessResult r = run_process({kFtvm, "run", "--kernel", "/nonexistent/Image"}, seconds(10));
   EXPECT_EQ(r.exit_code, 2);

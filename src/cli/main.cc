@@ -48,6 +48,14 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--hash-interval", run.hash_interval,
                       "With --record: instructions between logged state hashes (0: only at the end)")
       ->capture_default_str();
+  run_cmd->add_option("--snapshot-at", run.snapshot_at,
+                      "Save a snapshot of the machine when it has retired this many instructions, "
+                      "then carry on");
+  run_cmd->add_option("--snapshot-file", run.snapshot_file, "Where --snapshot-at saves it")
+      ->capture_default_str();
+  run_cmd->add_option("--restore", run.restore,
+                      "Resume a snapshot instead of booting (give the same --disk, --entropy and "
+                      "--net/--tap as when it was taken)");
   run_cmd->add_flag("--net", run.net,
                     "Attach a NIC to the guest LAN (network namespaces made by scripts/netns.sh; "
                     "created if missing) with the guest at 10.77.0.15");

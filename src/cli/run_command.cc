@@ -17,6 +17,7 @@
 #include "hostio/block_file.h"
 #include "hostio/entropy.h"
 #include "hostio/netns.h"
+#include "hostio/snapshot_file.h"
 #include "hostio/tap.h"
 #include "hostio/terminal.h"
 #include "util/file.h"
@@ -130,7 +131,17 @@ int run_command(const RunOptions& o) {
   std::unique_ptr<ft::RecordingEntropy> recording_entropy;
 
   const bool linux_guest = o.elf.empty();
-  if (!linux_guest) {
+  std::optional<log::Header> machine_header;  // names this machine in snapshots
+  if (!o.restore.empty()) {
+    if (!o.elf.empty() || !o.command.empty() || !o.kernel.empty() || !o.record.empty()) {
+      return bad("--restore resumes a saved machine: it takes no --elf, --kernel, --record or "
+                 "command");
+    }
+    Result<vm::SnapshotInfo> info = hostio::load_snapshot_into(o.restore, machine);
+    if (!info) return bad(info.error());
+    machine_header = info->machine;
+    fmt::print(stderr, "ftvm: resumed {} at instret {}\n", o.restore, info->instret);
+  } else if (!linux_guest) {
     if (!o.command.empty()) return bad("a command after -- needs a Linux guest, not --elf");
     Result<std::vector<uint8_t>> elf = read_file(o.elf, "ELF");
     if (!elf) return bad(elf.error());
@@ -170,7 +181,7 @@ int run_command(const RunOptions& o) {
     if (Status s = machine.load_linux(*kernel, initrd, cmdline); !s) {
       return bad(fmt::format("{}: {}", kernel_path, s.error()));
     }
-    if (!o.record.empty()) {
+    if (!o.record.empty() || o.snapshot_at) {
       ft::MachineSpec spec;
       spec.kernel_path = kernel_path;
       spec.initrd_path = initrd_path;
@@ -181,8 +192,11 @@ int run_command(const RunOptions& o) {
       if (config.net_mac) spec.net_mac = vm::format_mac(*config.net_mac);
       Result<log::Header> header = ft::make_header(spec);
       if (!header) return bad(header.error());
+      machine_header = *header;
+    }
+    if (!o.record.empty()) {
       Result<std::unique_ptr<ft::Recorder>> r =
-          ft::Recorder::create(o.record, *header, o.hash_interval);
+          ft::Recorder::create(o.record, *machine_header, o.hash_interval);
       if (!r) return bad(r.error());
       recorder = std::move(*r);
       if (entropy) {
@@ -225,6 +239,8 @@ int run_command(const RunOptions& o) {
 
   const auto start = Clock::now();
   int exit_code = 0;
+  bool snapshot_taken = false;
+  const uint64_t start_mtime = machine.mtime();  // pacing is relative to where we started
   uint64_t limit = o.max_instructions.value_or(~0ull);
   for (;;) {
     const uint64_t left = limit - machine.instret();
@@ -235,7 +251,32 @@ int run_command(const RunOptions& o) {
       exit_code = kExitMaxInstructions;
       break;
     }
-    const vm::RunResult r = machine.run(std::min(left, kSliceInstructions));
+    uint64_t budget = std::min(left, kSliceInstructions);
+    if (o.snapshot_at && !snapshot_taken) {
+      if (machine.instret() == *o.snapshot_at) {
+        const auto t0 = Clock::now();
+        vm::SnapshotInfo info;
+        info.machine = *machine_header;
+        info.machine.ram_size = machine.bus().ram_size();
+        info.instret = machine.instret();
+        const std::span<const uint8_t> ram(machine.bus().ram(), machine.bus().ram_size());
+        if (Status s = hostio::save_snapshot(o.snapshot_file, info, machine.capture(), ram); !s) {
+          flush();
+          fmt::print(stderr, "\nftvm: snapshot failed: {}\n", s.error());
+          exit_code = kExitMachineError;
+          break;
+        }
+        struct stat st {};
+        stat(o.snapshot_file.c_str(), &st);
+        fmt::print(stderr, "ftvm: snapshot at instret {} saved to {} ({} bytes, {:.3f} s)\n",
+                   machine.instret(), o.snapshot_file, static_cast<uint64_t>(st.st_size),
+                   std::chrono::duration<double>(Clock::now() - t0).count());
+        snapshot_taken = true;
+      } else if (machine.instret() < *o.snapshot_at) {
+        budget = std::min(budget, *o.snapshot_at - machine.instret());
+      }
+    }
+    const vm::RunResult r = machine.run(budget);
     flush();
 
     if (input_open) {
@@ -311,8 +352,10 @@ int run_command(const RunOptions& o) {
         break;
       }
       // Keep guest time from running ahead of the wall clock while idle.
-      const auto target = wake ? start + std::chrono::nanoseconds(*wake * (1'000'000'000 / vm::kTimebaseHz))
-                               : Clock::time_point::max();
+      const auto target =
+          wake ? start + std::chrono::nanoseconds((*wake - std::min(*wake, start_mtime)) *
+                                                  (1'000'000'000 / vm::kTimebaseHz))
+               : Clock::time_point::max();
       const auto now = Clock::now();
       if (now < target) {
         const auto wait = target - now;
@@ -337,6 +380,10 @@ int run_command(const RunOptions& o) {
     }
   }
   raw.reset();
+  if (o.snapshot_at && !snapshot_taken) {
+    fmt::print(stderr, "ftvm: the run ended at instret {}, before --snapshot-at {}: no snapshot\n",
+               machine.instret(), *o.snapshot_at);
+  }
   if (recorder) {
     if (Status s = recorder->finish(machine, exit_code); !s) {
       fmt::print(stderr, "ftvm: recording {} failed: {}\n", o.record, s.error());

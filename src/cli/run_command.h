@@ -23,11 +23,14 @@ struct RunOptions {
   bool disk_read_only = false;
   std::string entropy = "none";      // virtio-rng source: none, host, or seed:N
   std::string record;                // write the event log here
+  std::optional<uint64_t> snapshot_at;  // save a snapshot when instret reaches this
+  std::string snapshot_file = "ftvm.snap";
+  std::string restore;               // resume from this snapshot instead of booting
   std::string tap;                   // attach a virtio-net NIC to this TAP
   bool net = false;                  // set up (or reuse) the guest LAN and attach to it
   std::string lan = "ftvm";          // the LAN's name (scripts/netns.sh)
   std::string mac;                   // the NIC's MAC (default 52:54:00:77:00:0f)
-  uint64_t hash_interval = 1ull << 31;  // instructions between logged state hashes
+  uint64_t hash_interval = 1ull << 33;  // instructions between logged state hashes
   std::vector<std::string> command;  // run this in the guest, then power off
 };
 
