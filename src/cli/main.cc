@@ -79,6 +79,9 @@ int main(int argc, char** argv) {
   replay_cmd->add_option("--kernel", replay.kernel, "Kernel to use instead of the one the log names");
   replay_cmd->add_option("--initrd", replay.initrd, "initrd to use instead of the one the log names");
   replay_cmd->add_option("--disk", replay.disk, "Disk image to use instead of the one the log names");
+  replay_cmd->add_option("--from", replay.from,
+                         "Start from a snapshot taken during the recording (run --record with "
+                         "--snapshot-at) instead of booting");
   replay_cmd->footer("Exit status: 0 when the replay matches the recording; 2 when the log or an "
                      "image cannot be used\n(corrupt, wrong version, content hash mismatch); 3 at "
                      "the first divergence.");

@@ -11,6 +11,7 @@ int replay_command(const ReplayCommandOptions& o) {
   options.kernel_path = o.kernel;
   options.initrd_path = o.initrd;
   options.disk_path = o.disk;
+  options.from_snapshot = o.from;
   Result<ft::ReplayReport> r = ft::replay(o.log, options);
   if (!r) {
     fmt::print(stderr, "ftvm: replay refused: {}\n", r.error());

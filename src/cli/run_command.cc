@@ -259,6 +259,15 @@ int run_command(const RunOptions& o) {
         info.machine = *machine_header;
         info.machine.ram_size = machine.bus().ram_size();
         info.instret = machine.instret();
+        if (recorder) {
+          if (Status s = recorder->flush(); !s) {
+            fmt::print(stderr, "\nftvm: recording failed: {}\n", s.error());
+            exit_code = kExitMachineError;
+            break;
+          }
+          info.machine.metadata[ft::kSnapshotLogRecordsKey] =
+              std::to_string(recorder->records_written());
+        }
         const std::span<const uint8_t> ram(machine.bus().ram(), machine.bus().ram_size());
         if (Status s = hostio::save_snapshot(o.snapshot_file, info, machine.capture(), ram); !s) {
           flush();

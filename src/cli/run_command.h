@@ -47,6 +47,7 @@ int run_command(const RunOptions& options);
 struct ReplayCommandOptions {
   std::string log;
   std::string kernel, initrd, disk;  // overrides of the paths the log names
+  std::string from;                  // start from this snapshot
 };
 // Exit codes of `ftvm replay`: 0 the replay matched; kExitBadInput the log or
 // images are unusable; kExitDiverged the execution differed.

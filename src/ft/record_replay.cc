@@ -7,6 +7,7 @@
 #include <variant>
 
 #include "hostio/block_file.h"
+#include "hostio/snapshot_file.h"
 #include "log/log_reader.h"
 #include "util/file.h"
 
@@ -65,6 +66,7 @@ Result<std::unique_ptr<Recorder>> Recorder::create(const std::string& path,
 Status Recorder::append(log::Record record) {
   if (!status_) return status_;
   status_ = writer_.append(record);
+  if (status_) ++records_;
   return status_;
 }
 
@@ -216,7 +218,23 @@ Result<ReplayReport> replay(const std::string& path, const ReplayOptions& option
     entropy = std::make_unique<ReplayEntropy>(machine);
     entropy_ptr = entropy.get();
   }
-  if (Status s = machine.load_linux(*kernel, initrd, spec.cmdline); !s) return make_error(s.error());
+  uint64_t skip_records = 0;
+  if (options.from_snapshot.empty()) {
+    if (Status s = machine.load_linux(*kernel, initrd, spec.cmdline); !s) return make_error(s.error());
+  } else {
+    Result<vm::SnapshotInfo> info = hostio::load_snapshot_into(options.from_snapshot, machine);
+    if (!info) return make_error(info.error());
+    if (Status s = log::check_same_machine(h, info->machine); !s) {
+      return make_error(fmt::format("{} was not taken on the machine {} recorded: {}",
+                                    options.from_snapshot, path, s.error()));
+    }
+    const std::string n = meta(info->machine, kSnapshotLogRecordsKey);
+    if (n.empty()) {
+      return make_error(fmt::format("{} was not taken during a recording (no {} in its header)",
+                                    options.from_snapshot, kSnapshotLogRecordsKey));
+    }
+    skip_records = std::stoull(n);
+  }
   log::OutputDigester outputs;
   machine.set_console_sink([&outputs](uint8_t b) { outputs.add_console({&b, 1}); });
   machine.set_frame_sink([&outputs](std::span<const uint8_t> f) { outputs.add_frame(f); });
@@ -238,6 +256,14 @@ Result<ReplayReport> replay(const std::string& path, const ReplayOptions& option
                                   reader.offset()));
     }
     const log::Record& r = **next;
+    if (skip_records > 0) {
+      // Already part of the snapshot's state.
+      --skip_records;
+      if (std::get_if<log::End>(&r.payload)) {
+        return make_error("the snapshot was taken after the recording ended");
+      }
+      continue;
+    }
     const std::string what = log::to_string(r);
     // Run to the record's instret, exactly.
     while (machine.instret() < r.instret) {
@@ -280,7 +306,8 @@ Result<ReplayReport> replay(const std::string& path, const ReplayOptions& option
                                     r.instret, hex(mine), hex(sh->hash)));
       }
       ++report.checkpoints;
-    } else if (const auto* od = std::get_if<log::OutputDigest>(&p)) {
+    } else if (const auto* od = std::get_if<log::OutputDigest>(&p);
+               od != nullptr && options.from_snapshot.empty()) {
       const log::OutputDigest mine = outputs.digest();
       if (!(mine == *od)) {
         return diverged(fmt::format("outputs differ by instret {}: replay produced {} console "

@@ -58,10 +58,14 @@ class Recorder {
   void frame_output(std::span<const uint8_t> frame) { outputs_.add_frame(frame); }
   // Writes a checkpoint if the interval has passed since the last one.
   Status maybe_checkpoint(const vm::Machine& machine);
+  Status flush() { return status_ ? (status_ = writer_.flush()) : status_; }
   // Final checkpoint and the End record; flushes and syncs the file.
   Status finish(const vm::Machine& machine, int exit_status);
   const Status& status() const { return status_; }
   uint64_t bytes_written() const { return writer_.size(); }
+  // Records written so far: a snapshot taken now stores this, so a replay
+  // can start from the snapshot at exactly the next record.
+  uint64_t records_written() const { return records_; }
 
  private:
   Recorder(log::LogWriter writer, uint64_t hash_interval)
@@ -73,8 +77,12 @@ class Recorder {
   log::OutputDigester outputs_;
   uint64_t hash_interval_;
   uint64_t last_checkpoint_ = 0;
+  uint64_t records_ = 0;
   Status status_;
 };
+
+// Metadata keys a snapshot taken during a recording carries.
+inline constexpr const char* kSnapshotLogRecordsKey = "log.records";
 
 // An entropy source that records, at the machine's current instret, every
 // byte another source hands the guest.
@@ -95,6 +103,10 @@ struct ReplayOptions {
   std::string kernel_path;
   std::string initrd_path;
   std::string disk_path;
+  // Start from this snapshot, taken while the log was being recorded,
+  // instead of booting: the records before it are skipped, and output
+  // digests (which cover everything since boot) are not checked.
+  std::string from_snapshot;
 };
 
 struct ReplayReport {
