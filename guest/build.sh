@@ -294,13 +294,15 @@ stage 5 "redis: compiling redis-server and redis-cli (this takes ~40 s)"
 t_redis=$SECONDS
 # Static, libc malloc (no jemalloc), no TLS, no systemd; the bundled lua,
 # hiredis, linenoise and hdr_histogram. The build ID in release.h comes from
-# SOURCE_DATE_EPOCH and the git fields are pinned (GIT_DIR points nowhere), so
-# the binaries do not depend on the build's time or place. PYTHON=: keeps the
-# checked-in commands.c. uname_S/uname_M describe the target, not the host.
+# SOURCE_DATE_EPOCH and the git fields are pinned (GIT_DIR points nowhere);
+# -ffile-prefix-map keeps the work directory out of the debug information,
+# which the linker's GNU build ID note hashes. So the binaries do not depend
+# on the build's time or place. PYTHON=: keeps the checked-in commands.c.
+# uname_S/uname_M describe the target, not the host.
 run env GIT_DIR=/nonexistent make -C "$rsrc/src" -j"$jobs" \
   CC="${cross}gcc" AR="${cross}ar" RANLIB="${cross}ranlib" \
   uname_S=Linux uname_M=riscv64 MALLOC=libc USE_JEMALLOC=no BUILD_TLS=no USE_SYSTEMD=no \
-  LDFLAGS=-static DEBUG= PYTHON=: V=1 \
+  CFLAGS="-ffile-prefix-map=$rsrc=redis" LDFLAGS=-static DEBUG= PYTHON=: V=1 \
   redis-server redis-cli
 t_redis=$((SECONDS - t_redis))
 redis_release=$(sed -n 's/^#define REDIS_VERSION "\(.*\)"$/\1/p' "$rsrc/src/version.h")
