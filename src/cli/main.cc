@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "arbiter/server.h"
 #include "cli/run_command.h"
 
 namespace {
@@ -86,6 +87,14 @@ int main(int argc, char** argv) {
                      "image cannot be used\n(corrupt, wrong version, content hash mismatch); 3 at "
                      "the first divergence.");
 
+  std::string arbiter_listen, arbiter_data;
+  CLI::App* arbiter_cmd = app.add_subcommand(
+      "arbiter", "Serve the arbiter: grant each (vm, epoch) to exactly one claimant, durably");
+  arbiter_cmd->add_option("--listen", arbiter_listen, "IPv4 ADDR:PORT to listen on")->required();
+  arbiter_cmd->add_option("--data", arbiter_data, "Directory holding the grant file")->required();
+  arbiter_cmd->footer("Runs until SIGINT or SIGTERM. Exit status: 0 after a signal; 2 when the "
+                      "address or the data directory cannot be used (e.g. a corrupt grant file).");
+
   try {
     app.parse(argc, argv);
     run.memory_mib = parse_size_mib(memory);
@@ -97,5 +106,12 @@ int main(int argc, char** argv) {
   }
   if (run_cmd->parsed()) return ftvm::cli::run_command(run);
   if (replay_cmd->parsed()) return ftvm::cli::replay_command(replay);
+  if (arbiter_cmd->parsed()) {
+    if (ftvm::Status s = ftvm::arbiter::serve(arbiter_listen, arbiter_data); !s) {
+      fmt::print(stderr, "ftvm arbiter: {}\n", s.error());
+      return ftvm::cli::kExitBadInput;
+    }
+    return 0;
+  }
   return 0;
 }

@@ -1,0 +1,75 @@
+// The arbiter's server and client over real loopback TCP.
+#include "arbiter/server.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <future>
+#include <thread>
+
+namespace ftvm::arbiter {
+namespace {
+
+using namespace std::chrono_literals;
+
+class ArbiterServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ftvm-arbiter-server-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto store = ArbiterStore::open(dir_);
+    ASSERT_TRUE(store.ok()) << store.error();
+    store_ = std::move(*store);
+    auto server = Server::bind("127.0.0.1:0", store_.get(), 5s);
+    ASSERT_TRUE(server.ok()) << server.error();
+    server_ = std::move(*server);
+    addr_ = "127.0.0.1:" + std::to_string(server_->port());
+    done_ = std::async(std::launch::async, [this] { return server_->run(); });
+  }
+  void TearDown() override {
+    if (server_) {
+      server_->stop();
+      ASSERT_EQ(done_.wait_for(10s), std::future_status::ready);
+      EXPECT_TRUE(done_.get().ok());
+    }
+    std::filesystem::remove_all(dir_);
+  }
+
+  std::string dir_, addr_;
+  std::unique_ptr<ArbiterStore> store_;
+  std::unique_ptr<Server> server_;
+  std::future<Status> done_;
+};
+
+TEST_F(ArbiterServerTest, TwoConcurrentClientsOnlyOneWins) {
+  auto a =
+      std::async(std::launch::async, [this] { return claim_remote(addr_, "vm1", 7, "alice", 5s); });
+  auto b =
+      std::async(std::launch::async, [this] { return claim_remote(addr_, "vm1", 7, "bob", 5s); });
+  ASSERT_EQ(a.wait_for(10s), std::future_status::ready);
+  ASSERT_EQ(b.wait_for(10s), std::future_status::ready);
+  Result<Grant> ga = a.get(), gb = b.get();
+  ASSERT_TRUE(ga.ok()) << ga.error();
+  ASSERT_TRUE(gb.ok()) << gb.error();
+  EXPECT_NE(ga->won, gb->won);
+  EXPECT_EQ(ga->holder, gb->holder);
+}
+
+TEST_F(ArbiterServerTest, BadRequestGetsAClearError) {
+  EXPECT_EQ(handle_request(*store_, "CLAIM vm1 x alice"), "ERROR epoch must be a decimal number");
+  EXPECT_EQ(handle_request(*store_, "HELLO"),
+            "ERROR unknown request (expected CLAIM <vm> <epoch> <claimant>)");
+  EXPECT_EQ(handle_request(*store_, "CLAIM vm1 1 alice"), "GRANTED vm1 1 alice");
+  EXPECT_EQ(handle_request(*store_, "CLAIM vm1 1 bob"), "DENIED vm1 1 alice");
+}
+
+TEST(ArbiterClient, UnreachableArbiterIsAnError) {
+  // Port 1 on loopback: nothing listens there in the test environment.
+  auto g = claim_remote("127.0.0.1:1", "vm1", 1, "alice", 2s);
+  EXPECT_FALSE(g.ok());
+}
+
+}  // namespace
+}  // namespace ftvm::arbiter
