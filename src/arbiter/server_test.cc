@@ -1,8 +1,13 @@
 // The arbiter's server and client over real loopback TCP.
 #include "arbiter/server.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <future>
@@ -63,6 +68,36 @@ TEST_F(ArbiterServerTest, BadRequestGetsAClearError) {
             "ERROR unknown request (expected CLAIM <vm> <epoch> <claimant>)");
   EXPECT_EQ(handle_request(*store_, "CLAIM vm1 1 alice"), "GRANTED vm1 1 alice");
   EXPECT_EQ(handle_request(*store_, "CLAIM vm1 1 bob"), "DENIED vm1 1 alice");
+}
+
+TEST(ArbiterServerDeadline, IdleConnectionIsClosedAtItsDeadline) {
+  char tmpl[] = "/tmp/ftvm-arbiter-deadline-test-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  auto store = ArbiterStore::open(dir);
+  ASSERT_TRUE(store.ok()) << store.error();
+  auto server = Server::bind("127.0.0.1:0", store->get(), 200ms);
+  ASSERT_TRUE(server.ok()) << server.error();
+  auto done = std::async(std::launch::async, [&] { return (*server)->run(); });
+
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((*server)->port());
+  ::inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  // Send nothing: the server must close the connection (EOF) well before 5 s.
+  pollfd p{fd, POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 5000), 1);
+  char c;
+  EXPECT_EQ(::recv(fd, &c, 1, 0), 0);
+  ::close(fd);
+
+  (*server)->stop();
+  ASSERT_EQ(done.wait_for(10s), std::future_status::ready);
+  EXPECT_TRUE(done.get().ok());
+  std::filesystem::remove_all(dir);
 }
 
 TEST(ArbiterClient, UnreachableArbiterIsAnError) {
