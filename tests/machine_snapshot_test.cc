@@ -8,17 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "process.h"
 #include "util/file.h"
 #include "vm/machine.h"
 
 namespace ftvm::test {
 namespace {
-
-std::string guest_dir() {
-  if (const char* d = std::getenv("FTVM_GUEST_DIR"); d && *d) return d;
-  const char* c = std::getenv("FTVM_CACHE");
-  return std::string(c && *c ? c : "/var/cache/ftvm") + "/guest/current";
-}
 
 // Runs to exactly `target` instructions, skipping time whenever the guest idles.
 void run_to(vm::Machine& m, uint64_t target) {

@@ -8,9 +8,16 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 namespace ftvm::test {
+
+std::string guest_dir() {
+  if (const char* d = std::getenv("FTVM_GUEST_DIR"); d && *d) return d;
+  const char* c = std::getenv("FTVM_CACHE");
+  return std::string(c && *c ? c : "/var/cache/ftvm") + "/guest/current";
+}
 
 ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::seconds deadline,
                           const std::string& stdin_data) {

@@ -16,6 +16,10 @@ struct ProcessResult {
   std::string err;
 };
 
+// Where `ftvm run` finds the default guest image, as it does:
+// $FTVM_GUEST_DIR, else ${FTVM_CACHE:-/var/cache/ftvm}/guest/current.
+std::string guest_dir();
+
 ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::seconds deadline,
                           const std::string& stdin_data = "");
 

@@ -19,12 +19,6 @@ using std::chrono::seconds;
 
 const std::string kFtvm = FTVM_BINARY;
 
-std::string guest_dir() {
-  if (const char* d = std::getenv("FTVM_GUEST_DIR"); d && *d) return d;
-  const char* c = std::getenv("FTVM_CACHE");
-  return std::string(c && *c ? c : "/var/cache/ftvm") + "/guest/current";
-}
-
 std::string temp_path(const std::string& name) { return ::testing::TempDir() + "/" + name; }
 
 std::string slurp(const std::string& path) {

@@ -16,12 +16,6 @@ using std::chrono::seconds;
 
 const std::string kFtvm = FTVM_BINARY;
 
-std::string guest_dir() {
-  if (const char* d = std::getenv("FTVM_GUEST_DIR"); d && *d) return d;
-  const char* c = std::getenv("FTVM_CACHE");
-  return std::string(c && *c ? c : "/var/cache/ftvm") + "/guest/current";
-}
-
 bool have_guest() { return access((guest_dir() + "/Image").c_str(), R_OK) == 0; }
 
 #define REQUIRE_GUEST() \
