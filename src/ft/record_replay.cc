@@ -1,6 +1,8 @@
 // Record and replay (see record_replay.h).
 #include "ft/record_replay.h"
 
+#include "ft/replayer.h"
+
 #include <fmt/format.h>
 
 #include <deque>
@@ -114,47 +116,6 @@ void RecordingEntropy::fill(std::span<uint8_t> out) {
 
 // ---- replay ----
 
-namespace {
-
-// Hands the guest the logged entropy, checking it is asked for at the
-// instret and in the amount the recording saw.
-class ReplayEntropy final : public vm::EntropySource {
- public:
-  explicit ReplayEntropy(const vm::Machine& machine) : machine_(machine) {}
-  void stage(uint64_t instret, log::Bytes bytes) { staged_.push_back({instret, std::move(bytes)}); }
-  bool idle() const { return staged_.empty(); }
-  const std::string& divergence() const { return divergence_; }
-
-  void fill(std::span<uint8_t> out) override {
-    std::fill(out.begin(), out.end(), 0);
-    if (!divergence_.empty()) return;
-    if (staged_.empty()) {
-      divergence_ = fmt::format("the guest asked for {} entropy bytes at instret {} that the "
-                                "recording never gave",
-                                out.size(), machine_.instret());
-      return;
-    }
-    const auto& [instret, bytes] = staged_.front();
-    if (instret != machine_.instret() || bytes.size() != out.size()) {
-      divergence_ = fmt::format("entropy asked for at instret {} ({} bytes), recorded at instret "
-                                "{} ({} bytes)",
-                                machine_.instret(), out.size(), instret, bytes.size());
-      return;
-    }
-    std::copy(bytes.begin(), bytes.end(), out.begin());
-    staged_.pop_front();
-  }
-
- private:
-  const vm::Machine& machine_;
-  std::deque<std::pair<uint64_t, log::Bytes>> staged_;
-  std::string divergence_;
-};
-
-std::string hex(std::span<const uint8_t> b) { return log::to_hex(b); }
-
-}  // namespace
-
 Result<ReplayReport> replay(const std::string& path, const ReplayOptions& options) {
   Result<log::LogReader> opened = log::LogReader::open(path);
   if (!opened) return make_error(opened.error());
@@ -235,25 +196,22 @@ Result<ReplayReport> replay(const std::string& path, const ReplayOptions& option
     }
     skip_records = std::stoull(n);
   }
-  log::OutputDigester outputs;
+  Replayer replayer(machine, entropy.get(), options.from_snapshot.empty());
+  log::OutputDigester& outputs = replayer.outputs();
   machine.set_console_sink([&outputs](uint8_t b) { outputs.add_console({&b, 1}); });
   machine.set_frame_sink([&outputs](std::span<const uint8_t> f) { outputs.add_frame(f); });
 
   ReplayReport report;
-  vm::RunStatus last = vm::RunStatus::kBudget;
-  auto diverged = [&](std::string what) {
-    report.ok = false;
-    report.instret = machine.instret();
-    report.divergence = std::move(what);
-    return report;
-  };
   for (;;) {
     Result<std::optional<log::Record>> next = reader.next();
     if (!next) return make_error(next.error());
     if (!next->has_value()) {
-      return diverged(fmt::format("the log ends at offset {} without an End record (the recording "
-                                  "was cut short)",
-                                  reader.offset()));
+      report.ok = false;
+      report.instret = machine.instret();
+      report.divergence = fmt::format("the log ends at offset {} without an End record (the "
+                                      "recording was cut short)",
+                                      reader.offset());
+      return report;
     }
     const log::Record& r = **next;
     if (skip_records > 0) {
@@ -264,78 +222,19 @@ Result<ReplayReport> replay(const std::string& path, const ReplayOptions& option
       }
       continue;
     }
-    const std::string what = log::to_string(r);
-    // Run to the record's instret, exactly.
-    while (machine.instret() < r.instret) {
-      if (last == vm::RunStatus::kPowerOff || last == vm::RunStatus::kReset ||
-          last == vm::RunStatus::kError) {
-        return diverged(fmt::format("the machine stopped at instret {} but the log goes on to {}",
-                                    machine.instret(), what));
-      }
-      const vm::RunResult res = machine.run(r.instret - machine.instret());
-      last = res.status;
-      if (entropy && !entropy->divergence().empty()) return diverged(entropy->divergence());
-      if (res.status == vm::RunStatus::kError) {
-        return diverged("the machine stopped: " + machine.error());
-      }
-      if (res.status == vm::RunStatus::kIdle && machine.instret() < r.instret) {
-        return diverged(fmt::format("the guest idles at instret {} but the log's next event is {}",
-                                    machine.instret(), what));
-      }
-    }
-    if (machine.instret() != r.instret) {
-      return diverged(fmt::format("at instret {}: expected to stop at {}", machine.instret(), what));
-    }
-    ++report.records;
-    const log::Payload& p = r.payload;
-    if (const auto* in = std::get_if<log::ConsoleInput>(&p)) {
-      for (uint8_t b : in->bytes) {
-        if (!machine.push_console_input(b)) {
-          return diverged(fmt::format("at instret {}: the UART has no room for {}", r.instret, what));
-        }
-      }
-    } else if (const auto* skip = std::get_if<log::TimeSkip>(&p)) {
-      machine.skip_time_to(skip->target_mtime);
-    } else if (const auto* e = std::get_if<log::Entropy>(&p)) {
-      if (!entropy) return diverged("the log has entropy but the machine has no entropy device");
-      entropy->stage(r.instret, e->bytes);
-    } else if (const auto* sh = std::get_if<log::StateHash>(&p)) {
-      const auto mine = machine.state_digest();
-      if (mine != sh->hash) {
-        return diverged(fmt::format("state hash differs at instret {}: replay {} recording {}",
-                                    r.instret, hex(mine), hex(sh->hash)));
-      }
-      ++report.checkpoints;
-    } else if (const auto* od = std::get_if<log::OutputDigest>(&p);
-               od != nullptr && options.from_snapshot.empty()) {
-      const log::OutputDigest mine = outputs.digest();
-      if (!(mine == *od)) {
-        return diverged(fmt::format("outputs differ by instret {}: replay produced {} console "
-                                    "bytes and {} frames (digest {}), the recording {} and {} ({})",
-                                    r.instret, mine.console_bytes, mine.frames, hex(mine.sha256),
-                                    od->console_bytes, od->frames, hex(od->sha256)));
-      }
-      ++report.checkpoints;
-    } else if (const auto* end = std::get_if<log::End>(&p)) {
-      if (entropy && !entropy->idle()) {
-        return diverged("the recording gave entropy that the replay never asked for");
-      }
-      const bool off = last == vm::RunStatus::kPowerOff;
-      const int status = off ? static_cast<int>(machine.exit_status()) : 0;
-      if (off && status != end->exit_status) {
-        return diverged(fmt::format("the guest exited with status {}, the recording with {}",
-                                    status, end->exit_status));
-      }
-      report.ok = true;
-      report.instret = machine.instret();
-      report.exit_status = end->exit_status;
+    const Status applied = replayer.apply(r);
+    report.records = replayer.records();
+    report.checkpoints = replayer.checkpoints();
+    report.instret = machine.instret();
+    if (!applied) {
+      report.ok = false;
+      report.divergence = applied.error();
       return report;
-    } else if (const auto* frame = std::get_if<log::NetFrame>(&p)) {
-      if (!machine.has_net()) return diverged("the log has a network frame but the machine has no NIC");
-      if (!machine.deliver_frame(frame->frame)) {
-        return diverged(fmt::format("at instret {}: the guest has no receive buffer for {}",
-                                    r.instret, what));
-      }
+    }
+    if (replayer.ended()) {
+      report.ok = true;
+      report.exit_status = replayer.exit_status();
+      return report;
     }
   }
 }
