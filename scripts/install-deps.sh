@@ -13,7 +13,7 @@ packages=(
   linux-source-6.1 gcc-riscv64-linux-gnu libc6-dev-riscv64-cross binutils-riscv64-linux-gnu
   flex bison bc libelf-dev cpio xz-utils e2fsprogs dpkg-dev fakeroot
   # tests and peers
-  qemu-system-misc opensbi iproute2 iputils-ping redis-tools hyperfine device-tree-compiler
+  qemu-system-misc opensbi iproute2 iputils-ping redis-tools hyperfine device-tree-compiler etcd-server
 )
 
 missing=()

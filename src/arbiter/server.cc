@@ -1,4 +1,5 @@
-// The arbiter's poll loop, its line protocol, and the client.
+// The arbiter's poll loop and the checks every request passes before the
+// store sees it.
 #include "arbiter/server.h"
 
 #include <arpa/inet.h>
@@ -16,76 +17,133 @@
 #include <sstream>
 #include <vector>
 
+#include "arbiter/protocol.h"
+
 namespace ftvm::arbiter {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-constexpr size_t kMaxLine = 1024;
+using internal::Clock;
+using internal::ms_until;
 
 std::string errno_text() { return std::strerror(errno); }
 
-int ms_until(Clock::time_point deadline) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-  return left.count() < 0 ? 0 : static_cast<int>(left.count());
-}
-
 struct Conn {
   int fd;
+  std::string peer;  // "ADDR:PORT", for the log
   std::string in, out;
   Clock::time_point deadline;
   bool closing = false;  // close once `out` is sent
 };
 
-std::string reply_for(const Grant& g, const std::string& claimant) {
-  if (g.won) return fmt::format("GRANTED {} {} {}", g.vm_id, g.epoch, claimant);
-  return fmt::format("DENIED {} {} {}", g.vm_id, g.epoch, g.holder);
+std::string peer_text(const sockaddr_in& sa) {
+  char buf[INET_ADDRSTRLEN] = "?";
+  ::inet_ntop(AF_INET, &sa.sin_addr, buf, sizeof buf);
+  return fmt::format("{}:{}", buf, ntohs(sa.sin_port));
+}
+
+std::vector<std::string> split(const std::string& line) {
+  std::istringstream in(line);
+  std::vector<std::string> out;
+  for (std::string t; in >> t;) out.push_back(std::move(t));
+  return out;
+}
+
+// A name from an unauthenticated line, safe to print.
+std::string printable(const std::string& s) {
+  std::string out = s.substr(0, 64);
+  for (char& c : out) {
+    if (c <= ' ' || c > '~') c = '?';
+  }
+  return s.size() > 64 ? out + "..." : out;
 }
 
 }  // namespace
 
-Result<Endpoint> parse_endpoint(const std::string& text) {
-  const auto colon = text.rfind(':');
-  if (colon == std::string::npos)
-    return make_error(fmt::format("bad address '{}' (use ADDR:PORT)", text));
-  Endpoint e;
-  e.host = text.substr(0, colon);
-  in_addr a;
-  if (::inet_pton(AF_INET, e.host.c_str(), &a) != 1) {
-    return make_error(
-        fmt::format("bad address '{}' (use an IPv4 address such as 127.0.0.1:7000)", text));
-  }
-  const std::string p = text.substr(colon + 1);
-  if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoul(p) > 65535) {
-    return make_error(fmt::format("bad port in '{}' (use 0-65535)", text));
-  }
-  e.port = static_cast<uint16_t>(std::stoul(p));
-  return e;
+std::string RequestHandler::tally() const {
+  return fmt::format("[forged {}, replayed {}]", forged_.load(), replayed_.load());
 }
 
-std::string handle_request(ArbiterStore& store, const std::string& line) {
-  std::istringstream in(line);
-  std::string verb, vm, epoch_text, claimant, extra;
-  in >> verb >> vm >> epoch_text >> claimant;
-  if (verb != "CLAIM") return "ERROR unknown request (expected CLAIM <vm> <epoch> <claimant>)";
-  if (claimant.empty() || (in >> extra)) return "ERROR expected CLAIM <vm> <epoch> <claimant>";
-  if (epoch_text.empty() || epoch_text.size() > 20 ||
-      epoch_text.find_first_not_of("0123456789") != std::string::npos) {
-    return "ERROR epoch must be a decimal number";
+std::string RequestHandler::reject_forged(const std::string& peer, const std::string& why) {
+  forged_.fetch_add(1);
+  std::fprintf(stderr, "ftvm arbiter: %s: rejected a forged request: %s %s\n", peer.c_str(),
+               why.c_str(), tally().c_str());
+  return "ERROR authentication failed: " + why;
+}
+
+std::string RequestHandler::decide(const std::string& vm, uint64_t epoch,
+                                   const std::string& claimant, const std::string& request_line,
+                                   uint64_t seq, const std::string& peer) {
+  Result<Grant> g = store_->claim(vm, epoch, claimant);
+  if (!g) {
+    std::fprintf(stderr, "ftvm arbiter: %s claimant %s vm %s epoch %llu: error: %s %s\n",
+                 peer.c_str(), printable(claimant).c_str(), printable(vm).c_str(),
+                 static_cast<unsigned long long>(epoch), g.error().c_str(), tally().c_str());
+    return "ERROR " + g.error();
   }
-  uint64_t epoch = 0;
-  try {
-    epoch = std::stoull(epoch_text);
-  } catch (const std::exception&) {
-    return "ERROR epoch out of range";
+  const std::string result =
+      g->won ? std::string("granted")
+             : fmt::format("denied (held by {} at epoch {})", g->holder, g->held_epoch);
+  std::fprintf(stderr, "ftvm arbiter: %s claimant %s vm %s epoch %llu: %s %s\n", peer.c_str(),
+               claimant.c_str(), vm.c_str(), static_cast<unsigned long long>(epoch),
+               result.c_str(), tally().c_str());
+  return encode_reply(secret_, request_line, seq, *g);
+}
+
+std::string RequestHandler::handle(const std::string& line, const std::string& peer) {
+  const std::vector<std::string> t = split(line);
+  if (secret_ != nullptr) {
+    // The MAC is checked before anything else in the line is believed.
+    constexpr size_t kHex = 2 * auth::kMacSize;
+    if (t.size() < 2 || line.size() <= kHex || line[line.size() - kHex - 1] != ' ' ||
+        !internal::parse_mac_hex(line.substr(line.size() - kHex))) {
+      return reject_forged(peer, "missing MAC (this arbiter requires authenticated requests: "
+                                 "give the client the pair's secret)");
+    }
+    const std::string body = line.substr(0, line.size() - kHex - 1);
+    if (!internal::verify_request_mac(*secret_, body,
+                                      *internal::parse_mac_hex(line.substr(line.size() - kHex)))) {
+      return reject_forged(peer, "bad MAC (a forged request, or the client has another secret)");
+    }
+    const std::vector<std::string> b = split(body);
+    if (b.size() != 5 || b[0] != "CLAIM")
+      return "ERROR expected CLAIM <vm> <epoch> <claimant> <seq> <mac>";
+    const auto epoch = internal::parse_u64(b[2]);
+    const auto seq = internal::parse_u64(b[4]);
+    if (!epoch) return "ERROR epoch must be a decimal number below 2^64";
+    if (!seq) return "ERROR seq must be a decimal number below 2^64";
+    const std::string& claimant = b[3];
+    auto [it, fresh] = last_seq_.try_emplace(claimant, *seq);
+    if (!fresh) {
+      if (*seq <= it->second) {
+        replayed_.fetch_add(1);
+        std::fprintf(stderr,
+                     "ftvm arbiter: %s claimant %s vm %s epoch %llu: rejected a replayed request "
+                     "(seq %llu, last %llu) %s\n",
+                     peer.c_str(), printable(claimant).c_str(), printable(b[1]).c_str(),
+                     static_cast<unsigned long long>(*epoch), static_cast<unsigned long long>(*seq),
+                     static_cast<unsigned long long>(it->second), tally().c_str());
+        return fmt::format("ERROR replayed request: seq {} is not above {}, the last one from {}",
+                           *seq, it->second, claimant);
+      }
+      it->second = *seq;
+    }
+    return decide(b[1], *epoch, claimant, line, *seq, peer);
   }
-  Result<Grant> g = store.claim(vm, epoch, claimant);
-  if (!g) return "ERROR " + g.error();
-  return reply_for(*g, claimant);
+  if (t.size() == 6 && t[0] == "CLAIM" && internal::parse_mac_hex(t[5])) {
+    return "ERROR this arbiter runs without a secret and cannot check authenticated requests "
+           "(start it with --secret FILE, or give the client no secret)";
+  }
+  if (t.empty() || t[0] != "CLAIM")
+    return "ERROR unknown request (expected CLAIM <vm> <epoch> <claimant>)";
+  if (t.size() != 4) return "ERROR expected CLAIM <vm> <epoch> <claimant>";
+  const auto epoch = internal::parse_u64(t[2]);
+  if (!epoch) return "ERROR epoch must be a decimal number below 2^64";
+  return decide(t[1], *epoch, t[3], line, 0, peer);
 }
 
 Result<std::unique_ptr<Server>> Server::bind(const std::string& listen, ArbiterStore* store,
+                                             const auth::Secret* secret,
                                              std::chrono::milliseconds idle_timeout) {
   Result<Endpoint> ep = parse_endpoint(listen);
   if (!ep) return make_error(ep.error());
@@ -110,7 +168,7 @@ Result<std::unique_ptr<Server>> Server::bind(const std::string& listen, ArbiterS
     return make_error(fmt::format("cannot create a pipe: {}", errno_text()));
   }
   return std::unique_ptr<Server>(
-      new Server(fd, pipefd[0], pipefd[1], ntohs(sa.sin_port), store, idle_timeout));
+      new Server(fd, pipefd[0], pipefd[1], ntohs(sa.sin_port), store, secret, idle_timeout));
 }
 
 Server::~Server() {
@@ -172,7 +230,7 @@ Status Server::run(int extra_stop_fd) {
             std::string line = c.in.substr(0, nl);
             if (!line.empty() && line.back() == '\r') line.pop_back();
             c.in.erase(0, nl + 1);
-            c.out += handle_request(*store_, line) + "\n";
+            c.out += handler_.handle(line, c.peer) + "\n";
           }
           if (c.in.size() > kMaxLine) {
             c.out += "ERROR request line too long\n";
@@ -195,9 +253,12 @@ Status Server::run(int extra_stop_fd) {
     }
     if (fds[0].revents & POLLIN) {
       for (;;) {
-        const int cfd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        sockaddr_in peer{};
+        socklen_t peer_len = sizeof peer;
+        const int cfd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &peer_len,
+                                  SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (cfd < 0) break;
-        conns.push_back({cfd, "", "", Clock::now() + idle_});
+        conns.push_back({cfd, peer_text(peer), "", "", Clock::now() + idle_});
       }
     }
   }
@@ -205,90 +266,11 @@ Status Server::run(int extra_stop_fd) {
   return {};
 }
 
-Result<Grant> claim_remote(const std::string& addr, const std::string& vm, uint64_t epoch,
-                           const std::string& claimant, std::chrono::milliseconds timeout) {
-  if (!valid_name(vm) || !valid_name(claimant)) {
-    return make_error("bad vm id or claimant (1-255 printable characters, no spaces)");
-  }
-  Result<Endpoint> ep = parse_endpoint(addr);
-  if (!ep) return make_error(ep.error());
-  const auto deadline = Clock::now() + timeout;
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return make_error(fmt::format("cannot create a socket: {}", errno_text()));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(ep->port);
-  ::inet_pton(AF_INET, ep->host.c_str(), &sa.sin_addr);
-  auto wait_for = [&](short events) -> Status {
-    for (;;) {
-      pollfd p{fd, events, 0};
-      const int n = ::poll(&p, 1, ms_until(deadline));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return make_error(errno_text());
-      if (n == 0)
-        return make_error(
-            fmt::format("no answer from the arbiter at {} within {} ms", addr, timeout.count()));
-      return {};
-    }
-  };
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-    if (errno != EINPROGRESS)
-      return make_error(fmt::format("cannot connect to the arbiter at {}: {}", addr, errno_text()));
-    if (Status s = wait_for(POLLOUT); !s) return make_error(s.error());
-    int err = 0;
-    socklen_t len = sizeof err;
-    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err != 0)
-      return make_error(
-          fmt::format("cannot connect to the arbiter at {}: {}", addr, std::strerror(err)));
-  }
-  std::string out = fmt::format("CLAIM {} {} {}\n", vm, epoch, claimant);
-  while (!out.empty()) {
-    if (Status s = wait_for(POLLOUT); !s) return make_error(s.error());
-    const ssize_t w = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL);
-    if (w < 0 && errno != EAGAIN && errno != EINTR)
-      return make_error(fmt::format("cannot send to the arbiter at {}: {}", addr, errno_text()));
-    if (w > 0) out.erase(0, static_cast<size_t>(w));
-  }
-  std::string in;
-  while (in.find('\n') == std::string::npos) {
-    if (in.size() > kMaxLine)
-      return make_error(fmt::format("the arbiter at {} sent an overlong reply", addr));
-    if (Status s = wait_for(POLLIN); !s) return make_error(s.error());
-    char buf[1024];
-    const ssize_t r = ::recv(fd, buf, sizeof buf, 0);
-    if (r == 0)
-      return make_error(
-          fmt::format("the arbiter at {} closed the connection without an answer", addr));
-    if (r < 0 && errno != EAGAIN && errno != EINTR)
-      return make_error(fmt::format("cannot read from the arbiter at {}: {}", addr, errno_text()));
-    if (r > 0) in.append(buf, static_cast<size_t>(r));
-  }
-  const std::string line = in.substr(0, in.find('\n'));
-  std::istringstream ls(line);
-  std::string verb, r_vm, r_epoch, who;
-  ls >> verb;
-  if (verb == "ERROR")
-    return make_error(fmt::format("the arbiter at {} refused: {}", addr, line.substr(6)));
-  ls >> r_vm >> r_epoch >> who;
-  if ((verb != "GRANTED" && verb != "DENIED") || r_vm != vm || r_epoch != std::to_string(epoch) ||
-      who.empty()) {
-    return make_error(fmt::format("unexpected reply from the arbiter at {}: '{}'", addr, line));
-  }
-  Grant g{vm, epoch, who, epoch, verb == "GRANTED"};
-  if (g.won && who != claimant)
-    return make_error(fmt::format("unexpected reply from the arbiter at {}: '{}'", addr, line));
-  return g;
-}
-
-Status serve(const std::string& listen, const std::string& data_dir) {
+Status serve(const std::string& listen, const std::string& data_dir,
+             const auth::Secret* secret) {
   Result<std::unique_ptr<ArbiterStore>> store = ArbiterStore::open(data_dir);
   if (!store) return make_error(store.error());
-  Result<std::unique_ptr<Server>> server = Server::bind(listen, store->get());
+  Result<std::unique_ptr<Server>> server = Server::bind(listen, store->get(), secret);
   if (!server) return make_error(server.error());
   sigset_t set;
   sigemptyset(&set);
@@ -297,10 +279,16 @@ Status serve(const std::string& listen, const std::string& data_dir) {
   if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0) return make_error("cannot block signals");
   const int sfd = ::signalfd(-1, &set, SFD_CLOEXEC);
   if (sfd < 0) return make_error(fmt::format("cannot create a signalfd: {}", errno_text()));
-  std::fprintf(stderr, "ftvm arbiter: listening on port %u, %zu grants in '%s'\n",
-               static_cast<unsigned>((*server)->port()), (*store)->grant_count(), data_dir.c_str());
+  std::fprintf(stderr, "ftvm arbiter: listening on port %u, %zu grants in '%s', %s\n",
+               static_cast<unsigned>((*server)->port()), (*store)->grant_count(), data_dir.c_str(),
+               secret != nullptr ? "requests must be authenticated with the secret"
+                                 : "no secret: unauthenticated requests are accepted");
   Status s = (*server)->run(sfd);
   ::close(sfd);
+  const RequestHandler& h = (*server)->handler();
+  std::fprintf(stderr, "ftvm arbiter: stopped [forged %llu, replayed %llu]\n",
+               static_cast<unsigned long long>(h.forged()),
+               static_cast<unsigned long long>(h.replayed()));
   return s;
 }
 

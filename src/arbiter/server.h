@@ -1,39 +1,72 @@
-// The arbiter's TCP server and client (docs/arbiter.md "Protocol").
+// The embedded arbiter's TCP server (docs/arbiter.md "Protocol").
 //
-// One request per line: `CLAIM <vm> <epoch> <claimant>`, answered with
-// `GRANTED <vm> <epoch> <claimant>`, `DENIED <vm> <epoch> <holder>` or
-// `ERROR <message>`. The server is a single-threaded poll loop over many
-// connections; each connection is closed when idle past its deadline.
+// One request per line, `CLAIM <vm> <epoch> <claimant>`, plain or (when the
+// server holds the pair's secret) authenticated with a sequence number and an
+// HMAC; the reply is `GRANTED`, `DENIED` or `ERROR` (protocol.h). The server
+// is a single-threaded poll loop over many connections; each connection is
+// closed when idle past its deadline. One line per decision and per rejected
+// request goes to stderr.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
 #include "arbiter/arbiter_store.h"
+#include "arbiter/tcp.h"
+#include "auth/secret.h"
 #include "util/result.h"
 
 namespace ftvm::arbiter {
 
-// Parses "A.B.C.D:PORT" (IPv4; port 0 means any free port).
-struct Endpoint {
-  std::string host;
-  uint16_t port = 0;
+// Answers request lines: checks authentication and sequence numbers, then
+// applies the claim to the store. `store` and `secret` (null: requests are
+// not authenticated, and authenticated ones are refused) must outlive it.
+// handle() is called from one thread at a time; the counters may be read
+// from any thread.
+class RequestHandler {
+ public:
+  RequestHandler(ArbiterStore* store, const auth::Secret* secret)
+      : store_(store), secret_(secret) {}
+
+  // Handles one request line (without its newline) from `peer` (for the log)
+  // and returns the reply line (without its newline).
+  std::string handle(const std::string& line, const std::string& peer = "-");
+
+  // Requests rejected for a missing or bad MAC, and for a sequence number not
+  // above the last one accepted from the same claimant. Kept in memory only.
+  uint64_t forged() const { return forged_.load(); }
+  uint64_t replayed() const { return replayed_.load(); }
+
+ private:
+  std::string reject_forged(const std::string& peer, const std::string& why);
+  std::string decide(const std::string& vm, uint64_t epoch, const std::string& claimant,
+                     const std::string& request_line, uint64_t seq, const std::string& peer);
+  std::string tally() const;
+
+  ArbiterStore* store_;
+  const auth::Secret* secret_;
+  std::map<std::string, uint64_t> last_seq_;  // claimant -> last accepted sequence number
+  std::atomic<uint64_t> forged_{0};
+  std::atomic<uint64_t> replayed_{0};
 };
-Result<Endpoint> parse_endpoint(const std::string& text);
 
 class Server {
  public:
-  // Binds and listens on `listen`. `store` must outlive the Server.
+  // Binds and listens on `listen`. `store` and `secret` (may be null: no
+  // authentication) must outlive the Server.
   static Result<std::unique_ptr<Server>> bind(
-      const std::string& listen, ArbiterStore* store,
+      const std::string& listen, ArbiterStore* store, const auth::Secret* secret,
       std::chrono::milliseconds idle_timeout = std::chrono::seconds(10));
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
   uint16_t port() const { return port_; }
+  const RequestHandler& handler() const { return handler_; }
 
   // Serves until stop() is called (or `extra_stop_fd`, if >= 0, becomes
   // readable). Called from one thread.
@@ -43,32 +76,25 @@ class Server {
 
  private:
   Server(int listen_fd, int wake_r, int wake_w, uint16_t port, ArbiterStore* store,
-         std::chrono::milliseconds idle)
+         const auth::Secret* secret, std::chrono::milliseconds idle)
       : listen_fd_(listen_fd),
         wake_r_(wake_r),
         wake_w_(wake_w),
         port_(port),
-        store_(store),
+        handler_(store, secret),
         idle_(idle) {}
 
   int listen_fd_;
   int wake_r_, wake_w_;  // self-pipe for stop()
   uint16_t port_;
-  ArbiterStore* store_;
+  RequestHandler handler_;
   std::chrono::milliseconds idle_;
 };
 
-// Handles one request line (without the newline) and returns the reply line
-// (without the newline).
-std::string handle_request(ArbiterStore& store, const std::string& line);
-
-// Claims (vm, epoch) for `claimant` from the arbiter at `addr`, giving up
-// with an error after `timeout`. A denial is a Grant with won == false.
-Result<Grant> claim_remote(const std::string& addr, const std::string& vm, uint64_t epoch,
-                           const std::string& claimant, std::chrono::milliseconds timeout);
-
 // `ftvm arbiter`: opens the store in `data_dir` and serves on `listen` until
-// SIGINT or SIGTERM.
-Status serve(const std::string& listen, const std::string& data_dir);
+// SIGINT or SIGTERM. With `secret` (may be null) every request must be
+// authenticated with it; without, only the plain form is accepted.
+Status serve(const std::string& listen, const std::string& data_dir,
+             const auth::Secret* secret = nullptr);
 
 }  // namespace ftvm::arbiter
