@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 
 #include "arbiter/server.h"
+#include "auth/secret.h"
+#include "cli/pair_command.h"
 #include "cli/run_command.h"
 
 namespace {
@@ -87,11 +89,55 @@ int main(int argc, char** argv) {
                      "image cannot be used\n(corrupt, wrong version, content hash mismatch); 3 at "
                      "the first divergence.");
 
-  std::string arbiter_listen, arbiter_data;
+  std::string arbiter_listen, arbiter_data, arbiter_secret;
   CLI::App* arbiter_cmd = app.add_subcommand(
       "arbiter", "Serve the arbiter: grant each (vm, epoch) to exactly one claimant, durably");
   arbiter_cmd->add_option("--listen", arbiter_listen, "IPv4 ADDR:PORT to listen on")->required();
   arbiter_cmd->add_option("--data", arbiter_data, "Directory holding the grant file")->required();
+  arbiter_cmd->add_option("--secret", arbiter_secret,
+                          "Shared secret file: every request must carry its HMAC (docs/arbiter.md)");
+
+  ftvm::cli::NodeCli primary, backup;
+  CLI::App* primary_cmd = app.add_subcommand(
+      "primary", "Run the guest live as the primary of an FT pair, streaming its log to the backup");
+  ftvm::cli::add_node_options(primary_cmd, primary, /*primary=*/true);
+  CLI::App* backup_cmd = app.add_subcommand(
+      "backup", "Replay the primary's log as its backup; take over when the primary fails");
+  ftvm::cli::add_node_options(backup_cmd, backup, /*primary=*/false);
+
+  ftvm::cli::UpOptions up;
+  CLI::App* up_cmd = app.add_subcommand(
+      "up", "Start a whole FT pair on this machine in network namespaces: arbiter, primary, "
+            "backup, LAN, client; Redis in the guest");
+  up_cmd->add_option("--name", up.name, "The pair's name (namespaces NAME-*, run dir)")
+      ->capture_default_str();
+  up_cmd->add_option("--arbiter", up.arbiter, "ftvm (the embedded arbiter) or etcd")
+      ->capture_default_str();
+  up_cmd->add_option("--memory", up.memory, "Guest RAM in MiB")->capture_default_str();
+  up_cmd->add_option("--heartbeat-ms", up.heartbeat_ms, "Heartbeat interval")->capture_default_str();
+  up_cmd->add_option("--timeout-ms", up.timeout_ms, "Silence that counts as failure")
+      ->capture_default_str();
+  up_cmd->add_option("--max-lag-ms", up.max_lag_ms, "Backup lag bound in guest ms")
+      ->capture_default_str();
+  up_cmd->add_option("--hash-interval", up.hash_interval, "Instructions between state-hash checks")
+      ->capture_default_str();
+  up_cmd->add_option("--ready-timeout", up.ready_timeout_s, "Seconds to wait for Redis")
+      ->capture_default_str();
+  up_cmd->add_option("--append", up.append, "Extra kernel command-line words");
+  std::string pair_name = "ft";
+  bool status_json = false;
+  CLI::App* status_cmd = app.add_subcommand("status", "Show an FT pair: roles, epoch, instret, lag, "
+                                                      "log bandwidth, held outputs, last failover");
+  status_cmd->add_option("--name", pair_name, "The pair's name")->capture_default_str();
+  status_cmd->add_flag("--json", status_json, "Print the nodes' status documents as JSON");
+  std::string kill_which, kill_signal = "KILL";
+  CLI::App* kill_cmd = app.add_subcommand("kill", "Inject a failure: signal the node that is now "
+                                                  "primary or backup (or the arbiter)");
+  kill_cmd->add_option("which", kill_which, "primary, backup or arbiter")->required();
+  kill_cmd->add_option("--name", pair_name, "The pair's name")->capture_default_str();
+  kill_cmd->add_option("--signal", kill_signal, "KILL, TERM, STOP or CONT")->capture_default_str();
+  CLI::App* down_cmd = app.add_subcommand("down", "Stop an FT pair and remove its namespaces");
+  down_cmd->add_option("--name", pair_name, "The pair's name")->capture_default_str();
   arbiter_cmd->footer("Runs until SIGINT or SIGTERM. Exit status: 0 after a signal; 2 when the "
                       "address or the data directory cannot be used (e.g. a corrupt grant file).");
 
@@ -106,8 +152,25 @@ int main(int argc, char** argv) {
   }
   if (run_cmd->parsed()) return ftvm::cli::run_command(run);
   if (replay_cmd->parsed()) return ftvm::cli::replay_command(replay);
+  if (primary_cmd->parsed()) return ftvm::cli::node_command(primary, true);
+  if (backup_cmd->parsed()) return ftvm::cli::node_command(backup, false);
+  if (up_cmd->parsed()) return ftvm::cli::up_command(up);
+  if (down_cmd->parsed()) return ftvm::cli::down_command(pair_name);
+  if (status_cmd->parsed()) return ftvm::cli::status_command(pair_name, status_json);
+  if (kill_cmd->parsed()) return ftvm::cli::kill_command(pair_name, kill_which, kill_signal);
   if (arbiter_cmd->parsed()) {
-    if (ftvm::Status s = ftvm::arbiter::serve(arbiter_listen, arbiter_data); !s) {
+    std::optional<ftvm::auth::Secret> secret;
+    if (!arbiter_secret.empty()) {
+      ftvm::Result<ftvm::auth::Secret> loaded = ftvm::auth::Secret::load(arbiter_secret);
+      if (!loaded) {
+        fmt::print(stderr, "ftvm arbiter: {}\n", loaded.error());
+        return ftvm::cli::kExitBadInput;
+      }
+      secret.emplace(std::move(*loaded));
+    }
+    if (ftvm::Status s = ftvm::arbiter::serve(arbiter_listen, arbiter_data,
+                                              secret ? &*secret : nullptr);
+        !s) {
       fmt::print(stderr, "ftvm arbiter: {}\n", s.error());
       return ftvm::cli::kExitBadInput;
     }

@@ -17,14 +17,18 @@ namespace ftvm::hostio {
 
 std::string netns_script() {
   if (const char* s = std::getenv("FTVM_NETNS_SCRIPT"); s != nullptr && *s) return s;
+  return project_script("netns.sh");
+}
+
+std::string project_script(const std::string& file) {
   std::error_code ec;
   const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
   for (std::filesystem::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path();
        dir = dir.parent_path()) {
-    const std::filesystem::path candidate = dir / "scripts" / "netns.sh";
+    const std::filesystem::path candidate = dir / "scripts" / file;
     if (std::filesystem::exists(candidate, ec)) return candidate.string();
   }
-  return "scripts/netns.sh";
+  return "scripts/" + file;
 }
 
 Status ensure_lan(const std::string& name) {

@@ -17,6 +17,10 @@ inline constexpr const char* kLanGuestCidr = "10.77.0.15/24";
 // running binary (build/ftvm -> scripts/netns.sh).
 std::string netns_script();
 
+// Path of scripts/FILE of the source tree the running binary was built in
+// (found by walking up from the binary); "scripts/FILE" if none is found.
+std::string project_script(const std::string& file);
+
 // Brings up LAN `name` with scripts/netns.sh unless NAME-host exists.
 Status ensure_lan(const std::string& name);
 

@@ -1,0 +1,564 @@
+// `ftvm primary|backup|up|down|status|kill` (see pair_command.h and
+// docs/ft-pair.md).
+#include "cli/pair_command.h"
+
+#include <CLI/CLI.hpp>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "auth/secret.h"
+#include "cli/run_command.h"
+#include "ft/node.h"
+#include "ft/status.h"
+#include "hostio/netns.h"
+#include "vm/machine.h"
+
+namespace ftvm::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+constexpr const char* kChannelAddr = "10.78.0.1:7100";
+constexpr const char* kArbiterAddr = "10.79.0.1:7000";
+constexpr const char* kEtcdAddr = "10.79.0.1:2379";
+constexpr const char* kHosts[] = {"a", "b"};  // host a = NAME-pri, host b = NAME-bak
+
+uint64_t parse_mib(const std::string& text) {
+  size_t pos = 0;
+  const unsigned long long n = std::stoull(text, &pos);
+  const std::string unit = text.substr(pos);
+  if (unit.empty() || unit == "M" || unit == "MiB" || unit == "m") return n;
+  if (unit == "G" || unit == "GiB" || unit == "g") return n * 1024;
+  throw std::invalid_argument("unit");
+}
+
+std::string self_exe() {
+  std::error_code ec;
+  return fs::read_symlink("/proc/self/exe", ec).string();
+}
+
+bool alive(pid_t pid) {
+  if (pid <= 0 || kill(pid, 0) != 0) return false;
+  // A zombie is not alive; nor is a pid reused by something that is not ours.
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  const size_t close_paren = line.rfind(')');
+  if (close_paren != std::string::npos && close_paren + 2 < line.size() &&
+      line[close_paren + 2] == 'Z') {
+    return false;
+  }
+  std::ifstream cmd("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string args((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
+  return args.find("ftvm") != std::string::npos || args.find("etcd") != std::string::npos;
+}
+
+pid_t read_pid(const std::string& path) {
+  std::ifstream f(path);
+  pid_t pid = 0;
+  f >> pid;
+  return pid;
+}
+
+// Starts `argv` in network namespace `ns`, in its own session, with output
+// to `log` (stderr) and `out` (stdout); returns its pid.
+Result<pid_t> spawn_in(const std::string& ns, std::vector<std::string> argv, const std::string& out,
+                       const std::string& log) {
+  std::vector<std::string> full = {"ip", "netns", "exec", ns};
+  full.insert(full.end(), argv.begin(), argv.end());
+  const pid_t pid = fork();
+  if (pid < 0) return make_error(fmt::format("fork: {}", std::strerror(errno)));
+  if (pid == 0) {
+    setsid();
+    const int null = open("/dev/null", O_RDONLY);
+    const int o = open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    const int e = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (null < 0 || o < 0 || e < 0) _exit(127);
+    dup2(null, STDIN_FILENO);
+    dup2(o, STDOUT_FILENO);
+    dup2(e, STDERR_FILENO);
+    std::vector<char*> args;
+    for (std::string& a : full) args.push_back(a.data());
+    args.push_back(nullptr);
+    execvp("ip", args.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+Status run_script(const std::vector<std::string>& args) {
+  const std::string script = hostio::project_script("ftnet.sh");
+  const pid_t pid = fork();
+  if (pid < 0) return make_error(fmt::format("fork: {}", std::strerror(errno)));
+  if (pid == 0) {
+    dup2(STDERR_FILENO, STDOUT_FILENO);
+    std::vector<std::string> full = {"bash", script};
+    full.insert(full.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& a : full) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv("/bin/bash", argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return make_error(fmt::format("{} {} failed (exit {}); see its message above", script, args[0],
+                                  WIFEXITED(status) ? WEXITSTATUS(status) : -1));
+  }
+  return {};
+}
+
+// Whether Redis in the guest answers PING, asked from the client namespace.
+bool redis_answers(const std::string& name) {
+  bool ok = false;
+  std::thread t([&] {
+    if (!hostio::enter_netns(name + "-client")) return;  // this thread only
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(6379);
+    inet_pton(AF_INET, hostio::kLanGuestAddress, &sa.sin_addr);
+    connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    pollfd p{fd, POLLOUT, 0};
+    int err = 1;
+    socklen_t len = sizeof err;
+    if (poll(&p, 1, 1000) == 1) getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err == 0 && send(fd, "PING\r\n", 6, MSG_NOSIGNAL) == 6) {
+      p = {fd, POLLIN, 0};
+      char buf[16] = {};
+      if (poll(&p, 1, 2000) == 1 && recv(fd, buf, sizeof buf - 1, 0) > 0) {
+        ok = std::strncmp(buf, "+PONG", 5) == 0;
+      }
+    }
+    close(fd);
+  });
+  t.join();
+  return ok;
+}
+
+std::string control_path(const std::string& dir, const char* host) {
+  return fmt::format("{}/{}.sock", dir, host);
+}
+
+struct NodeView {
+  std::string host;
+  pid_t pid = 0;
+  bool running = false;
+  nlohmann::json status;  // null when it does not answer
+};
+
+std::vector<NodeView> view_nodes(const std::string& dir) {
+  std::vector<NodeView> out;
+  for (const char* h : kHosts) {
+    NodeView v;
+    v.host = h;
+    v.pid = read_pid(fmt::format("{}/{}.pid", dir, h));
+    v.running = alive(v.pid);
+    if (v.running) {
+      Result<nlohmann::json> s = ft::query_status(control_path(dir, h), std::chrono::seconds(2));
+      if (s) v.status = *s;
+    }
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+double num(const nlohmann::json& j, const char* a, const char* b = nullptr) {
+  const nlohmann::json* p = &j;
+  if (!p->contains(a)) return 0;
+  p = &(*p)[a];
+  if (b != nullptr) {
+    if (!p->contains(b)) return 0;
+    p = &(*p)[b];
+  }
+  return p->is_number() ? p->get<double>() : 0;
+}
+
+}  // namespace
+
+void add_node_options(CLI::App* app, NodeCli& o, bool primary) {
+  app->add_option("--vm", o.vm, "The pair's id at the arbiter")->required();
+  app->add_option("--arbiter", o.arbiter,
+                  "Arbiter: ADDR:PORT (ftvm arbiter) or etcd://HOST:PORT")->required();
+  app->add_option("--secret", o.secret,
+                  "File with the pair's shared secret (hex or raw, at least 16 bytes)")->required();
+  app->add_option("--host-id", o.host_id, "This node's name at the arbiter (default: host:pid)");
+  if (primary) {
+    app->add_option("--listen", o.listen, "ADDR:PORT of the logging channel")->required();
+    app->add_option("--epoch", o.epoch, "The epoch this primary claims at start")
+        ->capture_default_str();
+    app->add_option("--join-timeout", o.join_timeout_s, "Seconds to wait for the backup")
+        ->capture_default_str();
+    app->add_option("--kernel", o.kernel, "Linux Image (default: the built guest image)");
+    app->add_option("--initrd", o.initrd, "initramfs (default: the built guest image's)");
+    app->add_option("--append", o.append, "Words to append to the kernel command line");
+    app->add_option("--memory", o.memory, "Guest RAM in MiB (or 512M, 1G)")->capture_default_str();
+    app->add_option("--disk", o.disk, "Raw disk image, attached read-only on both hosts");
+    app->add_option("--entropy", o.entropy, "virtio-rng: none or host (logged to the backup)")
+        ->capture_default_str();
+    app->add_option("--mac", o.mac, "The guest NIC's MAC (default 52:54:00:77:00:0f)");
+    app->add_option("--hash-interval", o.hash_interval,
+                    "Instructions between state hashes the backup checks (0: none)")
+        ->capture_default_str();
+    app->add_option("--max-lag-ms", o.max_lag_ms,
+                    "Guest milliseconds the backup may lag before the primary slows down")
+        ->capture_default_str();
+    app->add_option("--max-lag-bytes", o.max_lag_bytes,
+                    "Log bytes the backup may lag before the primary slows down")
+        ->capture_default_str();
+  } else {
+    app->add_option("--primary", o.primary, "The primary's logging channel ADDR:PORT")->required();
+    app->add_option("--join-timeout", o.join_timeout_s, "Seconds to wait for the primary")
+        ->capture_default_str();
+    app->add_option("--kernel", o.kernel, "This host's copy of the Linux Image");
+    app->add_option("--initrd", o.initrd, "This host's copy of the initramfs");
+    app->add_option("--disk", o.disk, "This host's copy of the disk image");
+  }
+  app->add_option("--tap", o.tap, "TAP device of the guest NIC on this host (the LAN)");
+  app->add_option("--guest-ip", o.guest_ip,
+                  "Address announced after taking over (default: ftvm.net= of the command line)");
+  app->add_option("--heartbeat-ms", o.heartbeat_ms, "Heartbeat interval")->capture_default_str();
+  app->add_option("--timeout-ms", o.timeout_ms, "Silence on the channel that counts as failure")
+      ->capture_default_str();
+  app->add_option("--control", o.control, "Unix socket serving this node's status");
+  app->footer(
+      "Exit status: the guest's own when it powers off; 2 unusable options, images or peer;\n"
+      "3 the backup's replay diverged; 4 lost the arbiter's test-and-set (halted for good);\n"
+      "125 the machine failed.");
+}
+
+int node_command(const NodeCli& c, bool primary) {
+  ft::NodeOptions o;
+  auto bad = [](const std::string& m) {
+    fmt::print(stderr, "ftvm: {}\n", m);
+    return kExitBadInput;
+  };
+  Result<auth::Secret> secret = auth::Secret::load(c.secret);
+  if (!secret) return bad(secret.error());
+  o.secret = std::make_shared<const auth::Secret>(std::move(*secret));
+  uint64_t mib = 0;
+  try {
+    mib = parse_mib(c.memory);
+  } catch (const std::exception&) {
+    return bad(fmt::format("bad --memory '{}'", c.memory));
+  }
+  if (mib < 16 || mib > 16384) return bad(fmt::format("--memory {} MiB is out of range", mib));
+  if (c.entropy != "none" && c.entropy != "host") return bad("--entropy: use none or host");
+  if (c.heartbeat_ms == 0 || c.timeout_ms < 2 * c.heartbeat_ms) {
+    return bad("--timeout-ms must be at least twice --heartbeat-ms");
+  }
+  const std::string dir = default_guest_dir();
+  o.spec.kernel_path = c.kernel.empty() ? dir + "/Image" : c.kernel;
+  o.spec.initrd_path = c.initrd;
+  if (o.spec.initrd_path.empty() && c.kernel.empty()) o.spec.initrd_path = dir + "/initramfs.cpio.gz";
+  if (c.kernel.empty() && access(o.spec.kernel_path.c_str(), R_OK) != 0) {
+    return bad(fmt::format("no guest image at {} (build it with guest/build.sh, or pass --kernel)",
+                           dir));
+  }
+  o.spec.disk_path = c.disk;
+  o.spec.ram_size = mib << 20;
+  o.spec.cmdline = "console=ttyS0" + (c.append.empty() ? std::string() : " " + c.append);
+  o.spec.entropy = c.entropy == "host";
+  o.entropy = c.entropy;
+  if (!c.tap.empty()) {
+    std::optional<vm::MacAddress> mac = vm::kDefaultGuestMac;
+    if (!c.mac.empty()) mac = vm::parse_mac(c.mac);
+    if (!mac) return bad(fmt::format("--mac {}: not a MAC address", c.mac));
+    o.spec.net_mac = vm::format_mac(*mac);
+  }
+  o.tap = c.tap;
+  o.guest_ip = c.guest_ip;
+  o.vm = c.vm;
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  o.host_id = c.host_id.empty() ? fmt::format("{}:{}", host, getpid()) : c.host_id;
+  o.arbiter = c.arbiter;
+  o.listen = c.listen;
+  o.primary = c.primary;
+  o.epoch = c.epoch;
+  o.heartbeat = std::chrono::milliseconds(c.heartbeat_ms);
+  o.timeout = std::chrono::milliseconds(c.timeout_ms);
+  o.join_timeout = std::chrono::milliseconds(c.join_timeout_s * 1000);
+  o.max_lag_ms = c.max_lag_ms;
+  o.max_lag_bytes = c.max_lag_bytes;
+  o.hash_interval = c.hash_interval;
+  o.control = c.control;
+  signal(SIGPIPE, SIG_IGN);
+  return primary ? ft::run_primary(o) : ft::run_backup(o);
+}
+
+std::string pair_dir(const std::string& name) {
+  const char* base = std::getenv("FTVM_RUN_DIR");
+  return fmt::format("{}/{}", base != nullptr && *base ? base : "/run/ftvm", name);
+}
+
+int up_command(const UpOptions& o) {
+  auto bad = [](const std::string& m) {
+    fmt::print(stderr, "ftvm up: {}\n", m);
+    return kExitBadInput;
+  };
+  if (o.name.empty() || o.name.size() > 8 ||
+      o.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789") != std::string::npos) {
+    return bad("--name: 1 to 8 lower-case letters or digits");
+  }
+  if (o.arbiter != "ftvm" && o.arbiter != "etcd") return bad("--arbiter: ftvm or etcd");
+  const std::string dir = pair_dir(o.name);
+  for (const char* p : {"a", "b", "arbiter"}) {
+    const pid_t pid = read_pid(fmt::format("{}/{}.pid", dir, p));
+    if (alive(pid)) {
+      return bad(fmt::format("pair '{}' is already up (pid {}); `ftvm status --name {}` shows it, "
+                             "`ftvm down --name {}` stops it",
+                             o.name, pid, o.name, o.name));
+    }
+  }
+  const std::string kernel = default_guest_dir() + "/Image";
+  if (access(kernel.c_str(), R_OK) != 0) {
+    return bad(fmt::format("no guest image at {}: run scripts/setup.sh first", default_guest_dir()));
+  }
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  fs::create_directories(dir, ec);
+  if (ec) return bad(fmt::format("cannot create {}: {}", dir, ec.message()));
+  fmt::print(stderr, "ftvm up: making the namespaces of pair '{}' (scripts/ftnet.sh)\n", o.name);
+  if (Status s = run_script({"up", o.name}); !s) return bad(s.error());
+  const std::string secret = dir + "/secret";
+  if (Status s = auth::generate_secret_file(secret); !s) return bad(s.error());
+
+  const std::string exe = self_exe();
+  std::string arbiter_url;
+  std::vector<std::string> arb_argv;
+  if (o.arbiter == "ftvm") {
+    arbiter_url = kArbiterAddr;
+    arb_argv = {exe, "arbiter", "--listen", kArbiterAddr, "--data", dir + "/arbiter", "--secret",
+                secret};
+  } else {
+    arbiter_url = std::string("etcd://") + kEtcdAddr;
+    arb_argv = {"etcd", "--name", "ftvm-" + o.name, "--data-dir", dir + "/etcd",
+                "--listen-client-urls", std::string("http://") + kEtcdAddr,
+                "--advertise-client-urls", std::string("http://") + kEtcdAddr,
+                "--listen-peer-urls", "http://127.0.0.1:2380",
+                "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+                "--initial-cluster", "ftvm-" + o.name + "=http://127.0.0.1:2380"};
+  }
+  Result<pid_t> arb = spawn_in(o.name + "-arb", arb_argv, dir + "/arbiter.log", dir + "/arbiter.log");
+  if (!arb) return bad(arb.error());
+  std::ofstream(dir + "/arbiter.pid") << *arb << "\n";
+
+  std::string append = fmt::format("ftvm.net={} ftvm.service=redis", hostio::kLanGuestCidr);
+  if (!o.append.empty()) append += " " + o.append;
+  auto common = [&](const char* host) {
+    return std::vector<std::string>{
+        "--vm", o.name, "--arbiter", arbiter_url, "--secret", secret, "--host-id",
+        std::string("host-") + host, "--tap", "tap0", "--control", control_path(dir, host),
+        "--heartbeat-ms", std::to_string(o.heartbeat_ms), "--timeout-ms",
+        std::to_string(o.timeout_ms)};
+  };
+  std::vector<std::string> pri = {exe, "primary", "--listen", kChannelAddr, "--append", append,
+                                  "--memory", o.memory, "--hash-interval",
+                                  std::to_string(o.hash_interval), "--max-lag-ms",
+                                  std::to_string(o.max_lag_ms)};
+  for (std::string& a : common("a")) pri.push_back(a);
+  std::vector<std::string> bak = {exe, "backup", "--primary", kChannelAddr};
+  for (std::string& a : common("b")) bak.push_back(a);
+  Result<pid_t> a = spawn_in(o.name + "-pri", pri, dir + "/a.console", dir + "/a.log");
+  if (!a) return bad(a.error());
+  std::ofstream(dir + "/a.pid") << *a << "\n";
+  Result<pid_t> b = spawn_in(o.name + "-bak", bak, dir + "/b.console", dir + "/b.log");
+  if (!b) return bad(b.error());
+  std::ofstream(dir + "/b.pid") << *b << "\n";
+  fmt::print(stderr,
+             "ftvm up: arbiter pid {} ({}), primary pid {} on host a, backup pid {} on host b;\n"
+             "ftvm up: logs in {}; waiting for Redis in the guest to answer\n",
+             *arb, arbiter_url, *a, *b, dir);
+
+  const auto start = Clock::now();
+  const auto deadline = start + std::chrono::seconds(o.ready_timeout_s);
+  std::string last_state;
+  for (;;) {
+    for (const char* h : {"a", "b"}) {
+      const pid_t pid = read_pid(fmt::format("{}/{}.pid", dir, h));
+      int st = 0;
+      if (waitpid(pid, &st, WNOHANG) == pid || !alive(pid)) {
+        fmt::print(stderr, "ftvm up: host {}'s node exited; its log {}/{}.log ends:\n", h, dir, h);
+        std::ifstream log(fmt::format("{}/{}.log", dir, h));
+        std::string line;
+        while (std::getline(log, line)) fmt::print(stderr, "  {}\n", line);
+        fmt::print(stderr, "ftvm up: `ftvm down --name {}` cleans up\n", o.name);
+        return kExitMachineError;
+      }
+    }
+    Result<nlohmann::json> s = ft::query_status(control_path(dir, "a"), std::chrono::seconds(2));
+    const std::string state = s && s->contains("state") ? (*s)["state"].get<std::string>() : "";
+    if (state != last_state && !state.empty()) {
+      fmt::print(stderr, "ftvm up: primary: {} ({:.1f} s)\n", state,
+                 std::chrono::duration<double>(Clock::now() - start).count());
+      last_state = state;
+    }
+    if (state == "paired" && redis_answers(o.name)) break;
+    if (Clock::now() >= deadline) {
+      fmt::print(stderr, "ftvm up: Redis did not answer within {} s; see {}/a.log and a.console\n",
+                 o.ready_timeout_s, dir);
+      return kExitMachineError;
+    }
+    pollfd none{-1, 0, 0};
+    poll(&none, 0, 200);  // polling interval of a readiness check with a deadline
+  }
+  fmt::print(stderr,
+             "ftvm up: pair '{}' is up in {:.1f} s: Redis answers at {} from the client namespace.\n"
+             "  ftvm status --name {}            roles, epoch, lag, log bandwidth, held outputs\n"
+             "  scripts/ftnet.sh exec {} client redis-benchmark -h {} -q -n 20000\n"
+             "  ftvm kill primary --name {}      SIGKILL the primary; the backup takes over\n"
+             "  ftvm down --name {}              stop everything and remove the namespaces\n",
+             o.name, std::chrono::duration<double>(Clock::now() - start).count(),
+             hostio::kLanGuestAddress, o.name, o.name, hostio::kLanGuestAddress, o.name, o.name);
+  return 0;
+}
+
+int down_command(const std::string& name) {
+  const std::string dir = pair_dir(name);
+  std::vector<pid_t> pids;
+  for (const char* p : {"a", "b", "arbiter"}) {
+    const pid_t pid = read_pid(fmt::format("{}/{}.pid", dir, p));
+    if (alive(pid)) {
+      kill(pid, SIGTERM);
+      pids.push_back(pid);
+    }
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
+  for (pid_t pid : pids) {
+    while (alive(pid) && Clock::now() < deadline) {
+      waitpid(pid, nullptr, WNOHANG);
+      pollfd none{-1, 0, 0};
+      poll(&none, 0, 20);
+    }
+    if (alive(pid)) kill(pid, SIGKILL);
+  }
+  if (access(("/run/netns/" + name + "-lan").c_str(), F_OK) == 0 ||
+      access(("/run/netns/" + name + "-pri").c_str(), F_OK) == 0) {
+    if (Status s = run_script({"down", name}); !s) {
+      fmt::print(stderr, "ftvm down: {}\n", s.error());
+      return kExitMachineError;
+    }
+  }
+  fmt::print(stderr, "ftvm down: pair '{}' stopped ({} processes); logs kept in {}\n", name,
+             pids.size(), dir);
+  return 0;
+}
+
+int status_command(const std::string& name, bool json) {
+  const std::string dir = pair_dir(name);
+  if (!fs::exists(dir)) {
+    fmt::print(stderr, "ftvm status: no pair '{}' ({} does not exist); start one with `ftvm up`\n",
+               name, dir);
+    return 1;
+  }
+  std::vector<NodeView> nodes = view_nodes(dir);
+  const pid_t arb = read_pid(dir + "/arbiter.pid");
+  if (json) {
+    nlohmann::json out;
+    out["pair"] = name;
+    out["arbiter"] = {{"pid", arb}, {"running", alive(arb)}};
+    for (const NodeView& v : nodes) {
+      out["hosts"][v.host] = {{"pid", v.pid}, {"running", v.running}, {"status", v.status}};
+    }
+    fmt::print("{}\n", out.dump(2));
+    return 0;
+  }
+  fmt::print("pair '{}'   arbiter: {}\n", name, alive(arb) ? fmt::format("running (pid {})", arb)
+                                                            : std::string("not running"));
+  for (const NodeView& v : nodes) {
+    if (!v.running) {
+      fmt::print("host {}: not running (pid {})\n", v.host, v.pid);
+      continue;
+    }
+    if (v.status.is_null()) {
+      fmt::print("host {}: pid {} does not answer on its control socket\n", v.host, v.pid);
+      continue;
+    }
+    const nlohmann::json& s = v.status;
+    fmt::print("host {}: {:<8} {:<20} epoch {}  pid {}  instret {:.0f}  guest {:.1f} s\n", v.host,
+               s.value("role", "?"), s.value("state", "?"), s.value("epoch", 0), v.pid,
+               num(s, "instret"), num(s, "guest_seconds"));
+    if (s.value("role", "") == "primary") {
+      fmt::print("        lag {:.1f} guest ms, {:.0f} bytes; log {:.0f} records, {:.2f} Mbit/s; held "
+                 "{:.0f} outputs ({:.0f} bytes)\n",
+                 num(s, "lag", "guest_ms"), num(s, "lag", "bytes"), num(s, "log", "records"),
+                 num(s, "log", "mbit_per_s"), num(s, "held", "outputs"), num(s, "held", "bytes"));
+    } else {
+      fmt::print("        received {:.0f} records ({:.2f} Mbit/s), {:.0f} queued; {:.0f} state "
+                 "hashes matched\n",
+                 num(s, "log", "records"), num(s, "log", "mbit_per_s"),
+                 num(s, "lag", "queued_records"), num(s, "checks", "state_hashes_matched"));
+    }
+    const double rejected = num(s, "rejected", "forged") + num(s, "rejected", "replayed") +
+                            num(s, "rejected", "stale_epoch") + num(s, "rejected", "wrong_direction") +
+                            num(s, "rejected", "unexpected_connection");
+    if (rejected > 0) fmt::print("        rejected messages: {}\n", s["rejected"].dump());
+    if (s.contains("arbiter_unreachable")) {
+      fmt::print("        arbiter unreachable: {}\n", s["arbiter_unreachable"].get<std::string>());
+    }
+    if (s.contains("last_failover")) {
+      fmt::print("        last failover: {}\n", s["last_failover"].dump());
+    }
+  }
+  return 0;
+}
+
+int kill_command(const std::string& name, const std::string& which, const std::string& sig) {
+  const std::string dir = pair_dir(name);
+  int signo = SIGKILL;
+  if (sig == "TERM") signo = SIGTERM;
+  else if (sig == "STOP") signo = SIGSTOP;
+  else if (sig == "CONT") signo = SIGCONT;
+  else if (sig != "KILL") {
+    fmt::print(stderr, "ftvm kill: --signal KILL, TERM, STOP or CONT\n");
+    return kExitBadInput;
+  }
+  pid_t target = 0;
+  std::string what;
+  if (which == "arbiter") {
+    target = read_pid(dir + "/arbiter.pid");
+    what = "the arbiter";
+  } else if (which == "primary" || which == "backup") {
+    for (const NodeView& v : view_nodes(dir)) {
+      if (v.running && !v.status.is_null() && v.status.value("role", "") == which) {
+        target = v.pid;
+        what = fmt::format("the {} (host {}, epoch {})", which, v.host, v.status.value("epoch", 0));
+      }
+    }
+  } else {
+    fmt::print(stderr, "ftvm kill: say primary, backup or arbiter\n");
+    return kExitBadInput;
+  }
+  if (!alive(target)) {
+    fmt::print(stderr, "ftvm kill: no running {} in pair '{}'\n", which, name);
+    return 1;
+  }
+  if (kill(target, signo) != 0) {
+    fmt::print(stderr, "ftvm kill: {}: {}\n", target, std::strerror(errno));
+    return 1;
+  }
+  fmt::print(stderr, "ftvm kill: sent SIG{} to {} (pid {})\n", sig, what, target);
+  return 0;
+}
+
+}  // namespace ftvm::cli

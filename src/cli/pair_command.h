@@ -1,0 +1,53 @@
+// The FT pair from the command line: `ftvm primary`, `ftvm backup` (one
+// node each), and `ftvm up`, `status`, `kill`, `down` (a whole pair on one
+// machine, in network namespaces made by scripts/ftnet.sh).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace ftvm::cli {
+
+// Flags shared by `ftvm primary` and `ftvm backup`.
+struct NodeCli {
+  std::string kernel, initrd, append, disk;
+  std::string memory = "256";
+  std::string entropy = "none";
+  std::string tap, mac, guest_ip;
+  std::string vm, host_id, arbiter, secret;
+  std::string listen, primary;
+  uint64_t epoch = 1;
+  uint64_t heartbeat_ms = 50, timeout_ms = 500, join_timeout_s = 120;
+  uint64_t max_lag_ms = 100, max_lag_bytes = uint64_t{32} << 20;
+  uint64_t hash_interval = uint64_t{1} << 30;
+  std::string control;
+};
+
+void add_node_options(CLI::App* app, NodeCli& o, bool primary);
+int node_command(const NodeCli& o, bool primary);
+
+struct UpOptions {
+  std::string name = "ft";
+  std::string arbiter = "ftvm";  // ftvm | etcd
+  std::string memory = "256";
+  uint64_t heartbeat_ms = 50, timeout_ms = 500, max_lag_ms = 100;
+  uint64_t hash_interval = uint64_t{1} << 30;
+  uint64_t ready_timeout_s = 300;
+  std::string append;  // extra kernel command-line words
+};
+
+// The directory holding a pair's pids, sockets, logs and secret:
+// $FTVM_RUN_DIR/NAME, by default /run/ftvm/NAME.
+std::string pair_dir(const std::string& name);
+
+int up_command(const UpOptions& o);
+int down_command(const std::string& name);
+int status_command(const std::string& name, bool json);
+// `which`: primary, backup, arbiter (the role the node has now).
+int kill_command(const std::string& name, const std::string& which, const std::string& signal);
+
+}  // namespace ftvm::cli
