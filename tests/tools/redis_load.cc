@@ -42,6 +42,18 @@
 //                         value; acknowledged keys never read back (a
 //                         connection failed while verifying)
 //   start_unix_ns         wall-clock time of the start
+// With --gaps-over-ms MS, two more fields:
+//   gaps_over_ms          MS
+//   gaps                  [{start_unix_ns, end_unix_ns, ms, end}]: every
+//                         interval of the write phase longer than MS in
+//                         which no connection got a reply, in time order.
+//                         It starts at a reply (or the start of writing)
+//                         and ends at the next reply on any connection
+//                         (end "reply") or, if none came, when writing
+//                         ended (end "writing ended"). Any reply counts,
+//                         +OK or not. Wall-clock times, for lining up with
+//                         events outside (a failure injected at a known
+//                         time); at most 100000 gaps are kept.
 //
 // Exit status: 0 when nothing failed, every connection stayed up and every
 // acknowledged key read back with its value; 1 otherwise; 2 for bad usage,
@@ -91,6 +103,7 @@ constexpr size_t kVerifyBatch = 128;           // GETs in flight per connection
 constexpr size_t kMaxBulkBytes = 64u << 20;    // larger replies are a protocol error
 constexpr auto kReadyAttempt = std::chrono::seconds(1);
 constexpr auto kReadyBackoff = std::chrono::milliseconds(100);
+constexpr size_t kMaxGaps = 100000;             // --gaps-over-ms keeps at most this many
 
 struct Options {
   std::string host = "10.77.0.15";
@@ -102,6 +115,7 @@ struct Options {
   std::string out;
   double request_timeout_s = 30;
   std::optional<double> wait_ready_s;
+  std::optional<double> gaps_over_ms;
 };
 
 constexpr std::string_view kUsage = R"(usage: ftvm-redis-load [options]
@@ -114,6 +128,9 @@ constexpr std::string_view kUsage = R"(usage: ftvm-redis-load [options]
   --request-timeout S     deadline of each request (default 30)
   --wait-ready S          first retry connect + PING until +PONG, up to S seconds
   --out FILE              also write the JSON report to FILE
+  --gaps-over-ms MS       list in the report ("gaps") every silence of the
+                          write phase longer than MS in which no connection
+                          got a reply, with wall-clock start and end
 Runs the write phase, then reads every acknowledged key back. JSON report on
 stdout, progress on stderr. Exit 0: no error and every acknowledged key read
 back intact; 1: otherwise; 2: bad usage, cannot connect, not ready in time.
@@ -163,6 +180,8 @@ Options parse_options(int argc, char** argv) {
       o.request_timeout_s = parse_number<double>(flag, value, 0.001, 86400);
     } else if (flag == "--wait-ready") {
       o.wait_ready_s = parse_number<double>(flag, value, 0, 86400);
+    } else if (flag == "--gaps-over-ms") {
+      o.gaps_over_ms = parse_number<double>(flag, value, 0.001, 86400e3);
     } else {
       usage_error(fmt::format("unknown option '{}'", flag));
     }
@@ -459,6 +478,14 @@ class Run {
     threads_.clear();
     write_end_ = start_;
     for (const auto& s : states_) write_end_ = std::max(write_end_, s.write_end);
+    if (o_.gaps_over_ms) {
+      // The silence from the last reply to the end of writing, if long.
+      std::lock_guard lock(gaps_mu_);
+      const int64_t end_ns = ns_since_start(write_end_);
+      if (end_ns - gap_last_reply_ns_ > gap_threshold_ns() && gaps_.size() < kMaxGaps) {
+        gaps_.push_back(Gap{gap_last_reply_ns_, end_ns, false});
+      }
+    }
   }
 
   // One progress line: elapsed, acked, rate since the last line, the longest
@@ -564,7 +591,7 @@ class Run {
     }
     bool ok = errors.empty() && alive == o_.connections && v.ok == acked && v.checked == acked;
     exit_code = ok ? kExitOk : kExitFailed;
-    return Json{
+    Json out{
         {"ok", ok},
         {"host", o_.host},
         {"port", o_.port},
@@ -583,6 +610,19 @@ class Run {
         {"verify", {{"checked", v.checked}, {"ok", v.ok}, {"missing", v.missing}, {"wrong", v.wrong}, {"unchecked", v.unchecked}}},
         {"start_unix_ns", start_unix_ns_},
     };
+    if (o_.gaps_over_ms) {
+      Json gaps = Json::array();
+      std::lock_guard lock(gaps_mu_);
+      for (const Gap& g : gaps_) {
+        gaps.push_back(Json{{"start_unix_ns", start_unix_ns_ + g.start_ns},
+                            {"end_unix_ns", start_unix_ns_ + g.end_ns},
+                            {"ms", static_cast<double>(g.end_ns - g.start_ns) / 1e6},
+                            {"end", g.by_reply ? "reply" : "writing ended"}});
+      }
+      out["gaps_over_ms"] = *o_.gaps_over_ms;
+      out["gaps"] = std::move(gaps);
+    }
+    return out;
   }
 
  private:
@@ -595,6 +635,19 @@ class Run {
     fmt::print(stderr, "ftvm-redis-load: conn {} {} error at {:.3f}s: {}\n", conn, phase, t, message);
     std::lock_guard lock(errors_mu_);
     errors_.push_back(Error{conn, t, std::move(phase), std::move(message)});
+  }
+
+  int64_t gap_threshold_ns() const { return static_cast<int64_t>(*o_.gaps_over_ms * 1e6); }
+
+  // --gaps-over-ms: a reply (of any connection) arrived at now_ns.
+  void note_reply_for_gaps(int64_t now_ns) {
+    std::lock_guard lock(gaps_mu_);
+    // Another connection may have noted a later reply first.
+    if (now_ns <= gap_last_reply_ns_) return;
+    if (now_ns - gap_last_reply_ns_ > gap_threshold_ns() && gaps_.size() < kMaxGaps) {
+      gaps_.push_back(Gap{gap_last_reply_ns_, now_ns, true});
+    }
+    gap_last_reply_ns_ = now_ns;
   }
 
   // The gap since the previous reply (or the start) ended at now_ns.
@@ -622,6 +675,7 @@ class Run {
       if (err.empty()) err = s.conn.read_reply(reply, deadline);
       auto now = Clock::now();
       note_gap(s, ns_since_start(now));
+      if (err.empty() && o_.gaps_over_ms) note_reply_for_gaps(ns_since_start(now));
       if (err.empty() && reply.type == '+' && reply.data == "OK") {
         s.latencies_us.push_back(static_cast<uint32_t>(
             std::min<int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now - sent).count(), UINT32_MAX)));
@@ -693,6 +747,14 @@ class Run {
   uint64_t last_acked_ = 0;
   mutable std::mutex errors_mu_;
   std::vector<Error> errors_;
+  // --gaps-over-ms: silences longer than the threshold, in ns since start.
+  struct Gap {
+    int64_t start_ns, end_ns;
+    bool by_reply;  // ended by a reply, not by the end of writing
+  };
+  mutable std::mutex gaps_mu_;
+  int64_t gap_last_reply_ns_ = 0;
+  std::vector<Gap> gaps_;
 };
 
 // Connect + PING until +PONG; false at the deadline.
