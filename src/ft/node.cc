@@ -641,6 +641,7 @@ void Node::publish(bool force) {
   }
   j["lag"] = lag;
   j["log"] = {{"records", is_primary_ ? records_ : received_.load()},
+              {"acked_records", is_primary_ ? acked_.load() : received_.load()},
               {"bytes", is_primary_ ? log_bytes_ : received_bytes_.load()},
               {"channel_bytes", bytes},
               {"mbit_per_s", log_mbit_}};

@@ -1,0 +1,484 @@
+// Integration tests of the FT pair: real `ftvm up` pairs in network
+// namespaces (arbiter, primary host, backup host, LAN, client), Redis in
+// the guest, a real load from the client namespace, and real failures:
+// SIGKILL, a cut logging link, a dead arbiter, hostile messages. Every test
+// removes its pair (processes and namespaces) whether it passes or not.
+//
+// A LAN audit watches the two hosts' ports on the LAN switch (AF_PACKET in
+// the LAN namespace) and timestamps every frame the guest's MAC sends from
+// each host, so "the loser emits nothing more" is checked on the wire.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "auth/secret.h"
+#include "ft/channel.h"
+#include "process.h"
+
+namespace ftvm::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using nlohmann::json;
+
+const std::string kFtvm = FTVM_BINARY;
+const std::string kLoad = FTVM_LOAD_BINARY;
+const std::string kFtnet = FTVM_SOURCE_DIR "/scripts/ftnet.sh";
+constexpr uint8_t kGuestMac[6] = {0x52, 0x54, 0x00, 0x77, 0x00, 0x0f};
+
+bool enter_netns(const std::string& ns) {
+  const int fd = open(("/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = setns(fd, CLONE_NEWNET) == 0;  // this thread only
+  close(fd);
+  return ok;
+}
+
+// A field deep in a status document, or null when any part is missing.
+json at(const json& j, std::initializer_list<const char*> path) {
+  const json* p = &j;
+  for (const char* k : path) {
+    if (!p->is_object() || !p->contains(k)) return json();
+    p = &(*p)[k];
+  }
+  return *p;
+}
+double num(const json& j, std::initializer_list<const char*> path) {
+  const json v = at(j, path);
+  return v.is_number() ? v.get<double>() : -1;
+}
+std::string str(const json& j, std::initializer_list<const char*> path) {
+  const json v = at(j, path);
+  return v.is_string() ? v.get<std::string>() : "";
+}
+
+// Frames sent by the guest's MAC into the LAN switch from each host's port.
+class LanAudit {
+ public:
+  explicit LanAudit(const std::string& pair) {
+    thread_ = std::thread([this, pair] { run(pair); });
+    const auto deadline = Clock::now() + seconds(10);
+    while (!ready_ && Clock::now() < deadline) std::this_thread::yield();
+  }
+  ~LanAudit() {
+    stop_ = true;
+    thread_.join();
+  }
+  bool ready() const { return ready_ && ok_; }
+  // Frames from host `port` ("pri" or "bak") at or after `t`.
+  size_t frames_since(const std::string& port, Clock::time_point t) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto& v = port == "pri" ? pri_ : bak_;
+    return static_cast<size_t>(std::count_if(v.begin(), v.end(), [&](auto x) { return x >= t; }));
+  }
+
+ private:
+  void run(const std::string& pair) {
+    if (!enter_netns(pair + "-lan")) {
+      ready_ = true;
+      return;
+    }
+    int fds[2];
+    const char* ports[2] = {"veth-pri", "veth-bak"};
+    for (int i = 0; i < 2; ++i) {
+      fds[i] = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+      sockaddr_ll sll{};
+      sll.sll_family = AF_PACKET;
+      sll.sll_protocol = htons(ETH_P_ALL);
+      sll.sll_ifindex = static_cast<int>(if_nametoindex(ports[i]));
+      if (fds[i] < 0 || sll.sll_ifindex == 0 ||
+          bind(fds[i], reinterpret_cast<sockaddr*>(&sll), sizeof sll) != 0) {
+        ok_ = false;
+      }
+    }
+    ready_ = true;
+    while (!stop_ && ok_) {
+      pollfd p[2] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}};
+      if (poll(p, 2, 50) <= 0) continue;
+      for (int i = 0; i < 2; ++i) {
+        if ((p[i].revents & POLLIN) == 0) continue;
+        uint8_t buf[2048];
+        sockaddr_ll from{};
+        socklen_t len = sizeof from;
+        const ssize_t n = recvfrom(fds[i], buf, sizeof buf, MSG_DONTWAIT,
+                                   reinterpret_cast<sockaddr*>(&from), &len);
+        if (n < 12 || from.sll_pkttype == PACKET_OUTGOING) continue;
+        if (std::memcmp(buf + 6, kGuestMac, 6) != 0) continue;
+        std::lock_guard<std::mutex> lock(mu_);
+        (i == 0 ? pri_ : bak_).push_back(Clock::now());
+      }
+    }
+    for (int fd : fds) close(fd);
+  }
+
+  std::thread thread_;
+  std::atomic<bool> ready_{false}, stop_{false}, ok_{true};
+  std::mutex mu_;
+  std::vector<Clock::time_point> pri_, bak_;
+};
+
+class FtPair : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    run_dir_ = std::string(::testing::TempDir()) + "/ftvm-run-" + std::to_string(getpid());
+    setenv("FTVM_RUN_DIR", run_dir_.c_str(), 1);
+    static int counter = 0;
+    name_ = "fp" + std::to_string(getpid() % 100000) + static_cast<char>('a' + counter++ % 26);
+  }
+  void TearDown() override {
+    for (pid_t pid : extra_pids_) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+    ProcessResult r = run_process({kFtvm, "down", "--name", name_}, seconds(60));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    for (const char* role : {"lan", "client", "pri", "bak", "arb"}) {
+      EXPECT_NE(access(("/run/netns/" + name_ + "-" + role).c_str(), F_OK), 0)
+          << "namespace " << name_ << "-" << role << " left behind";
+    }
+    if (HasFailure()) {
+      for (const char* f : {"a.log", "b.log", "arbiter.log"}) {
+        std::ifstream in(dir() + "/" + f);
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        std::cerr << "---- " << f << "\n" << text.substr(text.size() > 6000 ? text.size() - 6000 : 0);
+      }
+    }
+  }
+
+  std::string dir() const { return run_dir_ + "/" + name_; }
+
+  void up(std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {kFtvm, "up", "--name", name_, "--memory", "128",
+                                     "--hash-interval", "200000000"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    ProcessResult r = run_process(argv, seconds(240));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+
+  json status() {
+    ProcessResult r = run_process({kFtvm, "status", "--name", name_, "--json"}, seconds(20));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    json j = json::parse(r.out, nullptr, false);
+    return j.is_discarded() ? json::object() : j;
+  }
+  json node(const json& s, const char* host) {
+    if (!s.contains("hosts") || !s["hosts"].contains(host)) return json::object();
+    return s["hosts"][host];
+  }
+  static std::string role_of(const json& n) {
+    if (!at(n, {"running"}).is_boolean() || !n["running"].get<bool>() ||
+        !at(n, {"status"}).is_object()) {
+      return "gone";
+    }
+    return str(n, {"status", "role"});
+  }
+
+  // Waits until `pred(status)` holds, or fails after `deadline`.
+  template <typename Pred>
+  json wait_for(Pred pred, seconds deadline, const char* what) {
+    const auto end = Clock::now() + deadline;
+    json s;
+    for (;;) {
+      s = status();
+      if (pred(s)) return s;
+      if (Clock::now() >= end) {
+        ADD_FAILURE() << "timed out waiting for " << what << "; last status " << s.dump();
+        return s;
+      }
+      std::this_thread::sleep_for(milliseconds(100));  // polling interval under a deadline
+    }
+  }
+
+  // The load runs in the client namespace until `duration` has passed.
+  struct Load {
+    std::thread thread;
+    ProcessResult result;
+    json report;
+  };
+  std::unique_ptr<Load> start_load(int duration_s, int connections = 4) {
+    auto load = std::make_unique<Load>();
+    const std::string out = dir() + "/load.json";
+    load->thread = std::thread([this, l = load.get(), duration_s, connections, out] {
+      l->result = run_process({"/bin/bash", kFtnet, "exec", name_, "client", kLoad, "--connections",
+                               std::to_string(connections), "--duration",
+                               std::to_string(duration_s), "--out", out},
+                              seconds(duration_s + 120));
+      std::ifstream in(out);
+      l->report = json::parse(in, nullptr, false);
+    });
+    return load;
+  }
+  void finish(Load& load) {
+    load.thread.join();
+    ASSERT_FALSE(load.result.timed_out);
+    ASSERT_TRUE(load.report.is_object()) << load.result.err;
+  }
+  // Waits until the primary has released `frames` frames since it started.
+  void wait_for_traffic(const char* host, double frames) {
+    wait_for(
+        [&](const json& s) {
+          const json n = node(s, host);
+          return num(n, {"status", "released", "frames"}) >= frames;
+        },
+        seconds(60), "client traffic through the primary");
+  }
+
+  void expect_load_survived(const Load& load) {
+    EXPECT_EQ(load.result.exit_code, 0) << load.report.dump() << load.result.err;
+    EXPECT_EQ(at(load.report, {"ok"}), json(true));
+    EXPECT_EQ(at(load.report, {"errors"}).size(), 0u) << at(load.report, {"errors"}).dump();
+    EXPECT_EQ(num(load.report, {"reconnects"}), 0);
+    EXPECT_GT(num(load.report, {"acked"}), 100);
+    EXPECT_EQ(num(load.report, {"verify", "ok"}), num(load.report, {"acked"}));
+    EXPECT_EQ(num(load.report, {"verify", "missing"}), 0);
+    EXPECT_EQ(num(load.report, {"verify", "wrong"}), 0);
+  }
+
+  pid_t spawn(const std::vector<std::string>& argv) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      const int null = open("/dev/null", O_RDWR);
+      dup2(null, STDIN_FILENO);
+      const int log = open((dir() + "/arbiter.log").c_str(), O_WRONLY | O_APPEND | O_CREAT, 0644);
+      dup2(log, STDOUT_FILENO);
+      dup2(log, STDERR_FILENO);
+      std::vector<char*> args;
+      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+    extra_pids_.push_back(pid);
+    return pid;
+  }
+
+  std::string run_dir_;
+  std::string name_;
+  std::vector<pid_t> extra_pids_;
+};
+
+TEST_F(FtPair, KillingThePrimaryUnderLoadLosesNoAcknowledgedWrite) {
+  ASSERT_NO_FATAL_FAILURE(up());
+  LanAudit audit(name_);
+  ASSERT_TRUE(audit.ready());
+  auto load = start_load(12);
+  wait_for_traffic("a", 3000);
+  ProcessResult k = run_process({kFtvm, "kill", "primary", "--name", name_}, seconds(20));
+  ASSERT_EQ(k.exit_code, 0) << k.err;
+  const auto killed = Clock::now();
+  ASSERT_NO_FATAL_FAILURE(finish(*load));
+  expect_load_survived(*load);
+  // The same connections carried on within the failover bound.
+  EXPECT_LT(num(load->report, {"max_stall_ms"}), 5000.0);
+  EXPECT_GE(num(load->report, {"max_stall_ms"}), 0);
+
+  const json s = status();
+  const json b = node(s, "b");
+  ASSERT_EQ(role_of(b), "primary") << s.dump();
+  EXPECT_EQ(role_of(node(s, "a")), "gone");
+  EXPECT_EQ(num(b, {"status", "epoch"}), 2);
+  const json f = at(b, {"status", "last_failover"});
+  ASSERT_TRUE(f.is_object()) << b.dump();
+  // The backup checked the primary's state hash at an instret both reached.
+  EXPECT_GE(num(f, {"state_hashes_matched"}), 1) << f.dump();
+  EXPECT_GT(num(f, {"last_matched_hash_instret"}), 0);
+  EXPECT_LE(num(f, {"last_matched_hash_instret"}), num(f, {"instret"}));
+  // On the wire: the new primary talks from host b, the dead one never again.
+  EXPECT_GT(audit.frames_since("bak", killed), 100u);
+  EXPECT_EQ(audit.frames_since("pri", killed + milliseconds(50)), 0u);
+}
+
+TEST_F(FtPair, KillingTheBackupLetsThePrimaryGoSolo) {
+  ASSERT_NO_FATAL_FAILURE(up());
+  auto load = start_load(8);
+  wait_for_traffic("a", 2000);
+  ProcessResult k = run_process({kFtvm, "kill", "backup", "--name", name_}, seconds(20));
+  ASSERT_EQ(k.exit_code, 0) << k.err;
+  const json after = wait_for(
+      [&](const json& s) {
+        const json a = node(s, "a");
+        return role_of(a) == "primary" && str(a, {"status", "state"}) == "solo";
+      },
+      seconds(30), "the primary to go solo");
+  const double released = num(node(after, "a"), {"status", "released", "frames"});
+  ASSERT_NO_FATAL_FAILURE(finish(*load));
+  expect_load_survived(*load);
+  const json s = status();
+  const json st = at(node(s, "a"), {"status"});
+  EXPECT_EQ(num(st, {"epoch"}), 2) << s.dump();
+  EXPECT_EQ(str(st, {"last_failover", "kind"}), "went solo (backup lost)");
+  // Outputs flow again after going solo.
+  EXPECT_GT(num(st, {"released", "frames"}), released + 100);
+  EXPECT_EQ(num(st, {"held", "outputs"}), 0);
+}
+
+TEST_F(FtPair, CuttingTheLoggingLinkLeavesExactlyOneSideRunning) {
+  ASSERT_NO_FATAL_FAILURE(up());
+  LanAudit audit(name_);
+  ASSERT_TRUE(audit.ready());
+  auto load = start_load(10);
+  wait_for_traffic("a", 2000);
+  ProcessResult c = run_process({"/bin/bash", kFtnet, "cut-log", name_}, seconds(20));
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  const auto cut = Clock::now();
+  const json s = wait_for(
+      [&](const json& st) {
+        const std::string a = role_of(node(st, "a")), b = role_of(node(st, "b"));
+        return (a == "gone") != (b == "gone") && (a == "primary" || b == "primary") &&
+               str(node(st, a == "gone" ? "b" : "a"), {"status", "state"}) == "solo";
+      },
+      seconds(30), "exactly one side to carry on");
+  const bool a_won = role_of(node(s, "a")) == "primary";
+  const std::string winner = a_won ? "a" : "b";
+  EXPECT_EQ(num(node(s, winner.c_str()), {"status", "epoch"}), 2);
+  ASSERT_NO_FATAL_FAILURE(finish(*load));
+  expect_load_survived(*load);
+  // The loser emitted nothing after the cut (a primary's outputs were held
+  // for acknowledgements that could no longer come; a backup never emits).
+  const std::string loser_port = a_won ? "bak" : "pri";
+  EXPECT_EQ(audit.frames_since(loser_port, cut + milliseconds(20)), 0u);
+  EXPECT_GT(audit.frames_since(a_won ? "pri" : "bak", cut), 0u);
+  std::ifstream log(dir() + "/" + (a_won ? "b" : "a") + ".log");
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("halting for good"), std::string::npos) << text;
+}
+
+TEST_F(FtPair, WithoutTheArbiterNobodyGoesLiveUntilItReturns) {
+  ASSERT_NO_FATAL_FAILURE(up());
+  LanAudit audit(name_);
+  ASSERT_TRUE(audit.ready());
+  auto load = start_load(12);
+  wait_for_traffic("a", 2000);
+  ProcessResult k = run_process({kFtvm, "kill", "arbiter", "--name", name_}, seconds(20));
+  ASSERT_EQ(k.exit_code, 0) << k.err;
+  ProcessResult c = run_process({"/bin/bash", kFtnet, "cut-log", name_}, seconds(20));
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  const auto cut = Clock::now();
+  // Both sides notice the silence and wait for the arbiter...
+  json s = wait_for(
+      [&](const json& st) {
+        const json a = node(st, "a"), b = node(st, "b");
+        return str(a, {"status", "state"}) == "claiming" &&
+               str(b, {"status", "state"}) == "claiming" &&
+               at(a, {"status", "arbiter_unreachable"}).is_string() &&
+               at(b, {"status", "arbiter_unreachable"}).is_string();
+      },
+      seconds(30), "both sides to wait for the arbiter");
+  // ... and stay that way: nobody goes live, nothing held is released.
+  const double a_released = num(node(s, "a"), {"status", "released", "frames"});
+  std::this_thread::sleep_for(seconds(2));  // an observation window, not a synchronisation
+  s = status();
+  EXPECT_EQ(str(node(s, "a"), {"status", "state"}), "claiming");
+  EXPECT_EQ(str(node(s, "b"), {"status", "state"}), "claiming");
+  EXPECT_EQ(num(node(s, "a"), {"status", "released", "frames"}), a_released);
+  const auto window_end = Clock::now();
+  EXPECT_EQ(audit.frames_since("pri", cut + milliseconds(20)), 0u);
+  EXPECT_EQ(audit.frames_since("bak", cut), 0u);
+
+  // The arbiter returns, with its grants intact: exactly one side carries on.
+  spawn({"/usr/bin/ip", "netns", "exec", name_ + "-arb", kFtvm, "arbiter", "--listen",
+         "10.79.0.1:7000", "--data", dir() + "/arbiter", "--secret", dir() + "/secret"});
+  s = wait_for(
+      [&](const json& st) {
+        const std::string a = role_of(node(st, "a")), b = role_of(node(st, "b"));
+        return (a == "gone") != (b == "gone") &&
+               str(node(st, a == "gone" ? "b" : "a"), {"status", "state"}) == "solo";
+      },
+      seconds(30), "exactly one side to carry on once the arbiter is back");
+  const bool a_won = role_of(node(s, "a")) == "primary";
+  EXPECT_EQ(num(node(s, a_won ? "a" : "b"), {"status", "epoch"}), 2);
+  ASSERT_NO_FATAL_FAILURE(finish(*load));
+  expect_load_survived(*load);
+  EXPECT_EQ(audit.frames_since(a_won ? "bak" : "pri", window_end), 0u);
+}
+
+TEST_F(FtPair, ForgedReplayedAndStaleMessagesAreRejectedAndCounted) {
+  ASSERT_NO_FATAL_FAILURE(up());
+  Result<auth::Secret> secret = auth::Secret::load(dir() + "/secret");
+  ASSERT_TRUE(secret) << secret.error();
+  const auth::Secret wrong = auth::Secret::from_bytes(std::vector<uint8_t>(32, 7));
+  // A forged acknowledgement would release held outputs early if applied.
+  const std::string ack = ft::encode_ack({1'000'000'000, 1'000'000'000, 0, 0, 0, 0});
+  std::string bytes;
+  using ft::Direction;
+  using ft::Message;
+  using ft::MsgType;
+  bytes += ft::seal_message(wrong, Message{MsgType::kAck, Direction::kToPrimary, 1, 1u << 30, ack});
+  bytes += ft::seal_message(*secret, Message{MsgType::kAck, Direction::kToPrimary, 1, 1, ack});
+  bytes += ft::seal_message(*secret, Message{MsgType::kAck, Direction::kToPrimary, 0, 1u << 30, ack});
+  bytes += ft::seal_message(*secret, Message{MsgType::kAck, Direction::kToBackup, 1, 1u << 30, ack});
+  std::string tampered =
+      ft::seal_message(*secret, Message{MsgType::kAck, Direction::kToPrimary, 1, 1u << 31, ack});
+  tampered[30] ^= 1;
+  bytes += tampered;
+  bool sent = false;
+  std::thread intruder([&] {
+    if (!enter_netns(name_ + "-bak")) return;
+    Result<int> fd = ft::connect_tcp("10.78.0.1:7100", milliseconds(5000));
+    if (!fd) return;
+    sent = send(*fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+    shutdown(*fd, SHUT_WR);
+    char c;
+    pollfd p{*fd, POLLIN, 0};
+    poll(&p, 1, 5000);  // the primary closes it after reading
+    (void)!recv(*fd, &c, 1, 0);
+    close(*fd);
+  });
+  intruder.join();
+  ASSERT_TRUE(sent);
+  const json s = wait_for(
+      [&](const json& st) {
+        const json r = at(node(st, "a"), {"status", "rejected"});
+        return num(r, {"forged"}) >= 2 && num(r, {"replayed"}) >= 1 &&
+               num(r, {"stale_epoch"}) >= 1 && num(r, {"wrong_direction"}) >= 1;
+      },
+      seconds(20), "the primary to count the rejected messages");
+  const json a = at(node(s, "a"), {"status"});
+  EXPECT_EQ(str(a, {"state"}), "paired");
+  EXPECT_EQ(num(a, {"epoch"}), 1);
+  // Nothing was applied: the acknowledged position is still the backup's.
+  EXPECT_LE(num(a, {"log", "acked_records"}), num(a, {"log", "records"}));
+  EXPECT_GE(num(a, {"log", "acked_records"}), 0);
+  auto load = start_load(4);
+  ASSERT_NO_FATAL_FAILURE(finish(*load));
+  expect_load_survived(*load);
+}
+
+TEST_F(FtPair, FailoverWithTheEtcdArbiter) {
+  ASSERT_NO_FATAL_FAILURE(up({"--arbiter", "etcd"}));
+  auto load = start_load(10);
+  wait_for_traffic("a", 2000);
+  ProcessResult k = run_process({kFtvm, "kill", "primary", "--name", name_}, seconds(20));
+  ASSERT_EQ(k.exit_code, 0) << k.err;
+  ASSERT_NO_FATAL_FAILURE(finish(*load));
+  expect_load_survived(*load);
+  const json s = status();
+  ASSERT_EQ(role_of(node(s, "b")), "primary") << s.dump();
+  EXPECT_EQ(num(node(s, "b"), {"status", "epoch"}), 2);
+  EXPECT_NE(str(node(s, "b"), {"status", "arbiter"}).find("etcd://"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ftvm::test
