@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -69,7 +70,12 @@ Result<sockaddr_in> parse_addr(const std::string& addr) {
     return make_error(fmt::format("'{}' is not an IPv4 ADDR:PORT", addr));
   }
   try {
-    const unsigned long port = std::stoul(addr.substr(colon + 1));
+    // Digits only: stoul alone would take "80x", " 80" or "+80" as port 80.
+    const std::string digits = addr.substr(colon + 1);
+    if (digits.find_first_not_of("0123456789") != std::string::npos) {
+      throw std::invalid_argument("port");
+    }
+    const unsigned long port = std::stoul(digits);
     if (port > 65535) throw std::out_of_range("port");
     sa.sin_port = htons(static_cast<uint16_t>(port));
   } catch (const std::exception&) {
@@ -276,6 +282,7 @@ Result<Heartbeat> decode_heartbeat(std::span<const uint8_t> payload) {
 Connection::Connection(int fd, std::shared_ptr<const auth::Secret> secret, Direction send_dir,
                        std::optional<uint64_t> epoch)
     : fd_(fd),
+      wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
       secret_(secret),
       send_dir_(send_dir),
       send_epoch_(epoch.value_or(0)),
@@ -283,43 +290,88 @@ Connection::Connection(int fd, std::shared_ptr<const auth::Secret> secret, Direc
                                                         : Direction::kToBackup,
               epoch) {
   tune(fd_);
+  fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK);
 }
 
-Connection::~Connection() { close(fd_); }
+Connection::~Connection() {
+  close(fd_);
+  close(wake_fd_);
+}
 
-void Connection::shutdown() { ::shutdown(fd_, SHUT_RDWR); }
+void Connection::wake() {
+  const uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof one);
+}
+
+void Connection::shutdown() {
+  shut_ = true;
+  wake();
+}
 
 void Connection::set_epoch(uint64_t epoch) {
-  std::lock_guard<std::mutex> lock(send_mu_);
+  std::lock_guard<std::mutex> lock(out_mu_);
   send_epoch_ = epoch;
   reader_.set_epoch(epoch);
 }
 
 std::optional<uint64_t> Connection::epoch() const { return reader_.epoch(); }
 
-Status Connection::send(MsgType type, const std::string& payload, std::chrono::milliseconds timeout) {
-  std::lock_guard<std::mutex> lock(send_mu_);
-  const std::string bytes =
-      seal_message(*secret_, Message{type, send_dir_, send_epoch_, ++send_seq_, payload});
-  const auto deadline = Clock::now() + timeout;
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+size_t Connection::queued_bytes() const {
+  std::lock_guard<std::mutex> lock(out_mu_);
+  return out_.size() - out_done_;
+}
+
+Status Connection::write_some_locked() {
+  while (out_done_ < out_.size()) {
+    const ssize_t n = ::send(fd_, out_.data() + out_done_, out_.size() - out_done_,
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
-      done += static_cast<size_t>(n);
+      out_done_ += static_cast<size_t>(n);
+      bytes_sent_ += static_cast<uint64_t>(n);
+      last_progress_ = Clock::now();
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      return make_error(fmt::format("channel send failed: {}", std::strerror(errno)));
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    failed_ = fmt::format("channel send failed: {}", std::strerror(errno));
+    return make_error(failed_);
+  }
+  if (out_done_ == out_.size()) {
+    out_.clear();
+    out_done_ = 0;
+  } else if (out_done_ > (size_t{1} << 20)) {
+    out_.erase(0, out_done_);
+    out_done_ = 0;
+  }
+  return {};
+}
+
+Status Connection::send(MsgType type, const std::string& payload) {
+  std::lock_guard<std::mutex> lock(out_mu_);
+  if (!failed_.empty()) return make_error(failed_);
+  const bool was_empty = out_done_ == out_.size();
+  if (was_empty) last_progress_ = Clock::now();
+  out_ += seal_message(*secret_, Message{type, send_dir_, send_epoch_, ++send_seq_, payload});
+  if (was_empty) {
+    if (Status s = write_some_locked(); !s) return s;
+  }
+  if (out_done_ < out_.size()) wake();  // receive() writes the rest
+  return {};
+}
+
+Status Connection::flush(std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(out_mu_);
+      if (Status s = write_some_locked(); !s) return s;
+      if (out_done_ == out_.size()) return {};
     }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) return make_error("channel send timed out: the peer takes no data");
     pollfd pfd{fd_, POLLOUT, 0};
     poll(&pfd, 1, static_cast<int>(left.count()) + 1);
   }
-  bytes_sent_ += bytes.size();
-  return {};
 }
 
 Result<std::optional<Message>> Connection::receive(std::chrono::milliseconds timeout) {
@@ -335,12 +387,29 @@ Result<std::optional<Message>> Connection::receive(std::chrono::milliseconds tim
       last_seq_seen_ = reader_.last_seq();
       return std::optional<Message>(std::move((*item)->message));
     }
+    if (shut_) return make_error("the channel was shut down");
+    bool pending = false;
+    {
+      std::lock_guard<std::mutex> lock(out_mu_);
+      if (!failed_.empty()) return make_error(failed_);
+      if (Status s = write_some_locked(); !s) return make_error(s.error());
+      pending = out_done_ < out_.size();
+      if (pending && Clock::now() - last_progress_ > stall_timeout_) {
+        failed_ = fmt::format("the peer has taken no data for {} ms", stall_timeout_.count());
+        return make_error(failed_);
+      }
+    }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() < 0) return std::optional<Message>();
-    pollfd pfd{fd_, POLLIN, 0};
-    const int r = poll(&pfd, 1, static_cast<int>(left.count()));
+    pollfd pfds[2] = {{fd_, static_cast<short>(POLLIN | (pending ? POLLOUT : 0)), 0},
+                      {wake_fd_, POLLIN, 0}};
+    const int r = poll(pfds, 2, static_cast<int>(std::min<int64_t>(left.count(), 50)));
     if (r < 0 && errno != EINTR) return make_error(fmt::format("poll: {}", std::strerror(errno)));
-    if (r <= 0) {
+    if (pfds[1].revents != 0) {
+      uint64_t v;
+      (void)!read(wake_fd_, &v, sizeof v);
+    }
+    if (r <= 0 || (pfds[0].revents & (POLLIN | POLLHUP | POLLERR)) == 0) {
       if (Clock::now() >= deadline) return std::optional<Message>();
       continue;
     }

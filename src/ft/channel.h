@@ -151,8 +151,14 @@ Result<Heartbeat> decode_heartbeat(std::span<const uint8_t> payload);
 
 // ---- the connection ----
 
-// One end of the channel over a connected TCP socket it owns. send() may be
-// called from any thread (sends are serialised); receive() from one thread.
+// One end of the channel over a connected TCP socket it owns.
+//
+// All socket I/O of an established channel happens in receive(), called by
+// one thread (the node's channel thread): it reads whatever arrives and
+// writes out what send() queued, never blocking on either. So the two ends
+// can never deadlock each other by both blocking in a write while neither
+// reads. send() may be called from any thread: it queues the message (and
+// writes it at once when nothing is queued before it).
 class Connection {
  public:
   Connection(int fd, std::shared_ptr<const auth::Secret> secret, Direction send_dir,
@@ -161,15 +167,19 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // Sends one message at the connection's epoch with the next sequence
-  // number. Fails if the peer does not take the bytes within `timeout`.
-  Status send(MsgType type, const std::string& payload,
-              std::chrono::milliseconds timeout = std::chrono::seconds(2));
-  // Waits up to `timeout` for the next accepted message. nullopt: nothing
-  // accepted within the timeout (rejected messages are counted and
-  // skipped). An error: the peer closed, or the stream is unframeable.
+  // Queues one message at the connection's epoch with the next sequence
+  // number. Fails only once the connection has failed.
+  Status send(MsgType type, const std::string& payload);
+  // Writes queued messages, waiting up to `timeout` for all to be taken.
+  Status flush(std::chrono::milliseconds timeout);
+  // Waits up to `timeout` for the next accepted message, writing queued
+  // output meanwhile. nullopt: nothing accepted within the timeout (rejected
+  // messages are counted and skipped). An error: the peer closed, the stream
+  // is unframeable, or queued output made no progress for the stall timeout.
   Result<std::optional<Message>> receive(std::chrono::milliseconds timeout);
 
+  // Queued output that does not move for this long fails the connection.
+  void set_stall_timeout(std::chrono::milliseconds t) { stall_timeout_ = t; }
   // Call before receive() runs on another thread.
   void set_epoch(uint64_t epoch);
   std::optional<uint64_t> epoch() const;
@@ -178,17 +188,29 @@ class Connection {
   const RejectCounts& rejected() const { return rejected_; }
   uint64_t bytes_sent() const { return bytes_sent_; }
   uint64_t bytes_received() const { return bytes_received_; }
-  // Stops blocked calls in other threads (they fail); closes nothing yet.
+  size_t queued_bytes() const;
+  // Makes a receive() in another thread return (with an error) soon.
   void shutdown();
   int fd() const { return fd_; }
 
  private:
+  // With out_mu_ held: writes what the socket takes now.
+  Status write_some_locked();
+  void wake();
+
   int fd_;
+  int wake_fd_;
   std::shared_ptr<const auth::Secret> secret_;
   Direction send_dir_;
-  mutable std::mutex send_mu_;  // guards send_seq_, send_epoch_ and writes
+  mutable std::mutex out_mu_;  // guards everything below up to reader_
   uint64_t send_seq_ = 0;
   uint64_t send_epoch_ = 0;
+  std::string out_;
+  size_t out_done_ = 0;
+  std::chrono::steady_clock::time_point last_progress_{};
+  std::string failed_;
+  std::atomic<bool> shut_{false};
+  std::chrono::milliseconds stall_timeout_{2000};
   MessageReader reader_;  // receive() side only
   RejectCounts rejected_;
   std::atomic<uint64_t> last_seq_seen_{0};

@@ -352,7 +352,7 @@ void Node::append(log::Record record) {
 
 void Node::flush_batch() {
   if (!paired() || batch_.empty()) return;
-  if (Status s = conn_->send(MsgType::kRecords, encode_records(batch_first_, batch_), o_.timeout);
+  if (Status s = conn_->send(MsgType::kRecords, encode_records(batch_first_, batch_));
       !s) {
     if (!peer_dead_.exchange(true)) {
       std::lock_guard<std::mutex> lock(reason_mu_);
@@ -490,8 +490,7 @@ void Node::primary_channel_thread() {
       return;
     }
     if (std::chrono::nanoseconds(now - last_sent_ns_) >= o_.heartbeat) {
-      (void)conn_->send(MsgType::kHeartbeat, encode_heartbeat({cur_instret_, cur_mtime_}),
-                        o_.timeout);
+      (void)conn_->send(MsgType::kHeartbeat, encode_heartbeat({cur_instret_, cur_mtime_}));
       last_sent_ns_ = now;
     }
   }
@@ -579,7 +578,7 @@ void Node::backup_channel_thread() {
         // Receipt is acknowledged at once: the primary's outputs wait on it.
         Ack a{received_, peer_exec_records_, cur_instret_, cur_mtime_, received_bytes_,
               peer_exec_bytes_};
-        (void)conn_->send(MsgType::kAck, encode_ack(a), o_.timeout);
+        (void)conn_->send(MsgType::kAck, encode_ack(a));
         last_sent_ns_ = now;
       } else if (msg.type == MsgType::kHeartbeat) {
         if (Result<Heartbeat> h = decode_heartbeat(as_span(msg.payload)); h) {
@@ -595,7 +594,7 @@ void Node::backup_channel_thread() {
     if (std::chrono::nanoseconds(now - last_sent_ns_) >= o_.heartbeat) {
       Ack a{received_, peer_exec_records_, cur_instret_, cur_mtime_, received_bytes_,
             peer_exec_bytes_};
-      (void)conn_->send(MsgType::kAck, encode_ack(a), o_.timeout);
+      (void)conn_->send(MsgType::kAck, encode_ack(a));
       last_sent_ns_ = now;
     }
   }
@@ -898,6 +897,7 @@ int Node::primary_main() {
     }
     if (!fd->has_value()) continue;
     auto conn = std::make_unique<Connection>(**fd, o_.secret, Direction::kToBackup, epoch_.load());
+    conn->set_stall_timeout(o_.timeout);
     Hello hello;
     hello.vm = o_.vm;
     hello.heartbeat_ms = static_cast<uint64_t>(o_.heartbeat.count());
@@ -1061,7 +1061,7 @@ int Node::backup_loop() {
     peer_exec_bytes_ = executed_bytes_;
     Ack a{received_, executed_, machine_->instret(), machine_->mtime(), received_bytes_,
           executed_bytes_};
-    (void)conn_->send(MsgType::kAck, encode_ack(a), o_.timeout);
+    (void)conn_->send(MsgType::kAck, encode_ack(a));
     if (exit_code >= 0) {
       note("the primary's guest stopped with status {}; replay complete, {} state hashes matched",
            exit_code, replayer_->state_hashes());
@@ -1115,6 +1115,7 @@ int Node::backup_main() {
     poll(&pfd, 1, 200);  // retry backoff
   }
   conn_ = std::make_unique<Connection>(fd, o_.secret, Direction::kToPrimary, std::nullopt);
+  conn_->set_stall_timeout(o_.timeout);
   Result<std::optional<Message>> m = conn_->receive(milliseconds(30'000));
   if (!m || !m->has_value() || (*m)->type != MsgType::kHello) {
     note("the primary at {} did not say hello: {} (is the secret the same on both hosts?)",
@@ -1124,6 +1125,7 @@ int Node::backup_main() {
   Result<Hello> hello = decode_hello(as_span((*m)->payload));
   auto refuse = [&](const std::string& why) {
     (void)conn_->send(MsgType::kHelloAck, encode_hello_ack({false, why}));
+    (void)conn_->flush(milliseconds(1000));
     note("cannot pair: {}", why);
     return kExitNodeBadInput;
   };
