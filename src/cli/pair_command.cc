@@ -22,6 +22,7 @@
 #include <fstream>
 #include <thread>
 
+#include "arbiter/arbiter_store.h"
 #include "auth/secret.h"
 #include "cli/run_command.h"
 #include "ft/node.h"
@@ -252,6 +253,14 @@ int node_command(const NodeCli& c, bool primary) {
     fmt::print(stderr, "ftvm: {}\n", m);
     return kExitBadInput;
   };
+  if (!arbiter::valid_name(c.vm)) {
+    return bad(fmt::format("--vm '{}': 1 to {} printable characters without spaces", c.vm,
+                           arbiter::kMaxNameLength));
+  }
+  if (!c.host_id.empty() && !arbiter::valid_name(c.host_id)) {
+    return bad(fmt::format("--host-id '{}': 1 to {} printable characters without spaces",
+                           c.host_id, arbiter::kMaxNameLength));
+  }
   Result<auth::Secret> secret = auth::Secret::load(c.secret);
   if (!secret) return bad(secret.error());
   o.secret = std::make_shared<const auth::Secret>(std::move(*secret));

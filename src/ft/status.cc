@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -45,7 +46,15 @@ Result<std::unique_ptr<ControlServer>> ControlServer::start(const std::string& p
   if (!sa) return make_error(sa.error());
   const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return make_error(fmt::format("socket: {}", std::strerror(errno)));
-  unlink(path.c_str());  // a stale socket of a node that died
+  struct stat st {};
+  if (lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      close(fd);
+      return make_error(fmt::format("{} exists and is not a socket; choose another --control path",
+                                    path));
+    }
+    unlink(path.c_str());  // the socket of a node that died
+  }
   if (bind(fd, reinterpret_cast<const sockaddr*>(&*sa), sizeof *sa) != 0 || listen(fd, 8) != 0) {
     const std::string why = std::strerror(errno);
     close(fd);
