@@ -218,6 +218,9 @@ class FtPair : public ::testing::Test {
     std::thread thread;
     ProcessResult result;
     json report;
+    ~Load() {
+      if (thread.joinable()) thread.join();  // a failed assertion returned early
+    }
   };
   std::unique_ptr<Load> start_load(int duration_s, int connections = 4) {
     auto load = std::make_unique<Load>();
@@ -466,6 +469,37 @@ TEST_F(FtPair, ForgedReplayedAndStaleMessagesAreRejectedAndCounted) {
   auto load = start_load(4);
   ASSERT_NO_FATAL_FAILURE(finish(*load));
   expect_load_survived(*load);
+}
+
+TEST_F(FtPair, ABackupThatFallsBehindSlowsThePrimaryDown) {
+  // A long failure timeout: the stopped backup is slow, not dead.
+  ASSERT_NO_FATAL_FAILURE(up({"--timeout-ms", "20000", "--max-lag-ms", "100"}));
+  auto load = start_load(8);
+  wait_for_traffic("a", 2000);
+  ProcessResult k = run_process({kFtvm, "kill", "backup", "--signal", "STOP", "--name", name_},
+                                seconds(20));
+  ASSERT_EQ(k.exit_code, 0) << k.err;
+  // The primary runs on until the lag bound, then stops running the guest.
+  const json first = wait_for(
+      [&](const json& st) { return at(node(st, "a"), {"status", "lag", "throttled"}) == json(true); },
+      seconds(20), "the primary to throttle");
+  const double instret = num(node(first, "a"), {"status", "instret"});
+  std::this_thread::sleep_for(seconds(1));  // an observation window, not a synchronisation
+  const json second = status();
+  const json a = at(node(second, "a"), {"status"});
+  EXPECT_EQ(str(a, {"state"}), "paired");
+  EXPECT_EQ(num(a, {"instret"}), instret) << "the primary kept running past the lag bound";
+  EXPECT_EQ(at(a, {"lag", "throttled"}), json(true));
+  EXPECT_GE(num(a, {"lag", "guest_ms"}), 100);
+  k = run_process({kFtvm, "kill", "backup", "--signal", "CONT", "--name", name_}, seconds(20));
+  ASSERT_EQ(k.exit_code, 0) << k.err;
+  ASSERT_NO_FATAL_FAILURE(finish(*load));
+  expect_load_survived(*load);
+  const json end = status();
+  EXPECT_EQ(str(node(end, "a"), {"status", "state"}), "paired");
+  EXPECT_EQ(str(node(end, "b"), {"status", "role"}), "backup");
+  EXPECT_GT(num(node(end, "a"), {"status", "instret"}), instret);
+  EXPECT_GE(num(node(end, "a"), {"status", "lag", "throttle_episodes"}), 1);
 }
 
 TEST_F(FtPair, FailoverWithTheEtcdArbiter) {

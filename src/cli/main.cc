@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
   std::string kill_which, kill_signal = "KILL";
   CLI::App* kill_cmd = app.add_subcommand("kill", "Inject a failure: signal the node that is now "
                                                   "primary or backup (or the arbiter)");
-  kill_cmd->add_option("which", kill_which, "primary, backup or arbiter")->required();
+  kill_cmd->add_option("which", kill_which, "primary, backup, arbiter, or a host: a or b")->required();
   kill_cmd->add_option("--name", pair_name, "The pair's name")->capture_default_str();
   kill_cmd->add_option("--signal", kill_signal, "KILL, TERM, STOP or CONT")->capture_default_str();
   CLI::App* down_cmd = app.add_subcommand("down", "Stop an FT pair and remove its namespaces");

@@ -68,7 +68,9 @@ bool alive(pid_t pid) {
   }
   std::ifstream cmd("/proc/" + std::to_string(pid) + "/cmdline");
   std::string args((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
-  return args.find("ftvm") != std::string::npos || args.find("etcd") != std::string::npos;
+  // Empty while the process is between fork and exec (or inside an exec).
+  return args.empty() || args.find("ftvm") != std::string::npos ||
+         args.find("etcd") != std::string::npos;
 }
 
 pid_t read_pid(const std::string& path) {
@@ -406,7 +408,7 @@ int up_command(const UpOptions& o) {
     for (const char* h : {"a", "b"}) {
       const pid_t pid = read_pid(fmt::format("{}/{}.pid", dir, h));
       int st = 0;
-      if (waitpid(pid, &st, WNOHANG) == pid || !alive(pid)) {
+      if (waitpid(pid, &st, WNOHANG) == pid) {  // our child: its exit is certain
         fmt::print(stderr, "ftvm up: host {}'s node exited; its log {}/{}.log ends:\n", h, dir, h);
         std::ifstream log(fmt::format("{}/{}.log", dir, h));
         std::string line;
@@ -547,15 +549,31 @@ int kill_command(const std::string& name, const std::string& which, const std::s
   if (which == "arbiter") {
     target = read_pid(dir + "/arbiter.pid");
     what = "the arbiter";
+  } else if (which == "a" || which == "b") {
+    target = read_pid(fmt::format("{}/{}.pid", dir, which));
+    what = fmt::format("the node on host {}", which);
   } else if (which == "primary" || which == "backup") {
-    for (const NodeView& v : view_nodes(dir)) {
+    const std::vector<NodeView> nodes = view_nodes(dir);
+    const NodeView* silent = nullptr;
+    int silent_count = 0;
+    for (const NodeView& v : nodes) {
       if (v.running && !v.status.is_null() && v.status.value("role", "") == which) {
         target = v.pid;
         what = fmt::format("the {} (host {}, epoch {})", which, v.host, v.status.value("epoch", 0));
       }
+      if (v.running && v.status.is_null()) {
+        silent = &v;
+        ++silent_count;
+      }
+    }
+    if (target == 0 && silent_count == 1) {
+      // A stopped node cannot say what it is; it is the one that does not answer.
+      target = silent->pid;
+      what = fmt::format("the node on host {} (it does not answer; taken to be the {})",
+                         silent->host, which);
     }
   } else {
-    fmt::print(stderr, "ftvm kill: say primary, backup or arbiter\n");
+    fmt::print(stderr, "ftvm kill: say primary, backup, arbiter, a or b\n");
     return kExitBadInput;
   }
   if (!alive(target)) {

@@ -210,6 +210,9 @@ class Node {
   std::string console_out_;
   uint64_t released_frames_ = 0, released_console_ = 0, tx_errors_ = 0, rx_dropped_ = 0;
   uint64_t held_max_ = 0;
+  bool throttled_ = false;  // flow control holds the guest back now
+  uint64_t throttle_episodes_ = 0;
+  double throttled_ms_ = 0;
 
   // Shared with the channel thread.
   std::atomic<bool> peer_dead_{false};
@@ -634,6 +637,11 @@ void Node::publish(bool force) {
     lag["guest_ms"] = machine_->mtime() > bm ? (machine_->mtime() - bm) / double(kTicksPerMs) : 0.0;
     lag["bytes"] = log_bytes_ > peer_exec_bytes_ ? log_bytes_ - peer_exec_bytes_ : 0;
     lag["unacked_records"] = records_ - std::min<uint64_t>(records_, acked_);
+    lag["max_guest_ms"] = o_.max_lag_ms;
+    lag["max_bytes"] = o_.max_lag_bytes;
+    lag["throttled"] = throttled_;
+    lag["throttle_episodes"] = throttle_episodes_;
+    lag["throttled_ms"] = throttled_ms_;
   } else if (!is_primary_ && role_ == "backup") {
     lag["queued_records"] = received_ - std::min<uint64_t>(received_, executed_);
     lag["bytes"] = received_bytes_ - std::min<uint64_t>(received_bytes_, executed_bytes_);
@@ -762,12 +770,17 @@ int Node::live_loop() {
     release_acked();
     if (over_lag()) {
       // Flow control: let the backup catch up before running further.
+      const auto t0 = Clock::now();
+      if (!throttled_) ++throttle_episodes_;
+      throttled_ = true;
       flush_batch();
       pollfd pfd{wake_fd_, POLLIN, 0};
       poll(&pfd, 1, static_cast<int>(o_.heartbeat.count()));
       drain_wake();
+      throttled_ms_ += ms_since(t0);
       continue;
     }
+    throttled_ = false;
     // Inputs, each applied and logged at the current instret.
     size_t fed = 0;
     if (tap_) {
