@@ -30,7 +30,7 @@ struct RunOptions {
   bool net = false;                  // set up (or reuse) the guest LAN and attach to it
   std::string lan = "ftvm";          // the LAN's name (scripts/netns.sh)
   std::string mac;                   // the NIC's MAC (default 52:54:00:77:00:0f)
-  uint64_t hash_interval = 1ull << 33;  // instructions between logged state hashes
+  uint64_t hash_interval = 1ull << 27;  // instructions between logged state hashes
   std::vector<std::string> command;  // run this in the guest, then power off
 };
 

@@ -47,7 +47,7 @@ struct NodeOptions {
   std::chrono::milliseconds join_timeout{120'000};
   uint64_t max_lag_ms = 100;              // guest milliseconds
   uint64_t max_lag_bytes = uint64_t{32} << 20;
-  uint64_t hash_interval = uint64_t{1} << 30;  // instructions between state-hash checks
+  uint64_t hash_interval = uint64_t{1} << 27;  // instructions between state-hash checks
   std::string control;         // control socket path (empty: none)
 };
 

@@ -45,7 +45,7 @@ class Recorder {
  public:
   // `hash_interval`: write a state-hash and output-digest checkpoint at the
   // first event boundary after every this many instructions (0: only at
-  // the end). Each checkpoint hashes all of RAM.
+  // the end). A checkpoint rehashes the RAM pages written since the last.
   static Result<std::unique_ptr<Recorder>> create(const std::string& path,
                                                   const log::Header& header,
                                                   uint64_t hash_interval);

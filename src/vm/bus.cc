@@ -13,6 +13,7 @@ Bus::Bus(uint64_t ram_base, uint64_t ram_size) : ram_base_(ram_base), ram_size_(
                  -1, 0);
   FTVM_CHECK(p != MAP_FAILED);
   ram_ = static_cast<uint8_t*>(p);
+  dirty_.assign((ram_size + kPageSize - 1) >> kPageShift, 1);
 }
 
 Bus::~Bus() { munmap(ram_, ram_size_); }

@@ -41,6 +41,21 @@ class Bus {
     return in_ram(pa, len) ? ram_ + (pa - ram_base_) : nullptr;
   }
 
+  // Pages of RAM written since the machine last hashed its state: whoever
+  // writes RAM other than through a hart write-TLB entry marks the pages
+  // (the hart marks a page when it installs such an entry, and the machine
+  // drops those entries when it hashes). All pages start dirty.
+  void mark_dirty(uint64_t pa, uint64_t len) {
+    if (len == 0 || !in_ram(pa, len)) return;
+    const uint64_t first = (pa - ram_base_) >> kPageShift;
+    const uint64_t last = (pa - ram_base_ + len - 1) >> kPageShift;
+    for (uint64_t p = first; p <= last; ++p) dirty_[p] = 1;
+  }
+  void mark_all_dirty() { std::fill(dirty_.begin(), dirty_.end(), uint8_t{1}); }
+  // One byte per page, 1 when dirty. The hash is a cache of RAM, so this is
+  // writable through a const Bus.
+  std::vector<uint8_t>& dirty_pages() const { return dirty_; }
+
   // MMIO access of 1, 2, 4 or 8 bytes. Returns false (an access fault) when no
   // device claims the address or the device refuses the access.
   [[nodiscard]] bool mmio_read(uint64_t pa, unsigned size, uint64_t& value);
@@ -58,6 +73,7 @@ class Bus {
   uint64_t ram_base_;
   uint64_t ram_size_;
   uint8_t* ram_;
+  mutable std::vector<uint8_t> dirty_;
   std::vector<Window> windows_;
 };
 

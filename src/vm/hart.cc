@@ -166,6 +166,7 @@ bool Hart::translate(uint64_t va, Access access, uint64_t& pa) {
     const uint64_t updated = pte | kPteA | (access == Access::kWrite ? kPteD : 0);
     if (updated != pte) {
       std::memcpy(pte_ptr, &updated, 8);
+      bus_.mark_dirty(table + index * 8, 8);
       invalidate_code(table + index * 8, 8);
     }
     const uint64_t offset_mask = (1ull << (kPageShift + 9 * level)) - 1;
@@ -193,6 +194,7 @@ bool Hart::load_phys_one(uint64_t va, uint64_t pa, unsigned size, uint64_t& valu
 
 bool Hart::store_phys_one(uint64_t va, uint64_t pa, unsigned size, uint64_t value) {
   if (uint8_t* p = bus_.ram_ptr(pa, size)) {
+    bus_.mark_dirty(pa, size);
     const uint64_t page = (pa - bus_.ram_base()) >> kPageShift;
     const CodePage* cp = code_pages_[page].get();
     if (cp != nullptr && cp->active) invalidate_code(pa, size);
@@ -269,6 +271,9 @@ bool Hart::store_slow(uint64_t va, unsigned size, uint64_t value) {
   uint64_t pa;
   if (!translate(va, Access::kWrite, pa)) return false;
   if (uint8_t* page = bus_.ram_ptr(pa & ~(kPageSize - 1), kPageSize)) {
+    // The page is dirty from here on, including every store through the
+    // write-TLB entry installed below (drop_write_tlb ends that).
+    bus_.mark_dirty(pa, size);
     const uint64_t index = (pa - bus_.ram_base()) >> kPageShift;
     const CodePage* cp = code_pages_[index].get();
     if (cp != nullptr && cp->active) {
@@ -303,6 +308,7 @@ uint8_t* Hart::amo_ptr(uint64_t va, unsigned size, bool is_load_reserved) {
     return nullptr;
   }
   if (!is_load_reserved) {
+    bus_.mark_dirty(pa, size);
     const CodePage* cp = code_pages_[(pa - bus_.ram_base()) >> kPageShift].get();
     if (cp != nullptr && cp->active) invalidate_code(pa, size);
   }

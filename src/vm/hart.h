@@ -156,6 +156,9 @@ class Hart {
   // changes RAM (device DMA, loading images) or the hart's state is restored.
   void flush_tlb();
   void invalidate_code(uint64_t pa, uint64_t len);
+  // Forgets the write translations, so the next store to any page takes the
+  // slow path and marks the page dirty (Bus::mark_dirty). A cache, hence const.
+  void drop_write_tlb() const { wtlb_.fill(TlbEntry{}); }
   void reset_caches();
 
   // Interrupts pending as software sees them.
@@ -216,7 +219,7 @@ class Hart {
   Bus& bus_;
   HartState s_;
   std::array<TlbEntry, kTlbSize> rtlb_;
-  std::array<TlbEntry, kTlbSize> wtlb_;
+  mutable std::array<TlbEntry, kTlbSize> wtlb_;
   std::array<FetchEntry, kTlbSize> itlb_;
   uint64_t data_key_ = 0;  // tag key for rtlb_/wtlb_ under the current mode
   std::vector<std::unique_ptr<CodePage>> code_pages_;  // by RAM page number

@@ -77,7 +77,11 @@ Machine::Machine(const MachineConfig& config)
     if (i == kNetSlot) backend = net_.get();
     // Device writes to RAM invalidate decoded code like hart stores do.
     virtio_[i] = std::make_unique<VirtioMmio>(
-        GuestMemory::of(bus_, [this](uint64_t pa, uint64_t len) { hart_.invalidate_code(pa, len); }),
+        GuestMemory::of(bus_,
+                        [this](uint64_t pa, uint64_t len) {
+                          bus_.mark_dirty(pa, len);
+                          hart_.invalidate_code(pa, len);
+                        }),
         plic_.source(kVirtioMmioFirstIrq + i), backend);
     bus_.map(kVirtioMmioBase + i * kVirtioMmioStride, VirtioMmio::kSize, virtio_[i].get(),
              "virtio");
@@ -102,6 +106,7 @@ Status Machine::place(uint64_t pa, std::span<const uint8_t> bytes, const char* w
                                   bus_.ram_base() + bus_.ram_size()));
   }
   std::memcpy(dst, bytes.data(), bytes.size());
+  bus_.mark_dirty(pa, bytes.size());
   hart_.invalidate_code(pa, bytes.size());
   return {};
 }
@@ -209,6 +214,7 @@ MachineState Machine::capture() const {
 }
 
 void Machine::restore(const MachineState& m) {
+  bus_.mark_all_dirty();  // RAM came from elsewhere
   hart_.state() = m.hart;
   sbi_timecmp_ = m.sbi_timecmp;
   time_skipped_ = m.time_skipped;
@@ -243,6 +249,7 @@ Status Machine::load_elf(std::span<const uint8_t> elf) {
     uint8_t* dst = bus_.ram_ptr(seg.paddr, seg.memsz);
     std::memset(dst, 0, seg.memsz);
     if (!seg.data.empty()) std::memcpy(dst, seg.data.data(), seg.data.size());
+    bus_.mark_dirty(seg.paddr, seg.memsz);
   }
   if (!bus_.in_ram(image->entry, 2)) {
     return make_error(fmt::format("ELF entry point {:#x} is outside RAM", image->entry));
@@ -357,7 +364,18 @@ std::string Machine::state_hash() const {
   return hex;
 }
 
-std::array<uint8_t, 32> Machine::state_digest() const {
+void Machine::hash_page(size_t page, PageHash& out) const {
+  const uint64_t offset = page << kPageShift;
+  const size_t n = std::min<uint64_t>(kPageSize, bus_.ram_size() - offset);
+  unsigned int len = 0;
+  FTVM_CHECK(EVP_Digest(bus_.ram() + offset, n, out.data(), &len, EVP_sha256(), nullptr) == 1);
+}
+
+std::array<uint8_t, 32> Machine::state_digest() const { return digest(/*full=*/false); }
+
+std::array<uint8_t, 32> Machine::state_digest_uncached() const { return digest(/*full=*/true); }
+
+std::array<uint8_t, 32> Machine::digest(bool full) const {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   FTVM_CHECK(ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1);
   auto add = [ctx](const void* p, size_t n) { EVP_DigestUpdate(ctx, p, n); };
@@ -402,7 +420,25 @@ std::array<uint8_t, 32> Machine::state_digest() const {
                      static_cast<uint64_t>(power_state_), uint64_t{exit_status_}}) {
     add64(v);
   }
-  add(bus_.ram(), bus_.ram_size());
+  // RAM by the SHA-256 of each 4 KiB page, in order. Page hashes are kept
+  // and recomputed only for pages written since the last hash.
+  const size_t pages = bus_.dirty_pages().size();
+  std::vector<uint8_t>& dirty = bus_.dirty_pages();
+  if (full) {
+    std::vector<PageHash> fresh(pages);
+    for (size_t p = 0; p < pages; ++p) hash_page(p, fresh[p]);
+    add(fresh.data(), pages * sizeof(PageHash));
+  } else {
+    hart_.drop_write_tlb();  // later stores mark their pages again
+    page_hashes_.resize(pages);
+    for (size_t p = 0; p < pages; ++p) {
+      if (dirty[p] != 0) {
+        hash_page(p, page_hashes_[p]);
+        dirty[p] = 0;
+      }
+    }
+    add(page_hashes_.data(), pages * sizeof(PageHash));
+  }
   std::array<uint8_t, 32> digest{};
   unsigned int len = 0;
   FTVM_CHECK(EVP_DigestFinal_ex(ctx, digest.data(), &len) == 1 && len == digest.size());

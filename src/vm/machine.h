@@ -138,11 +138,16 @@ class Machine final : private SbiPlatform {
   // transmitting queue notify.
   void set_frame_sink(VirtioNet::FrameSink sink);
 
-  // SHA-256 over the whole machine state S (hart, RAM, devices, virtual
-  // time), as lowercase hex. Two machines with equal hashes at the same
-  // instret continue identically. Costs a pass over RAM.
+  // SHA-256 over the whole machine state S (hart, devices, virtual time, and
+  // RAM as the SHA-256 of each 4 KiB page), as lowercase hex. Two machines
+  // with equal hashes at the same instret continue identically. Incremental:
+  // only pages written since the previous hash (Bus::mark_dirty) are read
+  // again, so the first hash costs a pass over RAM and later ones little.
   std::string state_hash() const;
   std::array<uint8_t, 32> state_digest() const;
+  // The same digest computed from scratch, ignoring the page-hash cache:
+  // for tests that the dirty-page tracking misses no write.
+  std::array<uint8_t, 32> state_digest_uncached() const;
 
   // The machine's state apart from RAM, and its restoration. restore()
   // expects RAM to hold the contents that go with `state` (copy them into
@@ -186,6 +191,12 @@ class Machine final : private SbiPlatform {
   std::unique_ptr<VirtioRng> rng_;
   std::unique_ptr<VirtioNet> net_;
   std::array<std::unique_ptr<VirtioMmio>, 8> virtio_;
+  using PageHash = std::array<uint8_t, 32>;
+  std::array<uint8_t, 32> digest(bool full) const;
+  void hash_page(size_t page, PageHash& out) const;
+  // SHA-256 of each RAM page as of the last state_digest(); entries of pages
+  // the bus marks dirty are stale until the next one.
+  mutable std::vector<PageHash> page_hashes_;
   std::function<void(uint8_t)> console_sink_;
   bool sbi_mode_ = false;
   uint64_t sbi_timecmp_ = ~0ull;
