@@ -225,8 +225,7 @@ class Node {
   std::atomic<uint64_t> peer_exec_records_{0}, peer_exec_instret_{0}, peer_exec_mtime_{0};
   std::atomic<uint64_t> peer_exec_bytes_{0};
   std::atomic<uint64_t> cur_instret_{0}, cur_mtime_{0};
-  std::atomic<uint64_t> primary_mtime_{0};        // backup: from heartbeats
-  std::atomic<int64_t> primary_mtime_at_ns_{0};
+  std::atomic<uint64_t> primary_instret_{0};  // backup: from the last heartbeat
   RejectCounts intruders_;
   std::atomic<uint64_t> intruder_authentic_{0};
   std::thread channel_thread_, intruder_thread_;
@@ -585,8 +584,7 @@ void Node::backup_channel_thread() {
         last_sent_ns_ = now;
       } else if (msg.type == MsgType::kHeartbeat) {
         if (Result<Heartbeat> h = decode_heartbeat(as_span(msg.payload)); h) {
-          primary_mtime_ = h->mtime;
-          primary_mtime_at_ns_ = now;
+          primary_instret_ = h->instret;
         }
       }
     }
@@ -644,6 +642,7 @@ void Node::publish(bool force) {
     lag["throttled_ms"] = throttled_ms_;
   } else if (!is_primary_ && role_ == "backup") {
     lag["queued_records"] = received_ - std::min<uint64_t>(received_, executed_);
+    lag["primary_instret_at_last_heartbeat"] = primary_instret_.load();
     lag["bytes"] = received_bytes_ - std::min<uint64_t>(received_bytes_, executed_bytes_);
   }
   j["lag"] = lag;
@@ -1003,10 +1002,12 @@ int Node::go_live(const std::string& why) {
     return exit_code;
   }
   conn_.reset();
-  // Bring guest time back in step with the wall clock.
-  if (primary_mtime_at_ns_ != 0) {
-    const double since_s = (Clock::now().time_since_epoch().count() - primary_mtime_at_ns_) / 1e9;
-    const uint64_t target = primary_mtime_ + static_cast<uint64_t>(since_s * vm::kTimebaseHz);
+  // Bring guest time back in step with the wall clock: the end of the log
+  // is where the old primary was when the last message left it; the time
+  // since then passed for the clients too.
+  {
+    const double since_s = (Clock::now().time_since_epoch().count() - last_heard_ns_) / 1e9;
+    const uint64_t target = machine_->mtime() + static_cast<uint64_t>(since_s * vm::kTimebaseHz);
     if (target > machine_->mtime()) machine_->skip_time_to(target);
   }
   state_ = "solo";
