@@ -55,9 +55,12 @@ std::string self_exe() {
   return fs::read_symlink("/proc/self/exe", ec).string();
 }
 
-bool alive(pid_t pid) {
+// Whether `pid` is still the process a pair recorded: running (not a
+// zombie) and started with the pair's directory `dir` in its arguments
+// (every process `ftvm up` starts names a file there), so a pid reused by
+// another process, or another pair's node, is never taken for ours.
+bool alive(pid_t pid, const std::string& dir) {
   if (pid <= 0 || kill(pid, 0) != 0) return false;
-  // A zombie is not alive; nor is a pid reused by something that is not ours.
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
   std::getline(stat, line);
@@ -68,9 +71,8 @@ bool alive(pid_t pid) {
   }
   std::ifstream cmd("/proc/" + std::to_string(pid) + "/cmdline");
   std::string args((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
-  // Empty while the process is between fork and exec (or inside an exec).
-  return args.empty() || args.find("ftvm") != std::string::npos ||
-         args.find("etcd") != std::string::npos;
+  // Empty while the process is inside an exec; it is ours only if it is our child.
+  return args.find(dir + "/") != std::string::npos;
 }
 
 pid_t read_pid(const std::string& path) {
@@ -175,7 +177,7 @@ std::vector<NodeView> view_nodes(const std::string& dir) {
     NodeView v;
     v.host = h;
     v.pid = read_pid(fmt::format("{}/{}.pid", dir, h));
-    v.running = alive(v.pid);
+    v.running = alive(v.pid, dir);
     if (v.running) {
       Result<nlohmann::json> s = ft::query_status(control_path(dir, h), std::chrono::seconds(2));
       if (s) v.status = *s;
@@ -335,7 +337,7 @@ int up_command(const UpOptions& o) {
   const std::string dir = pair_dir(o.name);
   for (const char* p : {"a", "b", "arbiter"}) {
     const pid_t pid = read_pid(fmt::format("{}/{}.pid", dir, p));
-    if (alive(pid)) {
+    if (alive(pid, dir)) {
       return bad(fmt::format("pair '{}' is already up (pid {}); `ftvm status --name {}` shows it, "
                              "`ftvm down --name {}` stops it",
                              o.name, pid, o.name, o.name));
@@ -449,19 +451,19 @@ int down_command(const std::string& name) {
   std::vector<pid_t> pids;
   for (const char* p : {"a", "b", "arbiter"}) {
     const pid_t pid = read_pid(fmt::format("{}/{}.pid", dir, p));
-    if (alive(pid)) {
+    if (alive(pid, dir)) {
       kill(pid, SIGTERM);
       pids.push_back(pid);
     }
   }
   const auto deadline = Clock::now() + std::chrono::seconds(5);
   for (pid_t pid : pids) {
-    while (alive(pid) && Clock::now() < deadline) {
+    while (alive(pid, dir) && Clock::now() < deadline) {
       waitpid(pid, nullptr, WNOHANG);
       pollfd none{-1, 0, 0};
       poll(&none, 0, 20);
     }
-    if (alive(pid)) kill(pid, SIGKILL);
+    if (alive(pid, dir)) kill(pid, SIGKILL);
   }
   if (access(("/run/netns/" + name + "-lan").c_str(), F_OK) == 0 ||
       access(("/run/netns/" + name + "-pri").c_str(), F_OK) == 0) {
@@ -487,14 +489,14 @@ int status_command(const std::string& name, bool json) {
   if (json) {
     nlohmann::json out;
     out["pair"] = name;
-    out["arbiter"] = {{"pid", arb}, {"running", alive(arb)}};
+    out["arbiter"] = {{"pid", arb}, {"running", alive(arb, dir)}};
     for (const NodeView& v : nodes) {
       out["hosts"][v.host] = {{"pid", v.pid}, {"running", v.running}, {"status", v.status}};
     }
     fmt::print("{}\n", out.dump(2));
     return 0;
   }
-  fmt::print("pair '{}'   arbiter: {}\n", name, alive(arb) ? fmt::format("running (pid {})", arb)
+  fmt::print("pair '{}'   arbiter: {}\n", name, alive(arb, dir) ? fmt::format("running (pid {})", arb)
                                                             : std::string("not running"));
   for (const NodeView& v : nodes) {
     if (!v.running) {
@@ -576,7 +578,7 @@ int kill_command(const std::string& name, const std::string& which, const std::s
     fmt::print(stderr, "ftvm kill: say primary, backup, arbiter, a or b\n");
     return kExitBadInput;
   }
-  if (!alive(target)) {
+  if (!alive(target, dir)) {
     fmt::print(stderr, "ftvm kill: no running {} in pair '{}'\n", which, name);
     return 1;
   }
