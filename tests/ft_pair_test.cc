@@ -522,7 +522,8 @@ TEST_F(FtPair, FailoverWithTheEtcdArbiter) {
   ASSERT_NO_FATAL_FAILURE(finish(*load));
   expect_load_survived(*load);
   const json s = status();
-  ASSERT_EQ(role_of(node(s, "b")), "primary") << s.dump();
+  ASSERT_EQ(role_of(node(s, "b")), "primary") << s.dump() << "\nkill: " << k.err << "\nload: "
+                                              << load->report.dump();
   EXPECT_EQ(num(node(s, "b"), {"status", "epoch"}), 2);
   EXPECT_NE(str(node(s, "b"), {"status", "arbiter"}).find("etcd://"), std::string::npos);
 }

@@ -586,7 +586,23 @@ int kill_command(const std::string& name, const std::string& which, const std::s
     fmt::print(stderr, "ftvm kill: {}: {}\n", target, std::strerror(errno));
     return 1;
   }
-  fmt::print(stderr, "ftvm kill: sent SIG{} to {} (pid {})\n", sig, what, target);
+  if (signo != SIGKILL && signo != SIGTERM) {
+    fmt::print(stderr, "ftvm kill: sent SIG{} to {} (pid {})\n", sig, what, target);
+    return 0;
+  }
+  const auto sent = Clock::now();
+  while (alive(target, dir) && Clock::now() - sent < std::chrono::seconds(10)) {
+    pollfd none{-1, 0, 0};
+    poll(&none, 0, 5);
+  }
+  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - sent).count();
+  if (alive(target, dir)) {
+    fmt::print(stderr, "ftvm kill: sent SIG{} to {} (pid {}), but it is still there after {:.0f} ms\n",
+               sig, what, target, ms);
+    return 1;
+  }
+  fmt::print(stderr, "ftvm kill: sent SIG{} to {} (pid {}); it was gone {:.0f} ms later\n", sig,
+             what, target, ms);
   return 0;
 }
 
