@@ -18,9 +18,9 @@ client in a namespace the project makes (nothing leaves them):
               that contains the kill (the first reply on any connection
               after it, from the load tool's --gaps-over-ms list, 1 ms by
               default) minus the kill time, taken as the wall-clock time
-              when `ftvm kill` returned (it signals the primary just before
-              it exits; its whole run, mostly asking both nodes for their
-              role, is also recorded). Also: when every connection was
+              when `ftvm kill` returned (it asks both nodes for their role,
+              signals the primary and returns once it is gone; the time
+              from its start is also recorded, so the kill is bracketed). Also: when every connection was
               served again (the tool's longest per-connection stall, when it
               spans the kill), and when the new primary went live (its
               last_failover). Each trial must report ok (no error, every
