@@ -513,6 +513,38 @@ TEST_F(FtPair, ABackupThatFallsBehindSlowsThePrimaryDown) {
   EXPECT_GE(num(node(end, "a"), {"status", "lag", "throttle_episodes"}), 1);
 }
 
+TEST_F(FtPair, AFrozenPrimaryThatWakesUpAfterTheTakeoverEmitsNothing) {
+  ASSERT_NO_FATAL_FAILURE(up());
+  LanAudit audit(name_);
+  ASSERT_TRUE(audit.ready());
+  auto load = start_load(12);
+  wait_for_traffic("a", 2000);
+  // Freeze the primary: its sockets stay open, it sends nothing (a hung host).
+  ProcessResult k = run_process({kFtvm, "kill", "a", "--signal", "STOP", "--name", name_},
+                                seconds(20));
+  ASSERT_EQ(k.exit_code, 0) << k.err;
+  wait_for([&](const json& st) { return role_of(node(st, "b")) == "primary" &&
+                                        str(node(st, "b"), {"status", "state"}) == "solo"; },
+           seconds(30), "the backup to take over by silence");
+  // The old primary wakes up holding outputs, some of them acknowledged
+  // before the backup left: it must release none, lose the claim and halt.
+  k = run_process({kFtvm, "kill", "a", "--signal", "CONT", "--name", name_}, seconds(20));
+  ASSERT_EQ(k.exit_code, 0) << k.err;
+  const auto woke = Clock::now();
+  wait_for([&](const json& st) { return role_of(node(st, "a")) == "gone"; }, seconds(30),
+           "the old primary to halt");
+  ASSERT_NO_FATAL_FAILURE(finish(*load));
+  expect_load_survived(*load);
+  EXPECT_EQ(audit.frames_since("pri", woke), 0u);
+  std::ifstream log(dir() + "/a.log");
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("halting for good"), std::string::npos) << text;
+  EXPECT_NE(text.find("releasing nothing until"), std::string::npos) << text;
+  const json s = status();
+  EXPECT_EQ(num(node(s, "b"), {"status", "epoch"}), 2);
+  EXPECT_EQ(str(node(s, "b"), {"status", "last_failover", "kind"}), "took over (primary lost)");
+}
+
 TEST_F(FtPair, FailoverWithTheEtcdArbiter) {
   ASSERT_NO_FATAL_FAILURE(up({"--arbiter", "etcd"}));
   auto load = start_load(10);

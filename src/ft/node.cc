@@ -137,6 +137,16 @@ class Node {
   void checkpoint_maybe();
 
   // ---- outputs ----
+  // The backup's acknowledged position, as far as releasing outputs goes:
+  // nothing until the backup has acknowledged a record sent after the last
+  // time this node itself stalled (see live_loop).
+  uint64_t acked() const {
+    const uint64_t a = acked_.load(std::memory_order_acquire);
+    return a >= fence_ ? a : 0;
+  }
+  // Notices that this node itself did not run for half the failure timeout
+  // and fences the acknowledgements (fence_).
+  void check_stall();
   void on_console(uint8_t b);
   void on_frame(std::span<const uint8_t> frame);
   void emit(bool frame, std::span<const uint8_t> bytes);
@@ -210,6 +220,17 @@ class Node {
   std::string console_out_;
   uint64_t released_frames_ = 0, released_console_ = 0, tx_errors_ = 0, rx_dropped_ = 0;
   uint64_t held_max_ = 0;
+  // A node that was frozen (stopped, starved) cannot tell whether its backup
+  // took over meanwhile; acknowledgements read after it wakes may be old.
+  // It releases nothing until the backup acknowledges a record it sends
+  // after waking: records up to fence_ must be acknowledged.
+  uint64_t fence_ = 0;
+  uint64_t stalls_ = 0;
+  Clock::time_point last_alive_ = Clock::now();  // this node last ran (main thread)
+  // Gratuitous ARPs still to send after going live (the switch must learn
+  // the new port even if a deposed primary spoke after the first ones).
+  std::deque<Clock::time_point> garp_at_;
+  std::vector<uint8_t> garp_;
   bool throttled_ = false;  // flow control holds the guest back now
   uint64_t throttle_episodes_ = 0;
   double throttled_ms_ = 0;
@@ -387,12 +408,26 @@ void Node::on_frame(std::span<const uint8_t> frame) {
   emit(true, frame);
 }
 
+void Node::check_stall() {
+  const auto now = Clock::now();
+  if (paired() && now - last_alive_ > o_.timeout / 2) {
+    // Acknowledgements read from now on may predate a takeover: only one for
+    // a record written after this point proves the backup is still ours.
+    append({machine_->instret(), log::Progress{}});
+    fence_ = records_;
+    ++stalls_;
+    note("this node did not run for {:.0f} ms; releasing nothing until the backup acknowledges "
+         "the log again",
+         std::chrono::duration<double, std::milli>(now - last_alive_).count());
+  }
+  last_alive_ = now;
+}
+
 void Node::emit(bool frame, std::span<const uint8_t> bytes) {
   if (!live_outputs_) return;  // a backup's outputs, or a halted node's
+  check_stall();  // the guest may have been frozen in the middle of a slice
   Output out{records_, frame, std::vector<uint8_t>(bytes.begin(), bytes.end())};
-  const bool now =
-      held_.empty() && (state_ == "solo" ||
-                        (state_ == "paired" && acked_.load(std::memory_order_acquire) >= out.position));
+  const bool now = held_.empty() && (state_ == "solo" || (state_ == "paired" && acked() >= out.position));
   if (now) {
     release(out);
     return;
@@ -413,9 +448,10 @@ void Node::release(Output& out) {
 }
 
 void Node::release_acked() {
+  check_stall();
   if (held_.empty()) return;
   if (state_ != "paired" && state_ != "solo") return;
-  const uint64_t acked = state_ == "solo" ? ~uint64_t{0} : acked_.load(std::memory_order_acquire);
+  const uint64_t acked = state_ == "solo" ? ~uint64_t{0} : this->acked();
   while (!held_.empty() && held_.front().position <= acked) {
     held_bytes_ -= held_.front().bytes.size();
     release(held_.front());
@@ -651,7 +687,11 @@ void Node::publish(bool force) {
               {"bytes", is_primary_ ? log_bytes_ : received_bytes_.load()},
               {"channel_bytes", bytes},
               {"mbit_per_s", log_mbit_}};
-  j["held"] = {{"outputs", held_.size()}, {"bytes", held_bytes_}, {"max_outputs", held_max_}};
+  j["held"] = {{"outputs", held_.size()},
+               {"bytes", held_bytes_},
+               {"max_outputs", held_max_},
+               {"fenced", acked_.load() < fence_},
+               {"stalls", stalls_}};
   j["released"] = {{"frames", released_frames_},
                    {"console_bytes", released_console_},
                    {"tx_errors", tx_errors_},
@@ -748,10 +788,17 @@ int Node::live_loop() {
   auto start = Clock::now();
   uint64_t start_mtime = machine_->mtime();
   uint64_t last_solo_epoch = epoch_;
+  last_alive_ = Clock::now();
   for (;;) {
     cur_instret_ = machine_->instret();
     cur_mtime_ = machine_->mtime();
     publish();
+    check_stall();
+    const auto now = Clock::now();
+    while (tap_ && !garp_at_.empty() && garp_at_.front() <= now) {
+      (void)tap_->write_frame(garp_);
+      garp_at_.pop_front();
+    }
     if (paired() && peer_dead_) {
       std::string why;
       {
@@ -759,6 +806,7 @@ int Node::live_loop() {
         why = dead_reason_;
       }
       if (int rc = go_solo(why); rc >= 0) return rc;
+      last_alive_ = Clock::now();
     }
     if (epoch_ != last_solo_epoch) {
       // Pacing restarts from here after a pause for the arbiter.
@@ -776,6 +824,7 @@ int Node::live_loop() {
       pollfd pfd{wake_fd_, POLLIN, 0};
       poll(&pfd, 1, static_cast<int>(o_.heartbeat.count()));
       drain_wake();
+      check_stall();
       throttled_ms_ += ms_since(t0);
       continue;
     }
@@ -827,9 +876,10 @@ int Node::live_loop() {
         std::vector<int> fds{wake_fd_};
         if (tap_) fds.push_back(tap_->fd());
         const auto left = target - Clock::now();
-        if (!hostio::wait_any_readable(fds, std::min<Clock::duration>(left, o_.heartbeat))) {
-          continue;
-        }
+        const bool readable =
+            hostio::wait_any_readable(fds, std::min<Clock::duration>(left, o_.heartbeat));
+        check_stall();
+        if (!readable) continue;
         drain_wake();
         release_acked();
         pollfd tp{tap_ ? tap_->fd() : -1, POLLIN, 0};
@@ -1015,9 +1065,11 @@ int Node::go_live(const std::string& why) {
     const std::string ip = o_.guest_ip.empty() ? guest_ip_from_cmdline(header_.cmdline) : o_.guest_ip;
     const std::optional<vm::MacAddress> mac = vm::parse_mac(header_.metadata["net.mac"]);
     if (mac && !ip.empty()) {
-      const std::vector<uint8_t> garp = gratuitous_arp(*mac, ip);
-      for (int i = 0; i < 2; ++i) (void)tap_->write_frame(garp);
-      note("announced {} at {} (gratuitous ARP)", ip, vm::format_mac(*mac));
+      garp_ = gratuitous_arp(*mac, ip);
+      for (int i = 0; i < 2; ++i) (void)tap_->write_frame(garp_);
+      const auto t = Clock::now();
+      for (int ms : {100, 500, 1000, 2000, 5000}) garp_at_.push_back(t + milliseconds(ms));
+      note("announced {} at {} (gratuitous ARP, repeated for 5 s)", ip, vm::format_mac(*mac));
     }
   }
   last_failover_ = {{"at_unix_ms", unix_ms()},
