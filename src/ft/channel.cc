@@ -336,6 +336,7 @@ Status Connection::write_some_locked() {
     failed_ = fmt::format("channel send failed: {}", std::strerror(errno));
     return make_error(failed_);
   }
+  has_output_ = out_done_ < out_.size();
   if (out_done_ == out_.size()) {
     out_.clear();
     out_done_ = 0;
@@ -352,6 +353,7 @@ Status Connection::send(MsgType type, const std::string& payload) {
   const bool was_empty = out_done_ == out_.size();
   if (was_empty) last_progress_ = Clock::now();
   out_ += seal_message(*secret_, Message{type, send_dir_, send_epoch_, ++send_seq_, payload});
+  has_output_ = true;
   if (was_empty) {
     if (Status s = write_some_locked(); !s) return s;
   }
@@ -389,14 +391,21 @@ Result<std::optional<Message>> Connection::receive(std::chrono::milliseconds tim
     }
     if (shut_) return make_error("the channel was shut down");
     bool pending = false;
-    {
-      std::lock_guard<std::mutex> lock(out_mu_);
-      if (!failed_.empty()) return make_error(failed_);
-      if (Status s = write_some_locked(); !s) return make_error(s.error());
-      pending = out_done_ < out_.size();
-      if (pending && Clock::now() - last_progress_ > stall_timeout_) {
-        failed_ = fmt::format("the peer has taken no data for {} ms", stall_timeout_.count());
-        return make_error(failed_);
+    if (has_output_) {
+      // Never wait for the lock: a sender that holds it is writing anyway,
+      // and reading must go on (acknowledgements, heartbeats) whatever the
+      // senders do.
+      std::unique_lock<std::mutex> lock(out_mu_, std::try_to_lock);
+      if (!lock.owns_lock()) {
+        pending = true;
+      } else {
+        if (!failed_.empty()) return make_error(failed_);
+        if (Status s = write_some_locked(); !s) return make_error(s.error());
+        pending = out_done_ < out_.size();
+        if (pending && Clock::now() - last_progress_ > stall_timeout_) {
+          failed_ = fmt::format("the peer has taken no data for {} ms", stall_timeout_.count());
+          return make_error(failed_);
+        }
       }
     }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());

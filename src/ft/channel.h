@@ -209,6 +209,7 @@ class Connection {
   size_t out_done_ = 0;
   std::chrono::steady_clock::time_point last_progress_{};
   std::string failed_;
+  std::atomic<bool> has_output_{false};  // out_ holds bytes not yet written
   std::atomic<bool> shut_{false};
   std::chrono::milliseconds stall_timeout_{2000};
   MessageReader reader_;  // receive() side only

@@ -678,6 +678,12 @@ void Node::publish(bool force) {
     lag["throttled_ms"] = throttled_ms_;
   } else if (!is_primary_ && role_ == "backup") {
     lag["queued_records"] = received_ - std::min<uint64_t>(received_, executed_);
+    lag["received_records"] = received_.load();
+    lag["executed_records"] = executed_;
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      lag["queue_length"] = queue_.size();
+    }
     lag["primary_instret_at_last_heartbeat"] = primary_instret_.load();
     lag["bytes"] = received_bytes_ - std::min<uint64_t>(received_bytes_, executed_bytes_);
   }
@@ -686,6 +692,7 @@ void Node::publish(bool force) {
               {"acked_records", is_primary_ ? acked_.load() : received_.load()},
               {"bytes", is_primary_ ? log_bytes_ : received_bytes_.load()},
               {"channel_bytes", bytes},
+              {"queued_bytes", conn_ ? conn_->queued_bytes() : 0},
               {"mbit_per_s", log_mbit_}};
   j["held"] = {{"outputs", held_.size()},
                {"bytes", held_bytes_},
