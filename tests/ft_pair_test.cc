@@ -168,7 +168,11 @@ class FtPair : public ::testing::Test {
       EXPECT_NE(access(("/run/netns/" + name_ + "-" + role).c_str(), F_OK), 0)
           << "namespace " << name_ << "-" << role << " left behind";
     }
-    if (HasFailure()) {
+    if (!HasFailure()) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir(), ec);  // logs are kept only when they explain a failure
+      std::filesystem::remove(run_dir_, ec);   // only if no other test left its logs there
+    } else {
       for (const char* f : {"a.log", "b.log", "arbiter.log"}) {
         std::ifstream in(dir() + "/" + f);
         std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -321,7 +321,8 @@ int node_command(const NodeCli& c, bool primary) {
 
 std::string pair_dir(const std::string& name) {
   const char* base = std::getenv("FTVM_RUN_DIR");
-  return fmt::format("{}/{}", base != nullptr && *base ? base : "/run/ftvm", name);
+  const fs::path dir = fs::path(base != nullptr && *base ? base : "/run/ftvm") / name;
+  return dir.lexically_normal().string();
 }
 
 int up_command(const UpOptions& o) {
