@@ -36,7 +36,6 @@
 #include "hostio/tap.h"
 #include "hostio/terminal.h"
 #include "log/digest.h"
-#include "util/file.h"
 #include "vm/machine.h"
 
 namespace ftvm::ft {
@@ -124,8 +123,8 @@ class Node {
 
   // ---- set-up ----
   Status build_machine(const MachineSpec& spec, bool record_entropy);
-  Status open_tap();
-  Status open_arbiter();
+  // The TAP, the arbiter client and the control socket.
+  Status open_host_side();
   // Claims (vm, epoch) until the arbiter answers; publishes status while
   // it waits. Returns the grant.
   arbiter::Grant claim_until_answered(uint64_t epoch);
@@ -286,31 +285,14 @@ void Node::Forward::fill(std::span<uint8_t> out) {
 }
 
 Status Node::build_machine(const MachineSpec& spec, bool with_entropy) {
-  Result<std::vector<uint8_t>> kernel = read_file(spec.kernel_path, "kernel");
-  if (!kernel) return make_error(kernel.error());
-  std::vector<uint8_t> initrd;
-  if (!spec.initrd_path.empty()) {
-    Result<std::vector<uint8_t>> r = read_file(spec.initrd_path, "initrd");
-    if (!r) return make_error(r.error());
-    initrd = std::move(*r);
-  }
-  vm::MachineConfig config;
-  config.ram_size = spec.ram_size;
-  if (!spec.disk_path.empty()) {
-    // Both hosts must see the same disk: it is attached read-only.
-    Result<std::unique_ptr<hostio::FileBlockBackend>> d =
-        hostio::FileBlockBackend::open(spec.disk_path, /*read_only=*/true);
-    if (!d) return make_error(d.error());
-    disk_ = std::move(*d);
-    config.disk = disk_.get();
-  }
+  // Both hosts must see the same disk: load_images attaches it read-only.
+  Result<LoadedImages> images = load_images(spec);
+  if (!images) return make_error(images.error());
+  disk_ = std::move(images->disk);
+  vm::MachineConfig config = images->config;
   if (with_entropy) config.entropy = &forward_entropy_;
-  if (!spec.net_mac.empty()) {
-    config.net_mac = vm::parse_mac(spec.net_mac);
-    if (!config.net_mac) return make_error(fmt::format("'{}' is not a MAC address", spec.net_mac));
-  }
   machine_ = std::make_unique<vm::Machine>(config);
-  if (Status s = machine_->load_linux(*kernel, initrd, spec.cmdline); !s) {
+  if (Status s = machine_->load_linux(images->kernel, images->initrd, spec.cmdline); !s) {
     return make_error(fmt::format("{}: {}", spec.kernel_path, s.error()));
   }
   machine_->set_console_sink([this](uint8_t b) { on_console(b); });
@@ -319,18 +301,20 @@ Status Node::build_machine(const MachineSpec& spec, bool with_entropy) {
   return {};
 }
 
-Status Node::open_tap() {
-  if (o_.tap.empty()) return {};
-  Result<std::unique_ptr<hostio::Tap>> t = hostio::Tap::open(o_.tap);
-  if (!t) return make_error(t.error());
-  tap_ = std::move(*t);
-  return {};
-}
-
-Status Node::open_arbiter() {
+Status Node::open_host_side() {
+  if (!o_.tap.empty()) {
+    Result<std::unique_ptr<hostio::Tap>> t = hostio::Tap::open(o_.tap);
+    if (!t) return make_error(t.error());
+    tap_ = std::move(*t);
+  }
   Result<std::unique_ptr<arbiter::Client>> c = arbiter::connect_arbiter(o_.arbiter, o_.secret);
   if (!c) return make_error(c.error());
   arbiter_ = std::move(*c);
+  if (!o_.control.empty()) {
+    Result<std::unique_ptr<ControlServer>> server = ControlServer::start(o_.control, &board_);
+    if (!server) return make_error(server.error());
+    control_ = std::move(*server);
+  }
   return {};
 }
 
@@ -915,21 +899,9 @@ int Node::primary_main() {
   }
   header_ = *header;
   header_.metadata["ftvm.log.writer"] = "ftvm primary";
-  if (Status s = open_tap(); !s) {
+  if (Status s = open_host_side(); !s) {
     note("{}", s.error());
     return kExitNodeBadInput;
-  }
-  if (Status s = open_arbiter(); !s) {
-    note("{}", s.error());
-    return kExitNodeBadInput;
-  }
-  if (!o_.control.empty()) {
-    Result<std::unique_ptr<ControlServer>> c = ControlServer::start(o_.control, &board_);
-    if (!c) {
-      note("{}", c.error());
-      return kExitNodeBadInput;
-    }
-    control_ = std::move(*c);
   }
   state_ = "claiming";
   publish(true);
@@ -1152,21 +1124,9 @@ int Node::backup_loop() {
 }
 
 int Node::backup_main() {
-  if (Status s = open_tap(); !s) {
+  if (Status s = open_host_side(); !s) {
     note("{}", s.error());
     return kExitNodeBadInput;
-  }
-  if (Status s = open_arbiter(); !s) {
-    note("{}", s.error());
-    return kExitNodeBadInput;
-  }
-  if (!o_.control.empty()) {
-    Result<std::unique_ptr<ControlServer>> c = ControlServer::start(o_.control, &board_);
-    if (!c) {
-      note("{}", c.error());
-      return kExitNodeBadInput;
-    }
-    control_ = std::move(*c);
   }
   state_ = "joining";
   publish(true);

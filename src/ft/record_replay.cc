@@ -55,6 +55,33 @@ Result<log::Header> make_header(const MachineSpec& spec) {
   return h;
 }
 
+Result<LoadedImages> load_images(const MachineSpec& spec) {
+  LoadedImages images;
+  Result<std::vector<uint8_t>> kernel = read_file(spec.kernel_path, "kernel");
+  if (!kernel) return make_error(kernel.error());
+  images.kernel = std::move(*kernel);
+  if (!spec.initrd_path.empty()) {
+    Result<std::vector<uint8_t>> r = read_file(spec.initrd_path, "initrd");
+    if (!r) return make_error(r.error());
+    images.initrd = std::move(*r);
+  }
+  images.config.ram_size = spec.ram_size;
+  if (!spec.disk_path.empty()) {
+    Result<std::unique_ptr<hostio::FileBlockBackend>> d =
+        hostio::FileBlockBackend::open(spec.disk_path, /*read_only=*/true);
+    if (!d) return make_error(d.error());
+    images.disk = std::move(*d);
+    images.config.disk = images.disk.get();
+  }
+  if (!spec.net_mac.empty()) {
+    images.config.net_mac = vm::parse_mac(spec.net_mac);
+    if (!images.config.net_mac) {
+      return make_error(fmt::format("'{}' is not a MAC address", spec.net_mac));
+    }
+  }
+  return images;
+}
+
 // ---- recording ----
 
 Result<std::unique_ptr<Recorder>> Recorder::create(const std::string& path,
@@ -143,24 +170,9 @@ Result<ReplayReport> replay(const std::string& path, const ReplayOptions& option
     return make_error(fmt::format("{}: {}", path, s.error()));
   }
 
-  Result<std::vector<uint8_t>> kernel = read_file(spec.kernel_path, "kernel");
-  if (!kernel) return make_error(kernel.error());
-  std::vector<uint8_t> initrd;
-  if (!spec.initrd_path.empty()) {
-    Result<std::vector<uint8_t>> r = read_file(spec.initrd_path, "initrd");
-    if (!r) return make_error(r.error());
-    initrd = std::move(*r);
-  }
-  std::unique_ptr<hostio::FileBlockBackend> disk;
-  vm::MachineConfig config;
-  config.ram_size = spec.ram_size;
-  if (!spec.disk_path.empty()) {
-    Result<std::unique_ptr<hostio::FileBlockBackend>> d =
-        hostio::FileBlockBackend::open(spec.disk_path, /*read_only=*/true);
-    if (!d) return make_error(d.error());
-    disk = std::move(*d);
-    config.disk = disk.get();
-  }
+  Result<LoadedImages> images = load_images(spec);
+  if (!images) return make_error(images.error());
+  vm::MachineConfig& config = images->config;
   // The machine must exist before the entropy source that reads its instret.
   std::unique_ptr<ReplayEntropy> entropy;
   vm::EntropySource* entropy_ptr = nullptr;
@@ -170,10 +182,6 @@ Result<ReplayReport> replay(const std::string& path, const ReplayOptions& option
     void fill(std::span<uint8_t> out) override { (*target)->fill(out); }
   } forward(&entropy_ptr);
   if (spec.entropy) config.entropy = &forward;
-  if (!spec.net_mac.empty()) {
-    config.net_mac = vm::parse_mac(spec.net_mac);
-    if (!config.net_mac) return make_error(fmt::format("the log names a bad MAC '{}'", spec.net_mac));
-  }
   vm::Machine machine(config);
   if (spec.entropy) {
     entropy = std::make_unique<ReplayEntropy>(machine);
@@ -181,7 +189,9 @@ Result<ReplayReport> replay(const std::string& path, const ReplayOptions& option
   }
   uint64_t skip_records = 0;
   if (options.from_snapshot.empty()) {
-    if (Status s = machine.load_linux(*kernel, initrd, spec.cmdline); !s) return make_error(s.error());
+    if (Status s = machine.load_linux(images->kernel, images->initrd, spec.cmdline); !s) {
+      return make_error(s.error());
+    }
   } else {
     Result<vm::SnapshotInfo> info = hostio::load_snapshot_into(options.from_snapshot, machine);
     if (!info) return make_error(info.error());

@@ -17,6 +17,7 @@
 
 #include "log/digest.h"
 #include "log/header.h"
+#include "hostio/block_file.h"
 #include "log/log_writer.h"
 #include "util/result.h"
 #include "vm/machine.h"
@@ -36,6 +37,19 @@ struct MachineSpec {
 
 // Hashes the spec's files and builds the log header.
 Result<log::Header> make_header(const MachineSpec& spec);
+
+// The images a spec names, read (kernel, initrd) and opened (the disk,
+// read-only: a replayed or replicated machine must see the recorded
+// contents), with the machine configuration for them (RAM, disk, NIC). The
+// entropy device is left to the caller, which knows its source. `config`
+// points into `disk`: keep them together.
+struct LoadedImages {
+  std::vector<uint8_t> kernel;
+  std::vector<uint8_t> initrd;
+  std::unique_ptr<hostio::FileBlockBackend> disk;
+  vm::MachineConfig config;
+};
+Result<LoadedImages> load_images(const MachineSpec& spec);
 
 // Writes the event log of one live run. The caller reports every input at
 // the machine's instret when it applies it, and every console output byte.
