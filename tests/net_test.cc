@@ -55,10 +55,12 @@ TEST_F(GuestLan, TheGuestReachesTheLan) {
 TEST_F(GuestLan, AClientReachesTheGuest) {
   ProcessResult guest;
   std::thread vm([&] {
-    // The guest stays up until a client has reached it (or 20 s pass).
+    // The guest stays up until a client has reached it (or 20 s pass), and
+    // then 3 s more, so the client's ping is answered before it powers off
+    // (seeing the client's ARP request comes before answering its echo).
     guest = run_process(ftvm({}, "i=0; while [ $i -lt 200 ] && ! [ -e /tmp/seen ]; do "
                                  "grep -q 10.77.0.2 /proc/net/arp && touch /tmp/seen; "
-                                 "sleep 0.1; i=$((i+1)); done; [ -e /tmp/seen ]"),
+                                 "sleep 0.1; i=$((i+1)); done; [ -e /tmp/seen ] && sleep 3"),
                         seconds(60));
   });
   bool reached = false;
