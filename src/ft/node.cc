@@ -57,9 +57,11 @@ void print_line(std::string_view line) {
 // feeds the endpoint, sends what it answers, and sends heartbeats.
 class TcpLink final : public Link {
  public:
+  // `peer_seq` (may be null) follows the highest sequence number accepted
+  // from the peer, for whoever checks other connections for replays.
   TcpLink(std::unique_ptr<Connection> conn, ChannelEndpoint* endpoint,
-          std::chrono::milliseconds heartbeat)
-      : conn_(std::move(conn)), endpoint_(endpoint), heartbeat_(heartbeat) {
+          std::chrono::milliseconds heartbeat, std::atomic<uint64_t>* peer_seq)
+      : conn_(std::move(conn)), endpoint_(endpoint), heartbeat_(heartbeat), peer_seq_(peer_seq) {
     thread_ = std::thread([this] { run(); });
   }
   ~TcpLink() override {
@@ -90,6 +92,7 @@ class TcpLink final : public Link {
         return;
       }
       if (m->has_value()) {
+        if (peer_seq_ != nullptr) *peer_seq_ = conn_->last_received_seq();
         if (std::optional<ChannelEndpoint::Reply> r = endpoint_->on_message(mono_now(), **m)) {
           (void)conn_->send(r->type, r->payload);
         }
@@ -104,6 +107,7 @@ class TcpLink final : public Link {
   std::unique_ptr<Connection> conn_;
   ChannelEndpoint* endpoint_;
   std::chrono::milliseconds heartbeat_;
+  std::atomic<uint64_t>* peer_seq_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
@@ -185,7 +189,7 @@ class Node final : public CoreEnv {
   int wake_fd_ = -1;
   int stop_pipe_[2] = {-1, -1};
   Clock::time_point join_deadline_{};
-  uint64_t paired_seq_ = 0;  // the backup's last sequence number when it paired
+  std::atomic<uint64_t> peer_seq_{0};  // the backup's highest sequence number so far
   RejectCounts intruders_;
   std::atomic<uint64_t> intruder_authentic_{0};
   std::atomic<uint64_t> core_epoch_for_intruders_{0};
@@ -338,9 +342,9 @@ void Node::try_pair(milliseconds wait) {
     note("the backup refused to pair: {}", ack ? ack->message : ack.error());
     return;
   }
-  paired_seq_ = conn->last_received_seq();
+  peer_seq_ = conn->last_received_seq();
   std::unique_ptr<ChannelEndpoint> endpoint = make_endpoint();
-  auto link = std::make_unique<TcpLink>(std::move(conn), endpoint.get(), o_.heartbeat);
+  auto link = std::make_unique<TcpLink>(std::move(conn), endpoint.get(), o_.heartbeat, &peer_seq_);
   core_->pair(std::move(endpoint), std::move(link));
   if (pipe2(stop_pipe_, O_CLOEXEC) == 0) {
     intruder_thread_ = std::thread([this] { intruder_thread(); });
@@ -371,7 +375,7 @@ void Node::intruder_thread() {
     if (!fd || !fd->has_value()) continue;
     MessageReader reader(o_.secret, Direction::kToPrimary, o_.epoch);
     reader.set_epoch(core_epoch_for_intruders_.load());
-    reader.set_last_seq(paired_seq_);
+    reader.set_last_seq(peer_seq_.load());
     const auto deadline = Clock::now() + milliseconds(2000);
     for (;;) {
       const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
@@ -527,7 +531,7 @@ int Node::backup_main() {
     return kExitNodeError;
   }
   std::unique_ptr<ChannelEndpoint> endpoint = make_endpoint();
-  auto link = std::make_unique<TcpLink>(std::move(conn), endpoint.get(), o_.heartbeat);
+  auto link = std::make_unique<TcpLink>(std::move(conn), endpoint.get(), o_.heartbeat, nullptr);
   core_->join(epoch, std::move(endpoint), std::move(link));
   note("paired with the primary at {} (vm '{}', epoch {})", o_.primary, o_.vm, epoch);
   publish(true);

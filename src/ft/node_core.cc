@@ -200,7 +200,7 @@ void NodeCore::report_progress() {
   p.should_run = should_run_;
   p.executed = executed_;
   p.executed_bytes = executed_bytes_;
-  endpoint_->set_local(p);
+  endpoint_->set_local(env_.now(), p);
 }
 
 // ---- the steps ----
@@ -538,6 +538,7 @@ Status NodeCore::apply_queued(int* exit_code, size_t max_records) {
     executed_bytes_ += q.size;
     queue_.pop_front();
     ++n;
+    report_progress();  // the channel thread tells the primary this replay advances
     if (replayer_->ended()) {
       *exit_code = replayer_->exit_status();
       return {};
