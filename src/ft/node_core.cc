@@ -143,7 +143,7 @@ void NodeCore::checkpoint_maybe() {
 
 void NodeCore::check_stall() {
   const CoreTime now = env_.now();
-  if (paired() && now - last_alive_ > o_.timeout / 2) {
+  if (paired() && initial_role_ == Role::kPrimary && now - last_alive_ > o_.timeout / 2) {
     // Acknowledgements read from now on may predate a takeover: only one for
     // a record written after this point proves the backup is still ours.
     if (machine_ != nullptr) append({machine_->instret(), log::Progress{}});
