@@ -680,6 +680,7 @@ NodeStatus NodeCore::status() const {
     st.rejected.replayed = ls.replayed;
     st.rejected.stale_epoch = ls.stale_epoch;
     st.rejected.wrong_direction = ls.wrong_direction;
+    st.rejected.timed_out = ls.timed_out;
   }
   st.held.outputs = gate_.held();
   st.held.bytes = gate_.held_bytes();
