@@ -18,6 +18,9 @@ ChannelEndpoint::ChannelEndpoint(bool primary, std::chrono::milliseconds timeout
       last_sent_(now) {}
 
 bool ChannelEndpoint::should_run_locked(Time now) const {
+  if (local_.checkpointing) return false;
+  // A backup holding records it has not applied has work to do.
+  if (!primary_ && received_ > local_.executed) return true;
   return local_.should_run || now - local_at_ > 2 * heartbeat_;
 }
 
@@ -27,7 +30,7 @@ void ChannelEndpoint::fail_locked(std::string why) {
 
 ChannelEndpoint::Reply ChannelEndpoint::ack_locked(Time now) {
   Ack a{received_,       local_.executed,       local_.instret, local_.mtime,
-        received_bytes_, local_.executed_bytes, received_ > local_.executed || should_run_locked(now)};
+        received_bytes_, local_.executed_bytes, should_run_locked(now)};
   return {MsgType::kAck, encode_ack(a)};
 }
 

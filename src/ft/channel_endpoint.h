@@ -42,6 +42,10 @@ struct LocalProgress {
   bool should_run = false;
   uint64_t executed = 0;        // backup: records applied
   uint64_t executed_bytes = 0;  // backup: their bytes
+  // Bounded work that is not the guest running (a state hash over all of
+  // RAM can take seconds on a loaded host): neither a stuck guest nor an
+  // overdue main loop while it lasts.
+  bool checkpointing = false;
 };
 
 // The backup's execution position, as its acknowledgements say.

@@ -100,6 +100,35 @@ TEST(ChannelEndpoint, AMainLoopThatStopsReportingShouldHaveRun) {
   EXPECT_TRUE(decode_heartbeat(as_span(r->payload))->should_run);
 }
 
+// A state hash over all of RAM can take longer than the failure timeout on
+// a loaded host: while it runs the node is neither stuck nor overdue.
+TEST(ChannelEndpoint, ACheckpointIsNotAStuckGuest) {
+  ChannelEndpoint p(true, kTimeout, kHeartbeat, milliseconds(0), {});
+  LocalProgress busy{1234, 99, true, 0, 0};
+  busy.checkpointing = true;
+  p.set_local(milliseconds(0), busy);
+  for (int t = 60; t <= 3000; t += 60) {
+    std::optional<ChannelEndpoint::Reply> r = p.on_tick(milliseconds(t));
+    if (r) EXPECT_FALSE(decode_heartbeat(as_span(r->payload))->should_run) << t;
+  }
+}
+
+TEST(ChannelEndpoint, ABackupCheckingAHashIsNotStuck) {
+  ChannelEndpoint b(false, kTimeout, kHeartbeat, milliseconds(0), {});
+  b.on_message(milliseconds(1), records_msg(0, {{10, log::Progress{}}, {20, log::Progress{}}}));
+  LocalProgress busy{10, 0, true, 1, 10};
+  busy.checkpointing = true;  // applying a StateHash record
+  b.set_local(milliseconds(2), busy);
+  std::optional<ChannelEndpoint::Reply> r = b.on_tick(milliseconds(100));
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(decode_ack(as_span(r->payload))->should_run);
+  b.on_message(milliseconds(3000), heartbeat_msg(20, false));
+  b.set_local(milliseconds(3000), {20, 0, false, 1, 10});
+  r = b.on_tick(milliseconds(3100));
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(decode_ack(as_span(r->payload))->should_run);  // a record still queued
+}
+
 TEST(ChannelEndpoint, AnIdlePrimaryIsAlive) {
   ChannelEndpoint b(false, kTimeout, kHeartbeat, milliseconds(0), {});
   for (int t = 0; t <= 3000; t += 50) {

@@ -135,7 +135,9 @@ void NodeCore::flush_batch() {
 
 void NodeCore::checkpoint_maybe() {
   if (!paired() || !stream_.checkpoint_due(machine_->instret())) return;
+  report_progress(/*checkpointing=*/true);
   append({machine_->instret(), log::StateHash{machine_->state_digest()}});
+  report_progress();
   append({machine_->instret(), outputs_.digest()});
 }
 
@@ -192,9 +194,10 @@ void NodeCore::flush_console() {
   console_out_.clear();
 }
 
-void NodeCore::report_progress() {
+void NodeCore::report_progress(bool checkpointing) {
   if (!endpoint_) return;
   LocalProgress p;
+  p.checkpointing = checkpointing;
   p.instret = machine_->instret();
   p.mtime = machine_->mtime();
   p.should_run = should_run_;
@@ -533,6 +536,9 @@ Status NodeCore::apply_queued(int* exit_code, size_t max_records) {
   size_t n = 0;
   while (!queue_.empty() && n < max_records) {
     QueuedRecord& q = queue_.front();
+    // Checking a state hash is bounded work, not the guest running.
+    const bool hash = std::holds_alternative<log::StateHash>(q.record.payload);
+    if (hash) report_progress(/*checkpointing=*/true);
     if (Status s = replayer_->apply(q.record); !s) return s;
     ++executed_;
     executed_bytes_ += q.size;

@@ -168,7 +168,7 @@ class NodeCore {
   void release_acked();
   void flush_console();
   void unpair();
-  void report_progress();
+  void report_progress(bool checkpointing = false);
   void finish(int exit_code);
   Status apply_queued(int* exit_code, size_t max_records);
 
