@@ -109,7 +109,7 @@ namespace {
 
 // Splits a reply line into its fields, checking the authenticated form's
 // `seq` and `mac` (then dropped) when `secret` is set: `fields` is the
-// number of fields before them, `verb` the expected first field.
+// number of fields before them. An `ERROR` reply is an error naming `peer`.
 Result<std::vector<std::string>> reply_fields(const auth::Secret* secret,
                                               const std::string& request_line, uint64_t seq,
                                               const std::string& reply_line, size_t fields,
