@@ -155,6 +155,9 @@ class FtPair : public ::testing::Test {
   void SetUp() override {
     run_dir_ = std::string(::testing::TempDir()) + "/ftvm-run-" + std::to_string(getpid());
     setenv("FTVM_RUN_DIR", run_dir_.c_str(), 1);
+    // The arbiter's store of each test's pair, instead of /var/lib/ftvm.
+    state_dir_ = std::string(::testing::TempDir()) + "/ftvm-state-" + std::to_string(getpid());
+    setenv("FTVM_STATE_DIR", state_dir_.c_str(), 1);
     static int counter = 0;
     name_ = "fp" + std::to_string(getpid() % 100000) + static_cast<char>('a' + counter++ % 26);
   }
@@ -169,8 +172,10 @@ class FtPair : public ::testing::Test {
       EXPECT_NE(access(("/run/netns/" + name_ + "-" + role).c_str(), F_OK), 0)
           << "namespace " << name_ << "-" << role << " left behind";
     }
+    std::error_code ec;
+    std::filesystem::remove_all(store(), ec);  // each test's pair name is its own
+    std::filesystem::remove(state_dir_, ec);   // only if no other test's store is there
     if (!HasFailure()) {
-      std::error_code ec;
       std::filesystem::remove_all(dir(), ec);  // logs are kept only when they explain a failure
       std::filesystem::remove(run_dir_, ec);   // only if no other test left its logs there
     } else {
@@ -183,6 +188,8 @@ class FtPair : public ::testing::Test {
   }
 
   std::string dir() const { return run_dir_ + "/" + name_; }
+  // The pair's arbiter store (`ftvm up` keeps it across runs).
+  std::string store() const { return state_dir_ + "/" + name_; }
 
   void up(std::vector<std::string> extra = {}) {
     std::vector<std::string> argv = {kFtvm, "up", "--name", name_, "--memory", "128",
@@ -295,7 +302,7 @@ class FtPair : public ::testing::Test {
     return pid;
   }
 
-  std::string run_dir_;
+  std::string run_dir_, state_dir_;
   std::string name_;
   std::vector<pid_t> extra_pids_;
 };
@@ -457,7 +464,7 @@ TEST_F(FtPair, WithoutTheArbiterNobodyGoesLiveUntilItReturns) {
 
   // The arbiter returns, with its grants intact: exactly one side carries on.
   spawn({"/usr/bin/ip", "netns", "exec", name_ + "-arb", kFtvm, "arbiter", "--listen",
-         "10.79.0.1:7000", "--data", dir() + "/arbiter", "--secret", dir() + "/secret"});
+         "10.79.0.1:7000", "--data", store(), "--secret", dir() + "/secret"});
   s = wait_for(
       [&](const json& st) {
         const std::string a = role_of(node(st, "a")), b = role_of(node(st, "b"));
@@ -470,6 +477,29 @@ TEST_F(FtPair, WithoutTheArbiterNobodyGoesLiveUntilItReturns) {
   ASSERT_NO_FATAL_FAILURE(finish(*load));
   expect_load_survived(*load);
   EXPECT_EQ(audit.frames_since(a_won ? "bak" : "pri", window_end), 0u);
+}
+
+TEST_F(FtPair, ARestartedPairKeepsItsStoreAndStartsAtTheNextEpoch) {
+  ASSERT_NO_FATAL_FAILURE(up());
+  EXPECT_TRUE(std::filesystem::exists(store() + "/grants.log"));
+  ProcessResult k = run_process({kFtvm, "kill", "primary", "--name", name_}, seconds(20));
+  ASSERT_EQ(k.exit_code, 0) << k.err;
+  wait_for([&](const json& st) { return role_of(node(st, "b")) == "primary" &&
+                                        num(node(st, "b"), {"status", "epoch"}) == 2; },
+           seconds(30), "the backup to take over at epoch 2");
+  ProcessResult d = run_process({kFtvm, "down", "--name", name_}, seconds(60));
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  // Up again: the grant history is still there, and the pair goes on from it.
+  ProcessResult r = run_process({kFtvm, "up", "--name", name_, "--memory", "128",
+                                 "--hash-interval", "200000000"},
+                                seconds(240));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("last held epoch 2 (by host-b#"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("no arbiter store yet"), std::string::npos) << r.err;
+  const json s = status();
+  EXPECT_EQ(str(node(s, "a"), {"status", "state"}), "paired") << s.dump();
+  EXPECT_EQ(num(node(s, "a"), {"status", "epoch"}), 3) << s.dump();
+  EXPECT_EQ(str(node(s, "b"), {"status", "role"}), "backup") << s.dump();
 }
 
 TEST_F(FtPair, ForgedReplayedAndStaleMessagesAreRejectedAndCounted) {

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <vector>
 
 #include "log/coding.h"
@@ -68,27 +69,46 @@ bool valid_name(const std::string& name) {
 }
 
 Result<std::unique_ptr<ArbiterStore>> ArbiterStore::open(const std::string& dir) {
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return make_error(
-        fmt::format("cannot create arbiter data directory '{}': {}", dir, errno_text()));
-  }
   const std::string path = dir + "/grants.log";
-  const bool existed = ::access(path.c_str(), F_OK) == 0;
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) {
+    return make_error(fmt::format(
+        "no arbiter store in '{}' (no grant file {}): make a new one with `ftvm arbiter --init` "
+        "only if no arbiter ever granted epochs from this directory; if one did, restore "
+        "grants.log from a backup instead (an empty store would grant old epochs again)",
+        dir, path));
+  }
   if (fd < 0) return make_error(fmt::format("cannot open grant file '{}': {}", path, errno_text()));
   std::unique_ptr<ArbiterStore> store(new ArbiterStore(fd, path));
-  if (!existed) {
-    // Make the new file's directory entry durable before any grant in it.
-    if (::fsync(fd) != 0)
-      return make_error(fmt::format("cannot sync '{}': {}", path, errno_text()));
-    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || ::fsync(dfd) != 0) {
-      if (dfd >= 0) ::close(dfd);
-      return make_error(fmt::format("cannot sync directory '{}': {}", dir, errno_text()));
-    }
-    ::close(dfd);
-  }
   if (Status s = store->replay(); !s) return make_error(s.error());
+  return store;
+}
+
+Result<std::unique_ptr<ArbiterStore>> ArbiterStore::create(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return make_error(
+        fmt::format("cannot create arbiter data directory '{}': {}", dir, ec.message()));
+  }
+  const std::string path = dir + "/grants.log";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0 && errno == EEXIST) {
+    return make_error(fmt::format(
+        "an arbiter store already exists in '{}' ({}): --init makes only a new one; start "
+        "the arbiter without --init to use it",
+        dir, path));
+  }
+  if (fd < 0) return make_error(fmt::format("cannot create grant file '{}': {}", path, errno_text()));
+  std::unique_ptr<ArbiterStore> store(new ArbiterStore(fd, path));
+  // Make the new file's directory entry durable before any grant in it.
+  if (::fsync(fd) != 0) return make_error(fmt::format("cannot sync '{}': {}", path, errno_text()));
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0 || ::fsync(dfd) != 0) {
+    if (dfd >= 0) ::close(dfd);
+    return make_error(fmt::format("cannot sync directory '{}': {}", dir, errno_text()));
+  }
+  ::close(dfd);
   return store;
 }
 
@@ -164,10 +184,10 @@ Status ArbiterStore::replay() {
     std::string claimant(reinterpret_cast<const char*>(r + 4), c_len);
     if (!valid_name(vm) || !valid_name(claimant)) return corrupt("invalid name");
     auto it = latest_.find(vm);
-    if (it != latest_.end() && it->second >= epoch)
+    if (it != latest_.end() && it->second.epoch >= epoch)
       return corrupt("epoch not above the vm's last grant");
-    latest_[vm] = epoch;
-    grants_[{vm, epoch}] = std::move(claimant);
+    latest_[vm] = LatestGrant{vm, epoch, std::move(claimant)};
+    ++grant_count_;
     off += kHeaderSize + len;
   }
   if (::lseek(fd_, 0, SEEK_END) < 0)
@@ -181,14 +201,10 @@ Result<Grant> ArbiterStore::claim(const std::string& vm_id, uint64_t epoch,
   if (!valid_name(claimant))
     return make_error("bad claimant (1-255 printable characters, no spaces)");
   Grant g{vm_id, epoch, "", epoch, false};
-  if (auto it = grants_.find({vm_id, epoch}); it != grants_.end()) {
-    g.holder = it->second;
-    g.won = it->second == claimant;
-    return g;
-  }
-  if (auto it = latest_.find(vm_id); it != latest_.end() && it->second >= epoch) {
-    g.held_epoch = it->second;
-    g.holder = grants_.at({vm_id, it->second});
+  if (auto it = latest_.find(vm_id); it != latest_.end() && it->second.epoch >= epoch) {
+    g.held_epoch = it->second.epoch;
+    g.holder = it->second.holder;
+    g.won = g.held_epoch == epoch && g.holder == claimant;
     return g;
   }
   if (failed_)
@@ -200,11 +216,16 @@ Result<Grant> ArbiterStore::claim(const std::string& vm_id, uint64_t epoch,
     failed_ = true;
     return make_error(fmt::format("cannot make the grant durable in '{}': {}", path_, w.error()));
   }
-  latest_[vm_id] = epoch;
-  grants_[{vm_id, epoch}] = claimant;
+  latest_[vm_id] = LatestGrant{vm_id, epoch, claimant};
+  ++grant_count_;
   g.holder = claimant;
   g.won = true;
   return g;
+}
+
+LatestGrant ArbiterStore::latest(const std::string& vm_id) const {
+  auto it = latest_.find(vm_id);
+  return it != latest_.end() ? it->second : LatestGrant{vm_id, 0, ""};
 }
 
 }  // namespace ftvm::arbiter

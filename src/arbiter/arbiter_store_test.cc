@@ -22,8 +22,9 @@ class ArbiterStoreTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
+  // Opens the store, making it first if there is none yet.
   std::unique_ptr<ArbiterStore> open_store() {
-    auto s = ArbiterStore::open(dir_);
+    auto s = std::filesystem::exists(file()) ? ArbiterStore::open(dir_) : ArbiterStore::create(dir_);
     EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error());
     return s.ok() ? std::move(*s) : nullptr;
   }
@@ -126,6 +127,76 @@ TEST_F(ArbiterStoreTest, CorruptMiddleRecordRefusesToOpenNamingOffset) {
   auto s = ArbiterStore::open(dir_);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().find("offset " + std::to_string(record)), std::string::npos) << s.error();
+}
+
+TEST_F(ArbiterStoreTest, AStaleEpochIsNeverGrantedAgainEvenToItsOwnHolder) {
+  auto store = open_store();
+  ASSERT_TRUE(store->claim("vm1", 1, "a#1")->won);
+  ASSERT_TRUE(store->claim("vm1", 2, "b#2")->won);
+  // a's own earlier grant, repeated after the vm moved on: refused, naming the latest.
+  auto stale = store->claim("vm1", 1, "a#1");
+  ASSERT_TRUE(stale.ok()) << stale.error();
+  EXPECT_FALSE(stale->won);
+  EXPECT_EQ(stale->held_epoch, 2u);
+  EXPECT_EQ(stale->holder, "b#2");
+  // The holder of the latest grant retrying it is told it won.
+  auto retry = store->claim("vm1", 2, "b#2");
+  ASSERT_TRUE(retry.ok());
+  EXPECT_TRUE(retry->won);
+  EXPECT_EQ(retry->held_epoch, 2u);
+  // The same host in a new process (another nonce) is refused.
+  auto other = store->claim("vm1", 2, "b#3");
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(other->won);
+  EXPECT_EQ(other->holder, "b#2");
+  EXPECT_FALSE(store->claim("vm1", 1, "b#2")->won);
+  // And the same after a restart of the arbiter.
+  store.reset();
+  store = open_store();
+  EXPECT_FALSE(store->claim("vm1", 1, "a#1")->won);
+  EXPECT_TRUE(store->claim("vm1", 2, "b#2")->won);
+  EXPECT_EQ(store->claim("vm1", 2, "a#1")->holder, "b#2");
+  EXPECT_EQ(store->grant_count(), 2u);
+}
+
+TEST_F(ArbiterStoreTest, LatestIsTheHighestGrantAndSurvivesReopen) {
+  auto store = open_store();
+  EXPECT_EQ(store->latest("vm1").epoch, 0u);
+  EXPECT_EQ(store->latest("vm1").holder, "");
+  ASSERT_TRUE(store->claim("vm1", 3, "a#1")->won);
+  ASSERT_TRUE(store->claim("vm1", 7, "b#1")->won);
+  ASSERT_FALSE(store->claim("vm1", 5, "a#1")->won);
+  store.reset();
+  store = open_store();
+  const LatestGrant l = store->latest("vm1");
+  EXPECT_EQ(l.vm_id, "vm1");
+  EXPECT_EQ(l.epoch, 7u);
+  EXPECT_EQ(l.holder, "b#1");
+  EXPECT_EQ(store->latest("vm2").epoch, 0u);
+}
+
+TEST_F(ArbiterStoreTest, AMissingGrantFileIsNeverRecreated) {
+  ASSERT_TRUE(open_store()->claim("vm1", 4, "a#1")->won);
+  std::filesystem::remove(file());  // e.g. a restore from a backup made before the store
+  auto s = ArbiterStore::open(dir_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().find("ftvm arbiter --init"), std::string::npos) << s.error();
+  EXPECT_FALSE(std::filesystem::exists(file()));
+  auto none = ArbiterStore::open(dir_ + "/never-made");
+  ASSERT_FALSE(none.ok());
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/never-made"));
+}
+
+TEST_F(ArbiterStoreTest, CreateRefusesAnExistingStoreAndMakesParents) {
+  ASSERT_TRUE(open_store()->claim("vm1", 1, "a#1")->won);
+  auto again = ArbiterStore::create(dir_);
+  ASSERT_FALSE(again.ok());
+  EXPECT_NE(again.error().find("already exists"), std::string::npos) << again.error();
+  EXPECT_EQ(open_store()->grant_count(), 1u);  // untouched
+  auto deep = ArbiterStore::create(dir_ + "/x/y");
+  ASSERT_TRUE(deep.ok()) << deep.error();
+  EXPECT_EQ((*deep)->grant_count(), 0u);
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/x/y/grants.log"));
 }
 
 TEST_F(ArbiterStoreTest, BadNamesAreRejected) {

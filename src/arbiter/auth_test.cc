@@ -66,7 +66,7 @@ class AuthServerTest : public ::testing::Test {
     char tmpl[] = "/tmp/ftvm-arbiter-auth-test-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    auto store = ArbiterStore::open(dir_);
+    auto store = ArbiterStore::create(dir_);
     ASSERT_TRUE(store.ok()) << store.error();
     store_ = std::move(*store);
     auto server = Server::bind("127.0.0.1:0", store_.get(), secret_.get(), 5s);
@@ -103,11 +103,11 @@ TEST_F(AuthServerTest, AuthenticatedRoundTrip) {
   auto a = c->claim("vm1", 1, "alice", 5s);
   ASSERT_TRUE(a.ok()) << a.error();
   EXPECT_TRUE(a->won);
-  EXPECT_EQ(a->holder, "alice");
+  EXPECT_EQ(a->holder, c->claimant("alice"));
   auto b = c->claim("vm1", 1, "bob", 5s);
   ASSERT_TRUE(b.ok()) << b.error();
   EXPECT_FALSE(b->won);
-  EXPECT_EQ(b->holder, "alice");
+  EXPECT_EQ(b->holder, c->claimant("alice"));
   EXPECT_EQ(b->held_epoch, 1u);
   auto again = c->claim("vm1", 1, "alice", 5s);
   ASSERT_TRUE(again.ok()) << again.error();
@@ -194,11 +194,55 @@ TEST_F(AuthServerTest, ReplayedRequestIsRejectedAndCounted) {
   EXPECT_TRUE(a->won);
 }
 
+TEST_F(AuthServerTest, LatestIsAuthenticatedBothWays) {
+  auto c = client(secret_);
+  ASSERT_NE(c, nullptr);
+  auto none = c->latest("vm1", 5s);
+  ASSERT_TRUE(none.ok()) << none.error();
+  EXPECT_EQ(none->epoch, 0u);
+  EXPECT_EQ(none->holder, "");
+  ASSERT_TRUE(c->claim("vm1", 6, "host-a", 5s)->won);
+  auto l = c->latest("vm1", 5s);
+  ASSERT_TRUE(l.ok()) << l.error();
+  EXPECT_EQ(l->epoch, 6u);
+  EXPECT_EQ(l->holder, c->claimant("host-a"));
+  // Without the secret, or under another, nothing is told.
+  EXPECT_FALSE(client(nullptr)->latest("vm1", 5s).ok());
+  auto wrong = client(make_secret(0x12))->latest("vm1", 5s);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.error().find("bad MAC"), std::string::npos) << wrong.error();
+  EXPECT_EQ(server_->handler().forged(), 2u);
+}
+
+TEST(ArbiterAuth, ClientRejectsAForgedOrReplayedLatest) {
+  auto secret = make_secret(0x47);
+  const std::string request = encode_latest_request(secret.get(), "vm1", 50);
+  const std::string genuine =
+      encode_latest_reply(secret.get(), request, 50, LatestGrant{"vm1", 3, "b#1"});
+  auto ok = decode_latest_reply(secret.get(), request, "vm1", 50, genuine, "the arbiter");
+  ASSERT_TRUE(ok.ok()) << ok.error();
+  EXPECT_EQ(ok->epoch, 3u);
+  EXPECT_EQ(ok->holder, "b#1");
+  // Recorded for an earlier request, or tampered with: refused.
+  const std::string later = encode_latest_request(secret.get(), "vm1", 51);
+  EXPECT_FALSE(decode_latest_reply(secret.get(), later, "vm1", 51, genuine, "x").ok());
+  std::string tampered = genuine;
+  tampered.replace(tampered.find(" 3 "), 3, " 1 ");
+  EXPECT_FALSE(decode_latest_reply(secret.get(), request, "vm1", 50, tampered, "x").ok());
+  EXPECT_FALSE(decode_latest_reply(secret.get(), request, "vm1", 50, "LATEST vm1 3 b#1", "x").ok());
+  // Plain form: epoch 0 has holder "-".
+  auto none = decode_latest_reply(nullptr, "LATEST vm1", "vm1", 0, "LATEST vm1 0 -", "x");
+  ASSERT_TRUE(none.ok()) << none.error();
+  EXPECT_EQ(none->epoch, 0u);
+  EXPECT_FALSE(decode_latest_reply(nullptr, "LATEST vm1", "vm1", 0, "LATEST vm1 0 b", "x").ok());
+  EXPECT_FALSE(decode_latest_reply(nullptr, "LATEST vm1", "vm1", 0, "LATEST vm2 4 b", "x").ok());
+}
+
 TEST(ArbiterAuth, PlainArbiterRefusesAuthenticatedRequests) {
   char tmpl[] = "/tmp/ftvm-arbiter-auth-test-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   {
-    auto store = ArbiterStore::open(tmpl);
+    auto store = ArbiterStore::create(tmpl);
     ASSERT_TRUE(store.ok()) << store.error();
     RequestHandler h(store->get(), nullptr);
     auto secret = make_secret(1);

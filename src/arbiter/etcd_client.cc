@@ -106,6 +106,72 @@ std::string etcd_grant_key(const std::string& vm, uint64_t epoch) {
 
 std::string etcd_latest_key(const std::string& vm) { return "ftvm/arbiter/latest/" + vm; }
 
+Result<std::optional<HttpResponse>> parse_http_response(const std::string& in, bool closed,
+                                                        const std::string& peer) {
+  auto garbled = [&](const char* what) {
+    return make_error(fmt::format("unexpected HTTP response from {}: {}", peer, what));
+  };
+  const size_t header_end = in.find("\r\n\r\n");
+  if (header_end == std::string::npos) {
+    if (in.size() > kMaxResponse) return garbled("response too large");
+    if (closed) return garbled("connection closed before the response was complete");
+    return std::optional<HttpResponse>{};
+  }
+  const std::string head = in.substr(0, header_end);
+  auto digit = [&](size_t i) { return head[i] >= '0' && head[i] <= '9'; };
+  if (head.size() < 12 || !head.starts_with("HTTP/1.") || head[8] != ' ' || !digit(9) ||
+      !digit(10) || !digit(11) || (head.size() > 12 && head[12] != ' ' && head[12] != '\r'))
+    return garbled("bad status line");
+  HttpResponse resp;
+  resp.status = std::stoi(head.substr(9, 3));
+  std::optional<size_t> content_length;
+  bool chunked = false;
+  size_t pos = head.find("\r\n");
+  while (pos != std::string::npos) {
+    const size_t next = head.find("\r\n", pos + 2);
+    const std::string field =
+        head.substr(pos + 2, next == std::string::npos ? std::string::npos : next - pos - 2);
+    const size_t colon = field.find(':');
+    if (colon != std::string::npos) {
+      const std::string name = lower(field.substr(0, colon));
+      std::string value = field.substr(colon + 1);
+      value.erase(0, value.find_first_not_of(" \t"));
+      value.erase(value.find_last_not_of(" \t") + 1);
+      if (name == "content-length") {
+        if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos ||
+            value.size() > 9)
+          return garbled("bad Content-Length");
+        const size_t len = std::stoul(value);
+        if (content_length && *content_length != len) return garbled("two Content-Lengths");
+        content_length = len;
+      } else if (name == "transfer-encoding" &&
+                 lower(value).find("chunked") != std::string::npos) {
+        chunked = true;
+      }
+    }
+    pos = next;
+  }
+  const std::string rest = in.substr(header_end + 4);
+  if (chunked) {
+    if (auto b = dechunk(rest)) {
+      resp.body = std::move(*b);
+      return std::optional<HttpResponse>{std::move(resp)};
+    }
+  } else if (content_length) {
+    if (*content_length > kMaxResponse) return garbled("response too large");
+    if (rest.size() >= *content_length) {
+      resp.body = rest.substr(0, *content_length);
+      return std::optional<HttpResponse>{std::move(resp)};
+    }
+  } else if (closed) {
+    resp.body = rest;
+    return std::optional<HttpResponse>{std::move(resp)};
+  }
+  if (in.size() > kMaxResponse) return garbled("response too large");
+  if (closed) return garbled("connection closed before the response was complete");
+  return std::optional<HttpResponse>{};
+}
+
 Result<HttpResponse> http_request(const Endpoint& ep, const std::string& method,
                                   const std::string& path, const std::string& body,
                                   Clock::time_point deadline, const std::string& peer,
@@ -119,68 +185,94 @@ Result<HttpResponse> http_request(const Endpoint& ep, const std::string& method,
   }
   req += "\r\n" + body;
   if (Status w = s->write_all(req); !w) return make_error(w.error());
-
-  auto garbled = [&](const char* what) {
-    return make_error(fmt::format("unexpected HTTP response from {}: {}", peer, what));
-  };
   std::string in;
-  size_t header_end = std::string::npos;
-  std::optional<size_t> content_length;
-  bool chunked = false;
-  HttpResponse resp;
+  bool closed = false;
   for (;;) {
-    if (header_end == std::string::npos &&
-        (header_end = in.find("\r\n\r\n")) != std::string::npos) {
-      const std::string head = in.substr(0, header_end);
-      if (head.size() < 12 || !head.starts_with("HTTP/1.") || head[8] != ' ')
-        return garbled("bad status line");
-      resp.status = std::atoi(head.substr(9, 3).c_str());
-      size_t pos = head.find("\r\n");
-      while (pos != std::string::npos) {
-        const size_t next = head.find("\r\n", pos + 2);
-        const std::string field = head.substr(pos + 2, next == std::string::npos
-                                                            ? std::string::npos
-                                                            : next - pos - 2);
-        const size_t colon = field.find(':');
-        if (colon != std::string::npos) {
-          const std::string name = lower(field.substr(0, colon));
-          std::string value = field.substr(colon + 1);
-          value.erase(0, value.find_first_not_of(" \t"));
-          if (name == "content-length") {
-            if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos ||
-                value.size() > 9)
-              return garbled("bad Content-Length");
-            content_length = std::stoul(value);
-          } else if (name == "transfer-encoding" &&
-                     lower(value).find("chunked") != std::string::npos) {
-            chunked = true;
-          }
-        }
-        pos = next;
-      }
-    }
-    if (header_end != std::string::npos) {
-      const std::string rest = in.substr(header_end + 4);
-      if (chunked) {
-        if (auto b = dechunk(rest)) {
-          resp.body = std::move(*b);
-          return resp;
-        }
-      } else if (content_length && rest.size() >= *content_length) {
-        resp.body = rest.substr(0, *content_length);
-        return resp;
-      }
-    }
-    if (in.size() > kMaxResponse) return garbled("response too large");
-    Result<size_t> r = s->read_some(in);
+    Result<std::optional<HttpResponse>> r = parse_http_response(in, closed, peer);
     if (!r) return make_error(r.error());
-    if (*r == 0) {
-      if (header_end == std::string::npos || chunked || content_length)
-        return garbled("connection closed before the response was complete");
-      resp.body = in.substr(header_end + 4);
-      return resp;
-    }
+    if (*r) return std::move(**r);
+    Result<size_t> n = s->read_some(in);
+    if (!n) return make_error(n.error());
+    closed = *n == 0;
   }
+}
+
+std::optional<LatestGrant> parse_latest_value(const std::string& vm, const std::string& v) {
+  if (v.size() < 22 || v[20] != ' ' || !valid_name(v.substr(21))) return std::nullopt;
+  uint64_t epoch = 0;
+  for (size_t i = 0; i < 20; ++i) {
+    if (v[i] < '0' || v[i] > '9') return std::nullopt;
+    const uint64_t d = static_cast<uint64_t>(v[i] - '0');
+    if (epoch > (UINT64_MAX - d) / 10) return std::nullopt;
+    epoch = epoch * 10 + d;
+  }
+  if (epoch == 0) return std::nullopt;  // epoch 0 is never written as a grant's latest
+  return LatestGrant{vm, epoch, v.substr(21)};
+}
+
+namespace {
+
+using nlohmann::json;
+
+// The only key's value in a range response `r` (an object with an optional
+// "kvs" array), or nullopt when it holds none.
+Result<std::optional<std::string>> range_value(const json& r) {
+  if (!r.is_object()) return make_error("range response is not an object");
+  if (!r.contains("kvs")) return std::optional<std::string>{};
+  const json& kvs = r["kvs"];
+  if (!kvs.is_array()) return make_error("kvs is not an array");
+  if (kvs.empty()) return std::optional<std::string>{};
+  if (kvs.size() != 1 || !kvs[0].is_object()) return make_error("unexpected range response");
+  if (!kvs[0].contains("value")) return std::optional<std::string>{std::string()};
+  if (!kvs[0]["value"].is_string()) return make_error("value is not a string");
+  auto v = base64_decode(kvs[0]["value"].get<std::string>());
+  if (!v) return make_error("value is not base64");
+  return std::optional<std::string>{std::move(*v)};
+}
+
+// The body of a 200 response as a JSON object, or an error saying what etcd said.
+Result<json> json_body(const HttpResponse& r) {
+  json j = json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+  if (r.status != 200) {
+    std::string why = r.body.substr(0, 200);
+    if (j.is_object() && j.contains("message") && j["message"].is_string())
+      why = j["message"].get<std::string>();
+    return make_error(fmt::format("HTTP {}: {}", r.status, why));
+  }
+  if (j.is_discarded() || !j.is_object()) return make_error("malformed JSON");
+  return j;
+}
+
+}  // namespace
+
+Result<TxnOutcome> parse_txn_response(const HttpResponse& response) {
+  Result<json> j = json_body(response);
+  if (!j) return make_error(j.error());
+  TxnOutcome out;
+  if (j->contains("succeeded")) {
+    const json& ok = (*j)["succeeded"];
+    if (!ok.is_boolean()) return make_error("succeeded is not a boolean");
+    out.succeeded = ok.get<bool>();
+  }
+  if (out.succeeded) return out;
+  if (!j->contains("responses") || !(*j)["responses"].is_array() ||
+      (*j)["responses"].size() != 2)
+    return make_error("missing range responses");
+  const json& responses = (*j)["responses"];
+  for (size_t i = 0; i < 2; ++i) {
+    if (!responses[i].is_object() || !responses[i].contains("response_range"))
+      return make_error("missing range response");
+    Result<std::optional<std::string>> v = range_value(responses[i]["response_range"]);
+    if (!v) return make_error(v.error());
+    (i == 0 ? out.grant_holder : out.latest_value) = std::move(*v);
+  }
+  return out;
+}
+
+Result<std::optional<std::string>> parse_range_response(const HttpResponse& response) {
+  Result<json> j = json_body(response);
+  if (!j) return make_error(j.error());
+  return range_value(*j);
 }
 
 }  // namespace internal
@@ -190,76 +282,59 @@ namespace {
 using internal::Clock;
 using nlohmann::json;
 
+std::string b64(const std::string& s) { return internal::base64_encode(s); }
+
 class EtcdClient final : public Client {
  public:
   EtcdClient(Endpoint ep, std::string url) : ep_(std::move(ep)), url_(std::move(url)) {}
 
-  Result<Grant> claim(const std::string& vm, uint64_t epoch, const std::string& claimant,
+  Result<Grant> claim(const std::string& vm, uint64_t epoch, const std::string& host_id,
                       std::chrono::milliseconds timeout) override;
+  Result<LatestGrant> latest(const std::string& vm, std::chrono::milliseconds timeout) override;
   std::string describe() const override { return url_; }
 
  private:
-  // The value under a (vm, latest) key: the zero-padded epoch, a space, the holder.
-  struct Latest {
-    uint64_t epoch;
-    std::string holder;
-  };
-
-  Result<json> txn(const json& request, Clock::time_point deadline,
-                   std::chrono::milliseconds timeout) const;
+  // POSTs `request` to `path` and returns the response, or an error naming etcd.
+  Result<internal::HttpResponse> post(const std::string& path, const json& request,
+                                      Clock::time_point deadline,
+                                      std::chrono::milliseconds timeout) const {
+    return internal::http_request(ep_, "POST", path, request.dump(), deadline, "etcd at " + url_,
+                                  timeout);
+  }
+  Error garbled(const std::string& why) const {
+    return make_error(fmt::format("unexpected answer from etcd at {}: {}", url_, why));
+  }
 
   const Endpoint ep_;
   const std::string url_;
 };
 
-std::string b64(const std::string& s) { return internal::base64_encode(s); }
-
-// The value of the only key a range response holds, or nullopt when it holds none.
-Result<std::optional<std::string>> range_value(const json& responses, size_t i) {
-  if (!responses.is_array() || responses.size() <= i || !responses[i].is_object() ||
-      !responses[i].contains("response_range"))
-    return make_error("missing range response");
-  const json& r = responses[i]["response_range"];
-  if (!r.is_object() || !r.contains("kvs")) return std::optional<std::string>{};
-  const json& kvs = r["kvs"];
-  if (!kvs.is_array() || kvs.empty()) return std::optional<std::string>{};
-  if (kvs.size() != 1 || !kvs[0].is_object()) return make_error("unexpected range response");
-  if (!kvs[0].contains("value")) return std::optional<std::string>{std::string()};
-  if (!kvs[0]["value"].is_string()) return make_error("value is not a string");
-  auto v = internal::base64_decode(kvs[0]["value"].get<std::string>());
-  if (!v) return make_error("value is not base64");
-  return std::optional<std::string>{std::move(*v)};
-}
-
-Result<json> EtcdClient::txn(const json& request, Clock::time_point deadline,
-                             std::chrono::milliseconds timeout) const {
-  const std::string peer = "etcd at " + url_;
+Result<LatestGrant> EtcdClient::latest(const std::string& vm, std::chrono::milliseconds timeout) {
+  if (!valid_name(vm)) return make_error("bad vm id (1-255 printable characters, no spaces)");
+  const std::string key = internal::etcd_latest_key(vm);
   Result<internal::HttpResponse> r =
-      internal::http_request(ep_, "POST", "/v3/kv/txn", request.dump(), deadline, peer, timeout);
+      post("/v3/kv/range", json{{"key", b64(key)}}, Clock::now() + timeout, timeout);
   if (!r) return make_error(r.error());
-  json j = json::parse(r->body, nullptr, /*allow_exceptions=*/false);
-  if (r->status != 200) {
-    std::string why = r->body.substr(0, 200);
-    if (j.is_object() && j.contains("message") && j["message"].is_string())
-      why = j["message"].get<std::string>();
-    return make_error(fmt::format("{} answered HTTP {}: {}", peer, r->status, why));
-  }
-  if (j.is_discarded() || !j.is_object())
-    return make_error(fmt::format("{} answered with malformed JSON", peer));
-  return j;
+  Result<std::optional<std::string>> v = internal::parse_range_response(*r);
+  if (!v) return garbled(v.error());
+  if (!*v) return LatestGrant{vm, 0, ""};
+  std::optional<LatestGrant> l = internal::parse_latest_value(vm, **v);
+  if (!l) return garbled("bad value under " + key);
+  return *l;
 }
 
-Result<Grant> EtcdClient::claim(const std::string& vm, uint64_t epoch, const std::string& claimant,
+Result<Grant> EtcdClient::claim(const std::string& vm, uint64_t epoch, const std::string& host_id,
                                 std::chrono::milliseconds timeout) {
-  if (!valid_name(vm) || !valid_name(claimant))
-    return make_error("bad vm id or claimant (1-255 printable characters, no spaces)");
+  if (!valid_name(vm)) return make_error("bad vm id (1-255 printable characters, no spaces)");
+  if (!valid_host_id(host_id)) return make_error(bad_host_id(host_id));
+  const std::string me = claimant(host_id);
   const auto deadline = Clock::now() + timeout;
   const std::string grant_key = internal::etcd_grant_key(vm, epoch);
   const std::string latest_key = internal::etcd_latest_key(vm);
   const std::string padded = fmt::format("{:020}", epoch);
   const json success = json::array({
-      {{"request_put", {{"key", b64(grant_key)}, {"value", b64(claimant)}}}},
-      {{"request_put", {{"key", b64(latest_key)}, {"value", b64(padded + " " + claimant)}}}},
+      {{"request_put", {{"key", b64(grant_key)}, {"value", b64(me)}}}},
+      {{"request_put", {{"key", b64(latest_key)}, {"value", b64(padded + " " + me)}}}},
   });
   const json failure = json::array({
       {{"request_range", {{"key", b64(grant_key)}}}},
@@ -283,47 +358,34 @@ Result<Grant> EtcdClient::claim(const std::string& vm, uint64_t epoch, const std
     const json request = {{"compare", json::array({grant_absent, latest_cmp})},
                           {"success", success},
                           {"failure", failure}};
-    Result<json> r = txn(request, deadline, timeout);
+    Result<internal::HttpResponse> r = post("/v3/kv/txn", request, deadline, timeout);
     if (!r) return make_error(r.error());
-    if (r->contains("succeeded") && (*r)["succeeded"] == true) {
-      g.holder = claimant;
+    Result<internal::TxnOutcome> t = internal::parse_txn_response(*r);
+    if (!t) return garbled(t.error());
+    if (t->succeeded) {
+      g.holder = me;
       g.won = true;
       return g;
     }
-    auto garbled = [&](const std::string& why) {
-      return make_error(
-          fmt::format("unexpected transaction result from etcd at {}: {}", url_, why));
-    };
-    const json responses = r->contains("responses") ? (*r)["responses"] : json();
-    Result<std::optional<std::string>> holder = range_value(responses, 0);
-    if (!holder) return garbled(holder.error());
-    if (*holder) {
-      if (!valid_name(**holder)) return garbled("bad holder under " + grant_key);
-      g.holder = **holder;
-      g.won = g.holder == claimant;
-      return g;
-    }
-    Result<std::optional<std::string>> latest = range_value(responses, 1);
-    if (!latest) return garbled(latest.error());
-    if (!*latest) {
-      latest_exists = false;
-    } else {
-      const std::string& v = **latest;
-      if (v.size() < 22 || v[20] != ' ' || !valid_name(v.substr(21)))
-        return garbled("bad value under " + latest_key);
-      uint64_t held = 0;
-      for (size_t i = 0; i < 20; ++i) {
-        if (v[i] < '0' || v[i] > '9') return garbled("bad value under " + latest_key);
-        held = held * 10 + static_cast<uint64_t>(v[i] - '0');
-      }
-      if (held >= epoch) {
-        g.holder = v.substr(21);
-        g.held_epoch = held;
+    if (t->latest_value) {
+      std::optional<LatestGrant> l = internal::parse_latest_value(vm, *t->latest_value);
+      if (!l) return garbled("bad value under " + latest_key);
+      if (l->epoch >= epoch) {
+        // At or below the vm's latest grant: refused, unless this very
+        // claimant holds exactly that epoch (an idempotent retry).
+        g.held_epoch = l->epoch;
+        g.holder = l->holder;
+        g.won = l->epoch == epoch && l->holder == me;
         return g;
       }
-      // Latest is below epoch and (vm, epoch) is free: only the "absent" form
-      // fails this way. Another claimant created latest meanwhile; go again.
+      // Latest is below epoch: only the "absent" form fails this way (another
+      // claimant created latest meanwhile) -- unless (vm, epoch) has a grant
+      // that latest does not cover, which no claim ever writes.
+      if (t->grant_holder) return garbled(grant_key + " is set above " + latest_key);
       latest_exists = true;
+    } else {
+      if (t->grant_holder) return garbled(grant_key + " is set but " + latest_key + " is not");
+      latest_exists = false;
     }
     if (Clock::now() >= deadline)
       return make_error(fmt::format("no decision from etcd at {} within {} ms", url_,

@@ -166,7 +166,7 @@ TEST_F(EtcdArbiterTest, FirstClaimWins) {
   auto g = c->claim("vm1", 1, "alice", 5s);
   ASSERT_TRUE(g.ok()) << g.error();
   EXPECT_TRUE(g->won);
-  EXPECT_EQ(g->holder, "alice");
+  EXPECT_EQ(g->holder, c->claimant("alice"));
   EXPECT_EQ(g->epoch, 1u);
   EXPECT_EQ(c->describe(), url_);
 }
@@ -178,7 +178,7 @@ TEST_F(EtcdArbiterTest, SecondClaimantForTheSameEpochIsDeniedWithTheHolderNamed)
   auto g = c->claim("vm1", 3, "bob", 5s);
   ASSERT_TRUE(g.ok()) << g.error();
   EXPECT_FALSE(g->won);
-  EXPECT_EQ(g->holder, "alice");
+  EXPECT_EQ(g->holder, c->claimant("alice"));
   EXPECT_EQ(g->held_epoch, 3u);
 }
 
@@ -193,7 +193,7 @@ TEST_F(EtcdArbiterTest, LowerEpochAfterAHigherIsDenied) {
       auto g = c->claim("vm1", epoch, who, 5s);
       ASSERT_TRUE(g.ok()) << g.error();
       EXPECT_FALSE(g->won) << who << " epoch " << epoch;
-      EXPECT_EQ(g->holder, "alice");
+      EXPECT_EQ(g->holder, c->claimant("alice"));
       EXPECT_EQ(g->held_epoch, 5u);
     }
   }
@@ -215,14 +215,40 @@ TEST_F(EtcdArbiterTest, RepeatOfAWonClaimReturnsTheSameGrant) {
   auto again = c->claim("vm1", 2, "alice", 5s);
   ASSERT_TRUE(again.ok()) << again.error();
   EXPECT_TRUE(again->won);
-  EXPECT_EQ(again->holder, "alice");
+  EXPECT_EQ(again->holder, c->claimant("alice"));
   EXPECT_EQ(again->epoch, 2u);
   EXPECT_EQ(again->held_epoch, 2u);
-  // Still the same once a later epoch went to someone else (as the embedded store).
-  ASSERT_TRUE(c->claim("vm1", 3, "bob", 5s).ok());
-  auto later = c->claim("vm1", 2, "alice", 5s);
-  ASSERT_TRUE(later.ok()) << later.error();
-  EXPECT_TRUE(later->won);
+}
+
+TEST_F(EtcdArbiterTest, AStaleEpochIsRefusedEvenToItsOwnHolder) {
+  auto a = client(), b = client();
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  auto latest = a->latest("rs", 5s);
+  ASSERT_TRUE(latest.ok()) << latest.error();
+  EXPECT_EQ(latest->epoch, 0u);
+  ASSERT_TRUE(a->claim("rs", 1, "host-a", 5s)->won);
+  ASSERT_TRUE(b->claim("rs", 2, "host-b", 5s)->won);
+  // host-a's own grant of epoch 1, repeated after the vm moved on: refused.
+  auto stale = a->claim("rs", 1, "host-a", 5s);
+  ASSERT_TRUE(stale.ok()) << stale.error();
+  EXPECT_FALSE(stale->won);
+  EXPECT_EQ(stale->held_epoch, 2u);
+  EXPECT_EQ(stale->holder, b->claimant("host-b"));
+  // The latest grant's holder retrying wins; the same host id with a new nonce does not.
+  auto retry = b->claim("rs", 2, "host-b", 5s);
+  ASSERT_TRUE(retry.ok()) << retry.error();
+  EXPECT_TRUE(retry->won);
+  auto b2 = client();
+  ASSERT_NE(b2, nullptr);
+  auto other = b2->claim("rs", 2, "host-b", 5s);
+  ASSERT_TRUE(other.ok()) << other.error();
+  EXPECT_FALSE(other->won);
+  EXPECT_EQ(other->holder, b->claimant("host-b"));
+  latest = b2->latest("rs", 5s);
+  ASSERT_TRUE(latest.ok()) << latest.error();
+  EXPECT_EQ(latest->epoch, 2u);
+  EXPECT_EQ(latest->holder, b->claimant("host-b"));
 }
 
 TEST_F(EtcdArbiterTest, ConcurrentClaimantsExactlyOneWins) {
@@ -243,6 +269,7 @@ TEST_F(EtcdArbiterTest, ConcurrentClaimantsExactlyOneWins) {
       ASSERT_TRUE(g.ok()) << g.error();
       winners += g->won ? 1 : 0;
       holders.insert(g->holder);
+      EXPECT_EQ(g->won, g->holder == c->claimant("node" + std::to_string(&f - &claims[0])));
       EXPECT_EQ(g->held_epoch, epoch);
     }
     EXPECT_EQ(winners, 1) << "epoch " << epoch;
@@ -256,7 +283,7 @@ TEST_F(EtcdArbiterTest, SameAnswersAsTheEmbeddedStore) {
   char tmpl[] = "/tmp/ftvm-arbiter-etcd-store-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   {
-    auto store = ArbiterStore::open(tmpl);
+    auto store = ArbiterStore::create(tmpl);
     ASSERT_TRUE(store.ok()) << store.error();
     uint64_t x = 12345;  // a fixed LCG: the same claims on every run
     for (int i = 0; i < 60; ++i) {
@@ -264,12 +291,13 @@ TEST_F(EtcdArbiterTest, SameAnswersAsTheEmbeddedStore) {
       const std::string vm = "vm" + std::to_string((x >> 33) % 2);
       const uint64_t epoch = (x >> 40) % 8;
       const std::string who = "node" + std::to_string((x >> 50) % 3);
-      auto want = (*store)->claim(vm, epoch, who);
+      auto want = (*store)->claim(vm, epoch, c->claimant(who));
       auto got = c->claim(vm, epoch, who, 5s);
       ASSERT_TRUE(want.ok()) << want.error();
       ASSERT_TRUE(got.ok()) << got.error();
       EXPECT_EQ(got->won, want->won) << i;
       EXPECT_EQ(got->holder, want->holder) << i;
+      EXPECT_EQ(c->latest(vm, 5s)->epoch, (*store)->latest(vm).epoch) << i;
       EXPECT_EQ(got->held_epoch, want->held_epoch) << i;
     }
   }

@@ -20,6 +20,35 @@ namespace ftvm::arbiter {
 // Longest request or reply line, without its newline.
 inline constexpr size_t kMaxLine = 1024;
 
+enum class RequestKind {
+  kClaim,   // CLAIM: test-and-set of (vm, epoch) for a claimant
+  kLatest,  // LATEST: the vm's highest granted epoch and its holder
+};
+
+// A request line, decoded. `epoch` and `claimant` are set for kClaim only;
+// `seq` in the authenticated form only (else 0).
+struct Request {
+  RequestKind kind = RequestKind::kClaim;
+  std::string vm;
+  uint64_t epoch = 0;
+  std::string claimant;
+  uint64_t seq = 0;
+};
+
+// What decode_request made of a line: the request, or why not -- `error` is
+// the text of the `ERROR` reply and `forged` says the MAC was missing or bad.
+struct DecodedRequest {
+  std::optional<Request> request;
+  std::string error;
+  bool forged = false;
+};
+
+// Decodes a request line (without its newline) from an untrusted peer.
+// With `secret` only the authenticated form is accepted, and its MAC is
+// checked before anything else in the line is believed; without, only the
+// plain form. Names are checked with valid_name(). Pure; any bytes allowed.
+DecodedRequest decode_request(const auth::Secret* secret, const std::string& line);
+
 // The request line (no newline) claiming (vm, epoch) for `claimant`: the
 // authenticated form under `seq` when `secret` is non-null, else the plain form.
 std::string encode_request(const auth::Secret* secret, const std::string& vm, uint64_t epoch,
@@ -34,10 +63,21 @@ std::string encode_reply(const auth::Secret* secret, const std::string& request_
 // Checks `reply_line` as the answer to `request_line` (made by encode_request
 // with the same arguments). An `ERROR` reply, a reply for another request, a
 // reply with a missing or bad MAC (when `secret` is set), or anything
-// malformed is an error naming `peer`; never a grant.
+// malformed is an error naming `peer`; never a grant. Pure; any bytes allowed.
 Result<Grant> decode_reply(const auth::Secret* secret, const std::string& request_line,
                            const std::string& vm, uint64_t epoch, const std::string& claimant,
                            uint64_t seq, const std::string& reply_line, const std::string& peer);
+
+// The request line asking for vm's latest grant (`LATEST <vm>[ <seq> <mac>]`).
+std::string encode_latest_request(const auth::Secret* secret, const std::string& vm, uint64_t seq);
+// Its reply: `LATEST <vm> <epoch> <holder>`, holder `-` when epoch is 0.
+std::string encode_latest_reply(const auth::Secret* secret, const std::string& request_line,
+                                uint64_t seq, const LatestGrant& latest);
+// Checks `reply_line` as the answer to the LATEST `request_line`, as decode_reply.
+Result<LatestGrant> decode_latest_reply(const auth::Secret* secret,
+                                        const std::string& request_line, const std::string& vm,
+                                        uint64_t seq, const std::string& reply_line,
+                                        const std::string& peer);
 
 namespace internal {
 // The MAC of an authenticated request whose text before ` <mac>` is `body`.

@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
-#include <sstream>
 #include <vector>
 
 #include "arbiter/protocol.h"
@@ -28,25 +28,10 @@ using internal::ms_until;
 
 std::string errno_text() { return std::strerror(errno); }
 
-struct Conn {
-  int fd;
-  std::string peer;  // "ADDR:PORT", for the log
-  std::string in, out;
-  Clock::time_point deadline;
-  bool closing = false;  // close once `out` is sent
-};
-
 std::string peer_text(const sockaddr_in& sa) {
   char buf[INET_ADDRSTRLEN] = "?";
   ::inet_ntop(AF_INET, &sa.sin_addr, buf, sizeof buf);
   return fmt::format("{}:{}", buf, ntohs(sa.sin_port));
-}
-
-std::vector<std::string> split(const std::string& line) {
-  std::istringstream in(line);
-  std::vector<std::string> out;
-  for (std::string t; in >> t;) out.push_back(std::move(t));
-  return out;
 }
 
 // A name from an unauthenticated line, safe to print.
@@ -59,6 +44,14 @@ std::string printable(const std::string& s) {
 }
 
 }  // namespace
+
+struct Server::Conn {
+  int fd;
+  std::string peer;  // "ADDR:PORT", for the log
+  std::string in, out;
+  Clock::time_point deadline;  // set at accept and after each complete request
+  bool closing = false;        // close once `out` is sent
+};
 
 std::string RequestHandler::tally() const {
   return fmt::format("[forged {}, replayed {}]", forged_.load(), replayed_.load());
@@ -81,9 +74,15 @@ std::string RequestHandler::decide(const std::string& vm, uint64_t epoch,
                  static_cast<unsigned long long>(epoch), g.error().c_str(), tally().c_str());
     return "ERROR " + g.error();
   }
-  const std::string result =
-      g->won ? std::string("granted")
-             : fmt::format("denied (held by {} at epoch {})", g->holder, g->held_epoch);
+  std::string result;
+  if (g->won) {
+    result = "granted";
+  } else if (g->held_epoch > epoch) {
+    result = fmt::format("refused: vm {} has moved on to epoch {} (held by {})", vm, g->held_epoch,
+                         g->holder);
+  } else {
+    result = fmt::format("refused: held by {}", g->holder);
+  }
   std::fprintf(stderr, "ftvm arbiter: %s claimant %s vm %s epoch %llu: %s %s\n", peer.c_str(),
                claimant.c_str(), vm.c_str(), static_cast<unsigned long long>(epoch),
                result.c_str(), tally().c_str());
@@ -91,60 +90,43 @@ std::string RequestHandler::decide(const std::string& vm, uint64_t epoch,
 }
 
 std::string RequestHandler::handle(const std::string& line, const std::string& peer) {
-  const std::vector<std::string> t = split(line);
+  const DecodedRequest d = decode_request(secret_, line);
+  if (!d.request) {
+    if (d.forged) return reject_forged(peer, d.error);
+    return "ERROR " + d.error;
+  }
+  const Request& r = *d.request;
+  if (r.kind == RequestKind::kLatest) {
+    const LatestGrant latest = store_->latest(r.vm);
+    std::fprintf(stderr, "ftvm arbiter: %s vm %s: latest epoch %llu (%s)\n", peer.c_str(),
+                 r.vm.c_str(), static_cast<unsigned long long>(latest.epoch),
+                 latest.epoch == 0 ? "none granted" : latest.holder.c_str());
+    return encode_latest_reply(secret_, line, r.seq, latest);
+  }
   if (secret_ != nullptr) {
-    // The MAC is checked before anything else in the line is believed.
-    constexpr size_t kHex = 2 * auth::kMacSize;
-    if (t.size() < 2 || line.size() <= kHex || line[line.size() - kHex - 1] != ' ' ||
-        !internal::parse_mac_hex(line.substr(line.size() - kHex))) {
-      return reject_forged(peer, "missing MAC (this arbiter requires authenticated requests: "
-                                 "give the client the pair's secret)");
-    }
-    const std::string body = line.substr(0, line.size() - kHex - 1);
-    if (!internal::verify_request_mac(*secret_, body,
-                                      *internal::parse_mac_hex(line.substr(line.size() - kHex)))) {
-      return reject_forged(peer, "bad MAC (a forged request, or the client has another secret)");
-    }
-    const std::vector<std::string> b = split(body);
-    if (b.size() != 5 || b[0] != "CLAIM")
-      return "ERROR expected CLAIM <vm> <epoch> <claimant> <seq> <mac>";
-    const auto epoch = internal::parse_u64(b[2]);
-    const auto seq = internal::parse_u64(b[4]);
-    if (!epoch) return "ERROR epoch must be a decimal number below 2^64";
-    if (!seq) return "ERROR seq must be a decimal number below 2^64";
-    const std::string& claimant = b[3];
-    auto [it, fresh] = last_seq_.try_emplace(claimant, *seq);
+    auto [it, fresh] = last_seq_.try_emplace(r.claimant, r.seq);
     if (!fresh) {
-      if (*seq <= it->second) {
+      if (r.seq <= it->second) {
         replayed_.fetch_add(1);
         std::fprintf(stderr,
                      "ftvm arbiter: %s claimant %s vm %s epoch %llu: rejected a replayed request "
                      "(seq %llu, last %llu) %s\n",
-                     peer.c_str(), printable(claimant).c_str(), printable(b[1]).c_str(),
-                     static_cast<unsigned long long>(*epoch), static_cast<unsigned long long>(*seq),
+                     peer.c_str(), r.claimant.c_str(), r.vm.c_str(),
+                     static_cast<unsigned long long>(r.epoch), static_cast<unsigned long long>(r.seq),
                      static_cast<unsigned long long>(it->second), tally().c_str());
         return fmt::format("ERROR replayed request: seq {} is not above {}, the last one from {}",
-                           *seq, it->second, claimant);
+                           r.seq, it->second, r.claimant);
       }
-      it->second = *seq;
+      it->second = r.seq;
     }
-    return decide(b[1], *epoch, claimant, line, *seq, peer);
   }
-  if (t.size() == 6 && t[0] == "CLAIM" && internal::parse_mac_hex(t[5])) {
-    return "ERROR this arbiter runs without a secret and cannot check authenticated requests "
-           "(start it with --secret FILE, or give the client no secret)";
-  }
-  if (t.empty() || t[0] != "CLAIM")
-    return "ERROR unknown request (expected CLAIM <vm> <epoch> <claimant>)";
-  if (t.size() != 4) return "ERROR expected CLAIM <vm> <epoch> <claimant>";
-  const auto epoch = internal::parse_u64(t[2]);
-  if (!epoch) return "ERROR epoch must be a decimal number below 2^64";
-  return decide(t[1], *epoch, t[3], line, 0, peer);
+  return decide(r.vm, r.epoch, r.claimant, line, r.seq, peer);
 }
 
 Result<std::unique_ptr<Server>> Server::bind(const std::string& listen, ArbiterStore* store,
                                              const auth::Secret* secret,
-                                             std::chrono::milliseconds idle_timeout) {
+                                             std::chrono::milliseconds idle_timeout,
+                                             size_t max_connections) {
   Result<Endpoint> ep = parse_endpoint(listen);
   if (!ep) return make_error(ep.error());
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -167,14 +149,66 @@ Result<std::unique_ptr<Server>> Server::bind(const std::string& listen, ArbiterS
     ::close(fd);
     return make_error(fmt::format("cannot create a pipe: {}", errno_text()));
   }
-  return std::unique_ptr<Server>(
-      new Server(fd, pipefd[0], pipefd[1], ntohs(sa.sin_port), store, secret, idle_timeout));
+  const int spare = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (spare < 0) {
+    const std::string why = errno_text();
+    ::close(fd);
+    ::close(pipefd[0]);
+    ::close(pipefd[1]);
+    return make_error(fmt::format("cannot open /dev/null: {}", why));
+  }
+  return std::unique_ptr<Server>(new Server(fd, pipefd[0], pipefd[1], spare, ntohs(sa.sin_port),
+                                            store, secret, idle_timeout,
+                                            std::max<size_t>(1, max_connections)));
 }
 
 Server::~Server() {
   ::close(listen_fd_);
   ::close(wake_r_);
   ::close(wake_w_);
+  if (spare_fd_ >= 0) ::close(spare_fd_);
+}
+
+bool Server::accept_pending(std::vector<Conn>& conns) {
+  for (;;) {
+    sockaddr_in peer{};
+    socklen_t peer_len = sizeof peer;
+    const int cfd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &peer_len,
+                              SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (cfd >= 0) {
+      if (conns.size() >= max_connections_) {
+        // Over the cap: refused at once (a best-effort reason, then close).
+        static constexpr char kFull[] = "ERROR too many connections; try again\n";
+        [[maybe_unused]] ssize_t n = ::send(cfd, kFull, sizeof kFull - 1, MSG_NOSIGNAL);
+        ::close(cfd);
+        ++refused_;
+        continue;
+      }
+      conns.push_back({cfd, peer_text(peer), "", "", Clock::now() + idle_});
+      continue;
+    }
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno != EMFILE && errno != ENFILE && errno != ENOBUFS && errno != ENOMEM) return true;
+    // Out of descriptors: the waiting connection would keep the listening
+    // socket readable forever. Give up the spare to accept it and close it.
+    if (spare_fd_ >= 0) {
+      ::close(spare_fd_);
+      spare_fd_ = -1;
+      const int victim = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (victim >= 0) {
+        ::close(victim);
+        ++refused_;
+      }
+      spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (victim >= 0 && spare_fd_ >= 0) {
+        std::fprintf(stderr,
+                     "ftvm arbiter: out of file descriptors (%s): refused a connection\n",
+                     std::strerror(EMFILE));
+        continue;
+      }
+    }
+    return false;
+  }
 }
 
 void Server::stop() {
@@ -184,12 +218,18 @@ void Server::stop() {
 
 Status Server::run(int extra_stop_fd) {
   std::vector<Conn> conns;
+  // While the process has no descriptor to spare, accepting pauses until a
+  // connection closes or this time passes (never a busy loop).
+  Clock::time_point accept_paused_until{};
   for (;;) {
+    const auto before = Clock::now();
+    const bool accepting = before >= accept_paused_until;
     std::vector<pollfd> fds;
-    fds.push_back({listen_fd_, POLLIN, 0});
+    fds.push_back({accepting ? listen_fd_ : -1, POLLIN, 0});
     fds.push_back({wake_r_, POLLIN, 0});
     fds.push_back({extra_stop_fd, POLLIN, 0});  // ignored by poll when negative
-    Clock::time_point next = Clock::now() + std::chrono::hours(1);
+    Clock::time_point next = before + std::chrono::hours(1);
+    if (!accepting) next = accept_paused_until;
     for (const Conn& c : conns) {
       fds.push_back({c.fd, static_cast<short>(c.out.empty() ? POLLIN : POLLOUT), 0});
       if (c.deadline < next) next = c.deadline;
@@ -214,7 +254,6 @@ Status Server::run(int extra_stop_fd) {
           c.out.clear();
         } else if (w > 0) {
           c.out.erase(0, static_cast<size_t>(w));
-          c.deadline = now + idle_;
         }
       } else if (re & (POLLIN | POLLHUP)) {
         char buf[4096];
@@ -224,15 +263,22 @@ Status Server::run(int extra_stop_fd) {
           c.out.clear();
         } else if (r > 0) {
           c.in.append(buf, static_cast<size_t>(r));
-          c.deadline = now + idle_;
           size_t nl;
-          while ((nl = c.in.find('\n')) != std::string::npos) {
+          while (!c.closing && (nl = c.in.find('\n')) != std::string::npos) {
             std::string line = c.in.substr(0, nl);
             if (!line.empty() && line.back() == '\r') line.pop_back();
             c.in.erase(0, nl + 1);
+            if (line.size() > kMaxLine) {
+              c.out += "ERROR request line too long\n";
+              c.closing = true;
+              break;
+            }
             c.out += handler_.handle(line, c.peer) + "\n";
+            // Only a complete request earns more time: a peer trickling
+            // bytes without a newline is closed at its deadline.
+            c.deadline = now + idle_;
           }
-          if (c.in.size() > kMaxLine) {
+          if (!c.closing && c.in.size() > kMaxLine) {
             c.out += "ERROR request line too long\n";
             c.closing = true;
           }
@@ -247,28 +293,23 @@ Status Server::run(int extra_stop_fd) {
       if (conns[i].closing && conns[i].out.empty()) {
         ::close(conns[i].fd);
         conns.erase(conns.begin() + static_cast<long>(i));
+        accept_paused_until = {};  // a descriptor is free again
       } else {
         ++i;
       }
     }
-    if (fds[0].revents & POLLIN) {
-      for (;;) {
-        sockaddr_in peer{};
-        socklen_t peer_len = sizeof peer;
-        const int cfd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &peer_len,
-                                  SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (cfd < 0) break;
-        conns.push_back({cfd, peer_text(peer), "", "", Clock::now() + idle_});
-      }
+    if (accepting && (fds[0].revents & POLLIN) && !accept_pending(conns)) {
+      accept_paused_until = Clock::now() + std::chrono::milliseconds(100);
     }
   }
   for (Conn& c : conns) ::close(c.fd);
   return {};
 }
 
-Status serve(const std::string& listen, const std::string& data_dir,
-             const auth::Secret* secret) {
-  Result<std::unique_ptr<ArbiterStore>> store = ArbiterStore::open(data_dir);
+Status serve(const std::string& listen, const std::string& data_dir, const auth::Secret* secret,
+             bool init) {
+  Result<std::unique_ptr<ArbiterStore>> store =
+      init ? ArbiterStore::create(data_dir) : ArbiterStore::open(data_dir);
   if (!store) return make_error(store.error());
   Result<std::unique_ptr<Server>> server = Server::bind(listen, store->get(), secret);
   if (!server) return make_error(server.error());
@@ -279,8 +320,9 @@ Status serve(const std::string& listen, const std::string& data_dir,
   if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0) return make_error("cannot block signals");
   const int sfd = ::signalfd(-1, &set, SFD_CLOEXEC);
   if (sfd < 0) return make_error(fmt::format("cannot create a signalfd: {}", errno_text()));
-  std::fprintf(stderr, "ftvm arbiter: listening on port %u, %zu grants in '%s', %s\n",
-               static_cast<unsigned>((*server)->port()), (*store)->grant_count(), data_dir.c_str(),
+  std::fprintf(stderr, "ftvm arbiter: listening on port %u, %zu grants in %s'%s', %s\n",
+               static_cast<unsigned>((*server)->port()), (*store)->grant_count(),
+               init ? "the new store " : "", data_dir.c_str(),
                secret != nullptr ? "requests must be authenticated with the secret"
                                  : "no secret: unauthenticated requests are accepted");
   Status s = (*server)->run(sfd);

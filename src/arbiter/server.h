@@ -1,11 +1,15 @@
 // The embedded arbiter's TCP server (docs/arbiter.md "Protocol").
 //
-// One request per line, `CLAIM <vm> <epoch> <claimant>`, plain or (when the
-// server holds the pair's secret) authenticated with a sequence number and an
-// HMAC; the reply is `GRANTED`, `DENIED` or `ERROR` (protocol.h). The server
-// is a single-threaded poll loop over many connections; each connection is
-// closed when idle past its deadline. One line per decision and per rejected
-// request goes to stderr.
+// One request per line, `CLAIM <vm> <epoch> <claimant>` or `LATEST <vm>`,
+// plain or (when the server holds the pair's secret) authenticated with a
+// sequence number and an HMAC; the reply is `GRANTED`, `DENIED`, `LATEST` or
+// `ERROR` (protocol.h). The server is a single-threaded poll loop over at
+// most `max_connections` connections (more are closed as soon as accepted);
+// a connection that completes no request within the idle timeout is closed.
+// When the process runs out of file descriptors, a connection waiting to be
+// accepted is accepted on a reserved descriptor and closed at once, so the
+// loop never spins. One line per decision and per rejected request goes to
+// stderr.
 #pragma once
 
 #include <atomic>
@@ -14,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "arbiter/arbiter_store.h"
 #include "arbiter/tcp.h"
@@ -56,11 +61,14 @@ class RequestHandler {
 
 class Server {
  public:
+  static constexpr size_t kDefaultMaxConnections = 128;
+
   // Binds and listens on `listen`. `store` and `secret` (may be null: no
   // authentication) must outlive the Server.
   static Result<std::unique_ptr<Server>> bind(
       const std::string& listen, ArbiterStore* store, const auth::Secret* secret,
-      std::chrono::milliseconds idle_timeout = std::chrono::seconds(10));
+      std::chrono::milliseconds idle_timeout = std::chrono::seconds(10),
+      size_t max_connections = kDefaultMaxConnections);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -71,30 +79,46 @@ class Server {
   // Serves until stop() is called (or `extra_stop_fd`, if >= 0, becomes
   // readable). Called from one thread.
   Status run(int extra_stop_fd = -1);
+
+  // Connections closed at once: over the cap, or accepted on the reserved
+  // descriptor because the process had no other. Read from the run() thread
+  // or after it returned.
+  uint64_t refused() const { return refused_; }
   // Makes run() return soon. Safe to call from any thread, any number of times.
   void stop();
 
  private:
-  Server(int listen_fd, int wake_r, int wake_w, uint16_t port, ArbiterStore* store,
-         const auth::Secret* secret, std::chrono::milliseconds idle)
+  Server(int listen_fd, int wake_r, int wake_w, int spare_fd, uint16_t port, ArbiterStore* store,
+         const auth::Secret* secret, std::chrono::milliseconds idle, size_t max_connections)
       : listen_fd_(listen_fd),
         wake_r_(wake_r),
         wake_w_(wake_w),
+        spare_fd_(spare_fd),
         port_(port),
         handler_(store, secret),
-        idle_(idle) {}
+        idle_(idle),
+        max_connections_(max_connections) {}
+  // Accepts what waits on the listening socket, as far as the cap allows.
+  // Returns false when the process is out of descriptors even after
+  // refusing one connection on the spare (the caller then pauses accepting).
+  struct Conn;
+  bool accept_pending(std::vector<Conn>& conns);
 
   int listen_fd_;
   int wake_r_, wake_w_;  // self-pipe for stop()
+  int spare_fd_;         // /dev/null, given up to accept-and-close when out of descriptors
   uint16_t port_;
   RequestHandler handler_;
   std::chrono::milliseconds idle_;
+  size_t max_connections_;
+  uint64_t refused_ = 0;
 };
 
-// `ftvm arbiter`: opens the store in `data_dir` and serves on `listen` until
-// SIGINT or SIGTERM. With `secret` (may be null) every request must be
-// authenticated with it; without, only the plain form is accepted.
-Status serve(const std::string& listen, const std::string& data_dir,
-             const auth::Secret* secret = nullptr);
+// `ftvm arbiter`: opens the store in `data_dir` -- or with `init` makes a new
+// one there, an error if one exists -- and serves on `listen` until SIGINT or
+// SIGTERM. With `secret` (may be null) every request must be authenticated
+// with it; without, only the plain form is accepted.
+Status serve(const std::string& listen, const std::string& data_dir, const auth::Secret* secret,
+             bool init);
 
 }  // namespace ftvm::arbiter

@@ -90,10 +90,13 @@ int main(int argc, char** argv) {
                      "the first divergence.");
 
   std::string arbiter_listen, arbiter_data, arbiter_secret;
+  bool arbiter_init = false;
   CLI::App* arbiter_cmd = app.add_subcommand(
       "arbiter", "Serve the arbiter: grant each (vm, epoch) to exactly one claimant, durably");
   arbiter_cmd->add_option("--listen", arbiter_listen, "IPv4 ADDR:PORT to listen on")->required();
   arbiter_cmd->add_option("--data", arbiter_data, "Directory holding the grant file")->required();
+  arbiter_cmd->add_flag("--init", arbiter_init,
+                        "Make a new, empty store in --data (an error if one exists there)");
   arbiter_cmd->add_option("--secret", arbiter_secret,
                           "Shared secret file: every request must carry its HMAC (docs/arbiter.md)");
 
@@ -139,7 +142,8 @@ int main(int argc, char** argv) {
   CLI::App* down_cmd = app.add_subcommand("down", "Stop an FT pair and remove its namespaces");
   down_cmd->add_option("--name", pair_name, "The pair's name")->capture_default_str();
   arbiter_cmd->footer("Runs until SIGINT or SIGTERM. Exit status: 0 after a signal; 2 when the "
-                      "address or the data directory cannot be used (e.g. a corrupt grant file).");
+                      "address or the data directory cannot be used (no store there without "
+                      "--init, a store there with --init, a corrupt grant file).");
 
   try {
     app.parse(argc, argv);
@@ -169,7 +173,7 @@ int main(int argc, char** argv) {
       secret.emplace(std::move(*loaded));
     }
     if (ftvm::Status s = ftvm::arbiter::serve(arbiter_listen, arbiter_data,
-                                              secret ? &*secret : nullptr);
+                                              secret ? &*secret : nullptr, arbiter_init);
         !s) {
       fmt::print(stderr, "ftvm arbiter: {}\n", s.error());
       return ftvm::cli::kExitBadInput;

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -21,6 +22,9 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <vector>
+
+#include "arbiter/client.h"
 
 #include "arbiter/arbiter_store.h"
 #include "auth/secret.h"
@@ -55,11 +59,52 @@ std::string self_exe() {
   return fs::read_symlink("/proc/self/exe", ec).string();
 }
 
-// Whether `pid` is still the process a pair recorded: running (not a
-// zombie) and started with the pair's directory `dir` in its arguments
-// (every process `ftvm up` starts names a file there), so a pid reused by
-// another process, or another pair's node, is never taken for ours.
-bool alive(pid_t pid, const std::string& dir) {
+// Where a pair keeps things: `dir` its run directory (pids, sockets, logs,
+// secret; pair_dir), `state` what must survive it (the arbiter's store;
+// state_dir).
+struct PairPaths {
+  std::string name, dir, state;
+};
+
+PairPaths paths_of(const std::string& name) { return {name, pair_dir(name), state_dir(name)}; }
+
+// The processes `ftvm up` starts, each named by its pid file.
+enum class PairProcess { kNodeA, kNodeB, kArbiter };
+
+const char* host_of(PairProcess p) { return p == PairProcess::kNodeA ? "a" : "b"; }
+
+// The arguments `pid` runs with; empty when it is gone or inside an exec.
+std::vector<std::string> cmdline_of(pid_t pid) {
+  std::ifstream cmd("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string raw((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
+  std::vector<std::string> argv;
+  for (size_t pos = 0; pos < raw.size();) {
+    const size_t end = raw.find('\0', pos);
+    argv.push_back(raw.substr(pos, end == std::string::npos ? std::string::npos : end - pos));
+    pos = end == std::string::npos ? raw.size() : end + 1;
+  }
+  return argv;
+}
+
+bool has_option(const std::vector<std::string>& argv, const std::string& flag,
+                const std::string& value) {
+  for (size_t i = 0; i + 1 < argv.size(); ++i) {
+    if (argv[i] == flag && argv[i + 1] == value) return true;
+  }
+  return false;
+}
+
+bool has_word(const std::vector<std::string>& argv, const std::string& word) {
+  return std::find(argv.begin(), argv.end(), word) != argv.end();
+}
+
+// Whether `pid` is still the process `ftvm up` started as `what` for the
+// pair `p`: running (not a zombie) and started with that process's own
+// arguments -- a node's `primary` or `backup` with `--control DIR/H.sock`,
+// the embedded arbiter's `arbiter` with `--secret DIR/secret`, or etcd's
+// `--data-dir STATE/etcd`. A reused pid, another pair's process, or one that
+// merely names a file of the pair (`tail DIR/a.log`) is never taken for ours.
+bool alive(pid_t pid, const PairPaths& p, PairProcess what) {
   if (pid <= 0 || kill(pid, 0) != 0) return false;
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
@@ -69,10 +114,13 @@ bool alive(pid_t pid, const std::string& dir) {
       line[close_paren + 2] == 'Z') {
     return false;
   }
-  std::ifstream cmd("/proc/" + std::to_string(pid) + "/cmdline");
-  std::string args((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
-  // Empty while the process is inside an exec; it is ours only if it is our child.
-  return args.find(dir + "/") != std::string::npos;
+  const std::vector<std::string> argv = cmdline_of(pid);
+  if (what == PairProcess::kArbiter) {
+    return (has_word(argv, "arbiter") && has_option(argv, "--secret", p.dir + "/secret")) ||
+           has_option(argv, "--data-dir", p.state + "/etcd");
+  }
+  return (has_word(argv, "primary") || has_word(argv, "backup")) &&
+         has_option(argv, "--control", fmt::format("{}/{}.sock", p.dir, host_of(what)));
 }
 
 pid_t read_pid(const std::string& path) {
@@ -166,21 +214,28 @@ std::string control_path(const std::string& dir, const char* host) {
 
 struct NodeView {
   std::string host;
-  pid_t pid = 0;
-  bool running = false;
+  pid_t pid = 0;          // from the pid file
+  bool running = false;   // alive(): that pid runs this host's node
   nlohmann::json status;  // null when it does not answer
+  // The status came from that very process: its own `pid` is the pid file's.
+  bool status_is_its_own = false;
 };
 
-std::vector<NodeView> view_nodes(const std::string& dir) {
+std::vector<NodeView> view_nodes(const PairPaths& p) {
   std::vector<NodeView> out;
-  for (const char* h : kHosts) {
+  for (PairProcess what : {PairProcess::kNodeA, PairProcess::kNodeB}) {
     NodeView v;
-    v.host = h;
-    v.pid = read_pid(fmt::format("{}/{}.pid", dir, h));
-    v.running = alive(v.pid, dir);
+    v.host = host_of(what);
+    v.pid = read_pid(fmt::format("{}/{}.pid", p.dir, v.host));
+    v.running = alive(v.pid, p, what);
     if (v.running) {
-      Result<nlohmann::json> s = ft::query_status(control_path(dir, h), std::chrono::seconds(2));
-      if (s) v.status = *s;
+      Result<nlohmann::json> s =
+          ft::query_status(control_path(p.dir, v.host.c_str()), std::chrono::seconds(2));
+      if (s && s->is_object()) {
+        v.status = *s;
+        v.status_is_its_own = s->contains("pid") && (*s)["pid"].is_number_integer() &&
+                              (*s)["pid"].get<int64_t>() == v.pid;
+      }
     }
     out.push_back(std::move(v));
   }
@@ -196,6 +251,48 @@ double num(const nlohmann::json& j, const char* a, const char* b = nullptr) {
     p = &(*p)[b];
   }
   return p->is_number() ? p->get<double>() : 0;
+}
+
+// The vm's latest grant, asked from the namespace of host a (the arbiter
+// needs a moment to start: retried until it answers, for up to 30 s, unless
+// its process `arb` exits first -- then the error quotes its log).
+Result<arbiter::LatestGrant> latest_grant(const std::string& name, const std::string& url,
+                                          const std::string& secret_file, pid_t arb,
+                                          const std::string& dir) {
+  Result<auth::Secret> secret = auth::Secret::load(secret_file);
+  if (!secret) return make_error(secret.error());
+  Result<std::unique_ptr<arbiter::Client>> client =
+      arbiter::connect_arbiter(url, std::make_shared<const auth::Secret>(std::move(*secret)));
+  if (!client) return make_error(client.error());
+  Result<arbiter::LatestGrant> out = make_error("the arbiter was not asked");
+  std::thread t([&] {
+    if (Status s = hostio::enter_netns(name + "-pri"); !s) {  // this thread only
+      out = make_error(s.error());
+      return;
+    }
+    const auto deadline = Clock::now() + std::chrono::seconds(30);
+    for (;;) {
+      out = (*client)->latest(name, std::chrono::seconds(1));
+      if (out) return;
+      int st = 0;
+      if (waitpid(arb, &st, WNOHANG) == arb) {
+        std::ifstream log(dir + "/arbiter.log");
+        std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+        out = make_error(fmt::format("the arbiter exited; its log {}/arbiter.log:\n{}", dir, text));
+        return;
+      }
+      if (Clock::now() >= deadline) {
+        out = make_error(fmt::format("the arbiter at {} did not answer within 30 s ({}); see "
+                                     "{}/arbiter.log",
+                                     url, out.error(), dir));
+        return;
+      }
+      pollfd none{-1, 0, 0};
+      poll(&none, 0, 100);  // retry interval of a start-up wait with a deadline
+    }
+  });
+  t.join();
+  return out;
 }
 
 }  // namespace
@@ -261,9 +358,8 @@ int node_command(const NodeCli& c, bool primary) {
     return bad(fmt::format("--vm '{}': 1 to {} printable characters without spaces", c.vm,
                            arbiter::kMaxNameLength));
   }
-  if (!c.host_id.empty() && !arbiter::valid_name(c.host_id)) {
-    return bad(fmt::format("--host-id '{}': 1 to {} printable characters without spaces",
-                           c.host_id, arbiter::kMaxNameLength));
+  if (!c.host_id.empty() && !arbiter::valid_host_id(c.host_id)) {
+    return bad("--host-id: " + arbiter::bad_host_id(c.host_id));
   }
   Result<auth::Secret> secret = auth::Secret::load(c.secret);
   if (!secret) return bad(secret.error());
@@ -325,6 +421,12 @@ std::string pair_dir(const std::string& name) {
   return dir.lexically_normal().string();
 }
 
+std::string state_dir(const std::string& name) {
+  const char* base = std::getenv("FTVM_STATE_DIR");
+  const fs::path dir = fs::path(base != nullptr && *base ? base : "/var/lib/ftvm") / name;
+  return dir.lexically_normal().string();
+}
+
 int up_command(const UpOptions& o) {
   auto bad = [](const std::string& m) {
     fmt::print(stderr, "ftvm up: {}\n", m);
@@ -335,10 +437,12 @@ int up_command(const UpOptions& o) {
     return bad("--name: 1 to 8 lower-case letters or digits");
   }
   if (o.arbiter != "ftvm" && o.arbiter != "etcd") return bad("--arbiter: ftvm or etcd");
-  const std::string dir = pair_dir(o.name);
-  for (const char* p : {"a", "b", "arbiter"}) {
-    const pid_t pid = read_pid(fmt::format("{}/{}.pid", dir, p));
-    if (alive(pid, dir)) {
+  const PairPaths paths = paths_of(o.name);
+  const std::string& dir = paths.dir;
+  for (auto [file, what] : {std::pair{"a", PairProcess::kNodeA}, std::pair{"b", PairProcess::kNodeB},
+                            std::pair{"arbiter", PairProcess::kArbiter}}) {
+    const pid_t pid = read_pid(fmt::format("{}/{}.pid", dir, file));
+    if (alive(pid, paths, what)) {
       return bad(fmt::format("pair '{}' is already up (pid {}); `ftvm status --name {}` shows it, "
                              "`ftvm down --name {}` stops it",
                              o.name, pid, o.name, o.name));
@@ -360,13 +464,27 @@ int up_command(const UpOptions& o) {
   const std::string exe = self_exe();
   std::string arbiter_url;
   std::vector<std::string> arb_argv;
+  // The arbiter's store outlives every run of the pair (and reboots): it is
+  // never deleted here, only made the first time, explicitly.
+  const std::string& state = paths.state;
   if (o.arbiter == "ftvm") {
     arbiter_url = kArbiterAddr;
-    arb_argv = {exe, "arbiter", "--listen", kArbiterAddr, "--data", dir + "/arbiter", "--secret",
-                secret};
+    arb_argv = {exe, "arbiter", "--listen", kArbiterAddr, "--data", state, "--secret", secret};
+    if (!fs::exists(state + "/grants.log")) {
+      fmt::print(stderr,
+                 "ftvm up: pair '{}' has no arbiter store yet: making a new one in {} "
+                 "(ftvm arbiter --init)\n",
+                 o.name, state);
+      arb_argv.push_back("--init");
+    } else {
+      fmt::print(stderr, "ftvm up: the arbiter keeps using its store in {}\n", state);
+    }
   } else {
+    fs::create_directories(state, ec);
+    if (ec) return bad(fmt::format("cannot create {}: {}", state, ec.message()));
+    fmt::print(stderr, "ftvm up: etcd keeps its data in {}/etcd\n", state);
     arbiter_url = std::string("etcd://") + kEtcdAddr;
-    arb_argv = {"etcd", "--name", "ftvm-" + o.name, "--data-dir", dir + "/etcd",
+    arb_argv = {"etcd", "--name", "ftvm-" + o.name, "--data-dir", state + "/etcd",
                 "--listen-client-urls", std::string("http://") + kEtcdAddr,
                 "--advertise-client-urls", std::string("http://") + kEtcdAddr,
                 "--listen-peer-urls", "http://127.0.0.1:2380",
@@ -377,6 +495,23 @@ int up_command(const UpOptions& o) {
   if (!arb) return bad(arb.error());
   std::ofstream(dir + "/arbiter.pid") << *arb << "\n";
 
+  // The pair starts at the vm's next epoch: one above the latest the
+  // arbiter ever granted for it (asked from the primary's host).
+  Result<arbiter::LatestGrant> latest = latest_grant(o.name, arbiter_url, secret, *arb, dir);
+  if (!latest) {
+    fmt::print(stderr, "ftvm up: {}\nftvm up: `ftvm down --name {}` cleans up\n", latest.error(),
+               o.name);
+    return kExitMachineError;
+  }
+  const uint64_t epoch = latest->epoch + 1;
+  if (latest->epoch == 0) {
+    fmt::print(stderr, "ftvm up: vm '{}' was never granted an epoch: starting at epoch 1\n",
+               o.name);
+  } else {
+    fmt::print(stderr, "ftvm up: vm '{}' last held epoch {} (by {}): starting at epoch {}\n",
+               o.name, latest->epoch, latest->holder, epoch);
+  }
+
   std::string append = fmt::format("ftvm.net={} ftvm.service=redis", hostio::kLanGuestCidr);
   if (!o.append.empty()) append += " " + o.append;
   auto common = [&](const char* host) {
@@ -386,7 +521,8 @@ int up_command(const UpOptions& o) {
         "--heartbeat-ms", std::to_string(o.heartbeat_ms), "--timeout-ms",
         std::to_string(o.timeout_ms)};
   };
-  std::vector<std::string> pri = {exe, "primary", "--listen", kChannelAddr, "--append", append,
+  std::vector<std::string> pri = {exe, "primary", "--listen", kChannelAddr, "--epoch",
+                                  std::to_string(epoch), "--append", append,
                                   "--memory", o.memory, "--hash-interval",
                                   std::to_string(o.hash_interval), "--max-lag-ms",
                                   std::to_string(o.max_lag_ms)};
@@ -448,23 +584,26 @@ int up_command(const UpOptions& o) {
 }
 
 int down_command(const std::string& name) {
-  const std::string dir = pair_dir(name);
-  std::vector<pid_t> pids;
-  for (const char* p : {"a", "b", "arbiter"}) {
-    const pid_t pid = read_pid(fmt::format("{}/{}.pid", dir, p));
-    if (alive(pid, dir)) {
+  const PairPaths paths = paths_of(name);
+  const std::string& dir = paths.dir;
+  std::vector<std::pair<pid_t, PairProcess>> pids;
+  for (auto [file, what] : {std::pair{"a", PairProcess::kNodeA}, std::pair{"b", PairProcess::kNodeB},
+                            std::pair{"arbiter", PairProcess::kArbiter}}) {
+    const pid_t pid = read_pid(fmt::format("{}/{}.pid", dir, file));
+    if (alive(pid, paths, what)) {
       kill(pid, SIGTERM);
-      pids.push_back(pid);
+      kill(pid, SIGCONT);  // a stopped process acts on SIGTERM only once it runs
+      pids.push_back({pid, what});
     }
   }
   const auto deadline = Clock::now() + std::chrono::seconds(5);
-  for (pid_t pid : pids) {
-    while (alive(pid, dir) && Clock::now() < deadline) {
+  for (auto [pid, what] : pids) {
+    while (alive(pid, paths, what) && Clock::now() < deadline) {
       waitpid(pid, nullptr, WNOHANG);
       pollfd none{-1, 0, 0};
       poll(&none, 0, 20);
     }
-    if (alive(pid, dir)) kill(pid, SIGKILL);
+    if (alive(pid, paths, what)) kill(pid, SIGKILL);
   }
   if (access(("/run/netns/" + name + "-lan").c_str(), F_OK) == 0 ||
       access(("/run/netns/" + name + "-pri").c_str(), F_OK) == 0) {
@@ -473,8 +612,10 @@ int down_command(const std::string& name) {
       return kExitMachineError;
     }
   }
-  fmt::print(stderr, "ftvm down: pair '{}' stopped ({} processes); logs kept in {}\n", name,
-             pids.size(), dir);
+  fmt::print(stderr,
+             "ftvm down: pair '{}' stopped ({} processes); logs kept in {}, the arbiter's store "
+             "in {}\n",
+             name, pids.size(), dir, paths.state);
   return 0;
 }
 
@@ -485,20 +626,23 @@ int status_command(const std::string& name, bool json) {
                name, dir);
     return 1;
   }
-  std::vector<NodeView> nodes = view_nodes(dir);
+  const PairPaths paths = paths_of(name);
+  std::vector<NodeView> nodes = view_nodes(paths);
   const pid_t arb = read_pid(dir + "/arbiter.pid");
+  const bool arb_running = alive(arb, paths, PairProcess::kArbiter);
   if (json) {
     nlohmann::json out;
     out["pair"] = name;
-    out["arbiter"] = {{"pid", arb}, {"running", alive(arb, dir)}};
+    out["arbiter"] = {{"pid", arb}, {"running", arb_running}, {"store", paths.state}};
     for (const NodeView& v : nodes) {
       out["hosts"][v.host] = {{"pid", v.pid}, {"running", v.running}, {"status", v.status}};
     }
     fmt::print("{}\n", out.dump(2));
     return 0;
   }
-  fmt::print("pair '{}'   arbiter: {}\n", name, alive(arb, dir) ? fmt::format("running (pid {})", arb)
-                                                            : std::string("not running"));
+  fmt::print("pair '{}'   arbiter: {}   store: {}\n", name,
+             arb_running ? fmt::format("running (pid {})", arb) : std::string("not running"),
+             paths.state);
   for (const NodeView& v : nodes) {
     if (!v.running) {
       fmt::print("host {}: not running (pid {})\n", v.host, v.pid);
@@ -547,31 +691,68 @@ int kill_command(const std::string& name, const std::string& which, const std::s
     fmt::print(stderr, "ftvm kill: --signal KILL, TERM, STOP or CONT\n");
     return kExitBadInput;
   }
+  const PairPaths paths = paths_of(name);
   pid_t target = 0;
+  PairProcess kind = PairProcess::kArbiter;
   std::string what;
   if (which == "arbiter") {
     target = read_pid(dir + "/arbiter.pid");
     what = "the arbiter";
   } else if (which == "a" || which == "b") {
+    kind = which == "a" ? PairProcess::kNodeA : PairProcess::kNodeB;
     target = read_pid(fmt::format("{}/{}.pid", dir, which));
     what = fmt::format("the node on host {}", which);
   } else if (which == "primary" || which == "backup") {
-    const std::vector<NodeView> nodes = view_nodes(dir);
+    // The node that says it is `which` -- in its own status, from its own
+    // pid -- and is not halted; of two, the one at the higher epoch (an old
+    // primary still claiming has the lower one).
+    const std::vector<NodeView> nodes = view_nodes(paths);
+    const NodeView* pick = nullptr;
     const NodeView* silent = nullptr;
     int silent_count = 0;
+    bool tie = false;
+    auto epoch_of = [](const NodeView& v) {
+      return v.status.contains("epoch") && v.status["epoch"].is_number_unsigned()
+                 ? v.status["epoch"].get<uint64_t>()
+                 : 0;
+    };
     for (const NodeView& v : nodes) {
-      if (v.running && !v.status.is_null() && v.status.value("role", "") == which) {
-        target = v.pid;
-        what = fmt::format("the {} (host {}, epoch {})", which, v.host, v.status.value("epoch", 0));
-      }
-      if (v.running && v.status.is_null()) {
+      if (!v.running) continue;
+      if (v.status.is_null()) {
         silent = &v;
         ++silent_count;
+        continue;
+      }
+      if (!v.status_is_its_own) {
+        fmt::print(stderr,
+                   "ftvm kill: host {}'s control socket answers for pid {}, but its pid file "
+                   "says {}: ignored\n",
+                   v.host, v.status.value("pid", 0), v.pid);
+        continue;
+      }
+      if (v.status.value("role", "") != which || v.status.value("state", "") == "halted") continue;
+      if (pick == nullptr || epoch_of(v) > epoch_of(*pick)) {
+        pick = &v;
+        tie = false;
+      } else if (epoch_of(v) == epoch_of(*pick)) {
+        tie = true;
       }
     }
-    if (target == 0 && silent_count == 1) {
+    if (pick != nullptr && tie) {
+      fmt::print(stderr,
+                 "ftvm kill: both hosts say they are the {} at epoch {}; name the host (a or b)\n",
+                 which, epoch_of(*pick));
+      return 1;
+    }
+    if (pick != nullptr) {
+      target = pick->pid;
+      kind = pick->host == "a" ? PairProcess::kNodeA : PairProcess::kNodeB;
+      what = fmt::format("the {} (host {}, {}, epoch {})", which, pick->host,
+                         pick->status.value("state", "?"), epoch_of(*pick));
+    } else if (silent_count == 1) {
       // A stopped node cannot say what it is; it is the one that does not answer.
       target = silent->pid;
+      kind = silent->host == "a" ? PairProcess::kNodeA : PairProcess::kNodeB;
       what = fmt::format("the node on host {} (it does not answer; taken to be the {})",
                          silent->host, which);
     }
@@ -579,7 +760,7 @@ int kill_command(const std::string& name, const std::string& which, const std::s
     fmt::print(stderr, "ftvm kill: say primary, backup, arbiter, a or b\n");
     return kExitBadInput;
   }
-  if (!alive(target, dir)) {
+  if (!alive(target, paths, kind)) {
     fmt::print(stderr, "ftvm kill: no running {} in pair '{}'\n", which, name);
     return 1;
   }
@@ -592,12 +773,12 @@ int kill_command(const std::string& name, const std::string& which, const std::s
     return 0;
   }
   const auto sent = Clock::now();
-  while (alive(target, dir) && Clock::now() - sent < std::chrono::seconds(10)) {
+  while (alive(target, paths, kind) && Clock::now() - sent < std::chrono::seconds(10)) {
     pollfd none{-1, 0, 0};
     poll(&none, 0, 5);
   }
   const double ms = std::chrono::duration<double, std::milli>(Clock::now() - sent).count();
-  if (alive(target, dir)) {
+  if (alive(target, paths, kind)) {
     fmt::print(stderr, "ftvm kill: sent SIG{} to {} (pid {}), but it is still there after {:.0f} ms\n",
                sig, what, target, ms);
     return 1;

@@ -44,6 +44,13 @@ struct UpOptions {
 // $FTVM_RUN_DIR/NAME, by default /run/ftvm/NAME.
 std::string pair_dir(const std::string& name);
 
+// Where a pair's arbiter keeps what must survive its runs and reboots (the
+// embedded arbiter's grant file, or etcd's data in etcd/):
+// $FTVM_STATE_DIR/NAME, by default /var/lib/ftvm/NAME. Never deleted by ftvm.
+std::string state_dir(const std::string& name);
+
+// Starts the pair at the vm's next epoch (the arbiter's latest grant + 1);
+// makes the arbiter's store (`--init`) only when state_dir(name) has none.
 int up_command(const UpOptions& o);
 int down_command(const std::string& name);
 int status_command(const std::string& name, bool json);

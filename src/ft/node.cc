@@ -242,6 +242,7 @@ Status Node::open_host_side() {
   Result<std::unique_ptr<arbiter::Client>> c = arbiter::connect_arbiter(o_.arbiter, o_.secret);
   if (!c) return make_error(c.error());
   arbiter_ = std::move(*c);
+  note("claims at the arbiter {} as {}", arbiter_->describe(), arbiter_->claimant(o_.host_id));
   if (!o_.control.empty()) {
     Result<std::unique_ptr<ControlServer>> server = ControlServer::start(o_.control, &board_);
     if (!server) return make_error(server.error());
@@ -262,7 +263,7 @@ void Node::publish(bool force) {
     st.state = is_primary_ ? NodeState::kStarting : NodeState::kJoining;
     st.vm = o_.vm;
     st.host = o_.host_id;
-    st.claimant = o_.host_id;
+    st.claimant = arbiter_ ? arbiter_->claimant(o_.host_id) : o_.host_id;
     st.epoch = o_.epoch;
   }
   st.pid = getpid();

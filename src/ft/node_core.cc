@@ -634,7 +634,7 @@ NodeStatus NodeCore::status() const {
   st.state = rm_.state();
   st.vm = o_.vm;
   st.host = o_.host_id;
-  st.claimant = o_.host_id;
+  st.claimant = env_.arbiter().claimant(o_.host_id);
   st.epoch = rm_.epoch();
   if (!arbiter_wait_.empty()) st.arbiter_unreachable = arbiter_wait_;
   if (machine_ != nullptr) {
