@@ -36,12 +36,15 @@ class RecordReplay : public ::testing::Test {
     ASSERT_EQ(access((guest_dir() + "/Image").c_str(), R_OK), 0)
         << "no guest image at " << guest_dir() << ": run guest/build.sh";
   }
-  // Records a run that takes host entropy, idles on a timer, and prints.
+  // Records a run that takes host entropy (the default: the device tree's
+  // rng-seed and virtio-rng), idles on a timer, and prints.
   std::string record(const std::string& name, std::string* out = nullptr) {
     const std::string log = temp_path(name);
-    ProcessResult r = run_process({kFtvm, "run", "--record", log, "--entropy", "host",
-                                   "--hash-interval", "20000000", "--",
-                                   "head -c 16 /dev/hwrng | od -An -tx1; sleep 1; echo done"},
+    ProcessResult r = run_process({kFtvm, "run", "--record", log, "--hash-interval", "20000000",
+                                   "--",
+                                   "cat /proc/sys/kernel/random/boot_id; head -c 16 /dev/urandom "
+                                   "| od -x; head -c 16 /dev/hwrng | od -An -tx1; sleep 1; "
+                                   "echo done"},
                                   seconds(120));
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("done"), std::string::npos);
@@ -59,11 +62,51 @@ TEST_F(RecordReplay, ARecordedRunReplaysWithEveryHashEqual) {
   EXPECT_EQ(r.out.find(" 2 checkpoints"), std::string::npos) << r.out;
 }
 
+TEST_F(RecordReplay, TheHeaderCarriesTheRngSeedTheRunBootedWith) {
+  const std::string log = record("seed.log");
+  Result<log::LogReader> reader = log::LogReader::open(log);
+  ASSERT_TRUE(reader.ok()) << reader.error();
+  Result<log::Header> header = reader->header();
+  ASSERT_TRUE(header.ok()) << header.error();
+  ASSERT_EQ(header->metadata.count("rng-seed"), 1u);
+  EXPECT_EQ(header->metadata.at("rng-seed").size(), 2u * 32) << "32 bytes, as hex";
+  EXPECT_EQ(header->metadata.at("entropy"), "virtio-rng");
+}
+
+TEST_F(RecordReplay, AnotherRngSeedIsADivergence) {
+  // The replay boots with the header's rng-seed: change it and the guest's
+  // CRNG, so its state, differs from the recording's.
+  const std::string good = record("s.log");
+  Result<log::LogReader> reader = log::LogReader::open(good);
+  ASSERT_TRUE(reader.ok()) << reader.error();
+  Result<log::Header> header = reader->header();
+  ASSERT_TRUE(header.ok()) << header.error();
+  log::Header other = *header;
+  std::string& seed = other.metadata["rng-seed"];
+  ASSERT_FALSE(seed.empty());
+  seed[0] = seed[0] == '0' ? '1' : '0';
+  const std::string bad = temp_path("other-seed.log");
+  Result<log::LogWriter> writer = log::LogWriter::create(bad, other);
+  ASSERT_TRUE(writer.ok()) << writer.error();
+  for (;;) {
+    Result<std::optional<log::Record>> r = reader->next();
+    ASSERT_TRUE(r.ok()) << r.error();
+    if (!r->has_value()) break;
+    ASSERT_TRUE(writer->append(**r).ok());
+  }
+  ASSERT_TRUE(writer->flush().ok());
+  ProcessResult r = run_process({kFtvm, "replay", bad}, seconds(120));
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  EXPECT_NE(r.err.find("DIVERGED"), std::string::npos) << r.err;
+}
+
 TEST_F(RecordReplay, HostEntropyDiffersBetweenLiveRuns) {
   std::string a, b;
   record("a.log", &a);
   record("b.log", &b);
   EXPECT_NE(a, b) << "two live runs saw the same entropy";
+  // The boot id comes from the kernel's CRNG, seeded at boot by the rng-seed.
+  EXPECT_NE(a.substr(0, 36), b.substr(0, 36)) << "two live runs have the same boot_id";
 }
 
 TEST_F(RecordReplay, ACorruptLogIsRefusedNamingTheOffset) {

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <regex>
 #include <string>
+#include <vector>
 
 #include "process.h"
 
@@ -24,6 +25,22 @@ bool have_guest() { return access((guest_dir() + "/Image").c_str(), R_OK) == 0; 
 std::string strip_cr(std::string s) {
   std::erase(s, '\r');
   return s;
+}
+
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::string line;
+  for (char c : text) {
+    if (c == '\r') continue;
+    if (c == '\n') {
+      out.push_back(line);
+      line.clear();
+    } else {
+      line += c;
+    }
+  }
+  if (!line.empty()) out.push_back(line);
+  return out;
 }
 
 std::string temp_file(const std::string& name, const std::string& bytes) {
@@ -78,7 +95,9 @@ TEST(RunGuest, SleepIdlesOnVirtualTimeAndUserModeReadsTheClock) {
 TEST(RunGuest, TwoBootsAreIdenticalToTheInstruction) {
   REQUIRE_GUEST();
   // Full kernel log on the console, printk timestamps included.
-  const std::vector<std::string> argv = {kFtvm, "run", "--stats", "--state-hash", "--append", "loglevel=8",
+  // No outside randomness: the run is a pure function of its images.
+  const std::vector<std::string> argv = {kFtvm,     "run",        "--entropy", "none",
+                                         "--stats", "--state-hash", "--append", "loglevel=8",
                                          "--", "uname -a; cat /proc/uptime; dmesg | tail -3"};
   ProcessResult a = run_process(argv, seconds(180));
   ProcessResult b = run_process(argv, seconds(180));
@@ -120,27 +139,68 @@ TEST(RunGuest, DiskWritesReachTheImageFile) {
   EXPECT_EQ(head, std::string("ftvm-disk-ok\0", 13));
 }
 
+// What every boot prints about its randomness: the kernel's boot id (drawn
+// from its CRNG, which the device tree's rng-seed seeds) and bytes of
+// /dev/urandom and of the virtio-rng device.
+const char kRandomness[] =
+    "cat /proc/sys/kernel/random/boot_id; head -c 16 /dev/urandom | od -x; "
+    "head -c 16 /dev/hwrng | od -An -tx1";
+
+TEST(RunGuest, TwoLiveBootsHaveTheirOwnRandomness) {
+  REQUIRE_GUEST();
+  // The default: host entropy.
+  const std::vector<std::string> argv = {kFtvm, "run", "--", kRandomness};
+  ProcessResult a = run_process(argv, seconds(120));
+  ProcessResult b = run_process(argv, seconds(120));
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  const std::vector<std::string> la = lines(a.out), lb = lines(b.out);
+  ASSERT_GE(la.size(), 3u) << a.out;
+  ASSERT_GE(lb.size(), 3u) << b.out;
+  EXPECT_EQ(la[0].size(), 36u) << "not a boot id: " << la[0];
+  EXPECT_NE(la[0], lb[0]) << "two boots have the same boot_id";
+  EXPECT_NE(la[1], lb[1]) << "two boots read the same /dev/urandom bytes";
+  EXPECT_NE(la.back(), lb.back()) << "two boots read the same /dev/hwrng bytes";
+}
+
 TEST(RunGuest, SeededEntropyIsTheSameOnEveryRun) {
   REQUIRE_GUEST();
-  const std::vector<std::string> argv = {kFtvm, "run", "--entropy", "seed:42", "--",
-                                         "head -c 16 /dev/hwrng | od -An -tx1"};
-  ProcessResult a = run_process(argv, seconds(60));
-  ProcessResult b = run_process(argv, seconds(60));
+  const std::vector<std::string> argv = {kFtvm, "run", "--entropy", "seed:7", "--", kRandomness};
+  ProcessResult a = run_process(argv, seconds(120));
+  ProcessResult b = run_process(argv, seconds(120));
   ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
   EXPECT_EQ(a.out, b.out);
-  EXPECT_GE(a.out.size(), 16u * 3);
+  EXPECT_GE(lines(a.out).size(), 3u) << a.out;
+  // Another seed, other randomness.
+  ProcessResult c = run_process({kFtvm, "run", "--entropy", "seed:8", "--", kRandomness},
+                                seconds(120));
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_NE(lines(c.out)[0], lines(a.out)[0]) << "seeds 7 and 8 give the same boot_id";
+}
+
+TEST(RunBadInput, AnUnknownEntropyChoiceIsRefused) {
+  for (const char* bad : {"bogus", "seed:", "seed:x"}) {
+    ProcessResult r = run_process({kFtvm, "run", "--entropy", bad, "--", "true"}, seconds(10));
+    EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.err;
+    EXPECT_NE(r.err.find(std::string("--entropy ") + bad), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(bad == std::string("bogus") ? "none, host" : "number"), std::string::npos)
+        << r.err;
+  }
 }
 
 TEST(RunGuest, ARestoredSnapshotEndsInTheSameStateAsTheUninterruptedRun) {
   REQUIRE_GUEST();
   const std::string snap = ::testing::TempDir() + "/mid.snap";
   const std::string cmd = "i=0; while [ $i -lt 300 ]; do i=$((i+1)); done; echo counted $i";
-  ProcessResult whole = run_process({kFtvm, "run", "--snapshot-at", "70000000", "--snapshot-file",
-                                     snap, "--state-hash", "--", cmd},
+  // No outside randomness: the resumed run gets no input the whole run did not.
+  ProcessResult whole = run_process({kFtvm, "run", "--entropy", "none", "--snapshot-at", "70000000",
+                                     "--snapshot-file", snap, "--state-hash", "--", cmd},
                                     seconds(120));
   ASSERT_EQ(whole.exit_code, 0) << whole.err;
   ASSERT_NE(whole.err.find("snapshot at instret 70000000"), std::string::npos) << whole.err;
-  ProcessResult resumed = run_process({kFtvm, "run", "--restore", snap, "--state-hash"}, seconds(120));
+  ProcessResult resumed = run_process(
+      {kFtvm, "run", "--entropy", "none", "--restore", snap, "--state-hash"}, seconds(120));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   std::smatch a, b;
   const std::regex hash("state_hash=([0-9a-f]{64})");

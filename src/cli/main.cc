@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
 
   ftvm::cli::RunOptions run;
   std::string memory = "256";
+  std::string run_entropy = "host";
   CLI::App* run_cmd = app.add_subcommand("run", "Boot the guest (or a bare-metal ELF) and run it");
   run_cmd->add_option("--kernel", run.kernel, "Linux Image to boot (default: the built guest image)");
   run_cmd->add_option("--initrd", run.initrd, "initramfs to load (default: the built guest image's)");
@@ -42,9 +43,10 @@ int main(int argc, char** argv) {
                     "Print the SHA-256 of the whole machine state at exit");
   run_cmd->add_option("--disk", run.disk, "Raw disk image attached as virtio-blk (vda in the guest)");
   run_cmd->add_flag("--disk-read-only", run.disk_read_only, "Attach --disk read-only");
-  run_cmd->add_option("--entropy", run.entropy,
-                      "virtio-rng source: none, host (getrandom; runs then differ), or seed:N "
-                      "(deterministic)")
+  run_cmd->add_option("--entropy", run_entropy,
+                      "The guest's randomness (device-tree rng-seed and virtio-rng): host "
+                      "(getrandom; every run differs; --record logs it), none, or seed:N (the same "
+                      "on every run)")
       ->capture_default_str();
   run_cmd->add_option("--record", run.record,
                       "Write the event log of this run to FILE (replay it with `ftvm replay`)");
@@ -127,6 +129,9 @@ int main(int argc, char** argv) {
   up_cmd->add_option("--ready-timeout", up.ready_timeout_s, "Seconds to wait for Redis")
       ->capture_default_str();
   up_cmd->add_option("--append", up.append, "Extra kernel command-line words");
+  up_cmd->add_option("--entropy", up.entropy,
+                     "The guest's randomness: host (logged to the backup) or none")
+      ->capture_default_str();
   std::string pair_name = "ft";
   bool status_json = false;
   CLI::App* status_cmd = app.add_subcommand("status", "Show an FT pair: roles, epoch, instret, lag, "
@@ -154,7 +159,16 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "ftvm: bad --memory '{}'\n", memory);
     return ftvm::cli::kExitBadInput;
   }
-  if (run_cmd->parsed()) return ftvm::cli::run_command(run);
+  if (run_cmd->parsed()) {
+    ftvm::Result<ftvm::hostio::EntropyChoice> entropy =
+        ftvm::hostio::parse_entropy_choice(run_entropy);
+    if (!entropy) {
+      fmt::print(stderr, "ftvm: {}\n", entropy.error());
+      return ftvm::cli::kExitBadInput;
+    }
+    run.entropy = *entropy;
+    return ftvm::cli::run_command(run);
+  }
   if (replay_cmd->parsed()) return ftvm::cli::replay_command(replay);
   if (primary_cmd->parsed()) return ftvm::cli::node_command(primary, true);
   if (backup_cmd->parsed()) return ftvm::cli::node_command(backup, false);

@@ -31,6 +31,7 @@
 #include "cli/run_command.h"
 #include "ft/node.h"
 #include "ft/status.h"
+#include "hostio/entropy.h"
 #include "hostio/netns.h"
 #include "vm/machine.h"
 
@@ -315,7 +316,9 @@ void add_node_options(CLI::App* app, NodeCli& o, bool primary) {
     app->add_option("--append", o.append, "Words to append to the kernel command line");
     app->add_option("--memory", o.memory, "Guest RAM in MiB (or 512M, 1G)")->capture_default_str();
     app->add_option("--disk", o.disk, "Raw disk image, attached read-only on both hosts");
-    app->add_option("--entropy", o.entropy, "virtio-rng: none or host (logged to the backup)")
+    app->add_option("--entropy", o.entropy,
+                    "The guest's randomness (device-tree rng-seed and virtio-rng): host "
+                    "(getrandom, logged to the backup), none, or seed:N (reproducible)")
         ->capture_default_str();
     app->add_option("--mac", o.mac, "The guest NIC's MAC (default 52:54:00:77:00:0f)");
     app->add_option("--hash-interval", o.hash_interval,
@@ -371,7 +374,8 @@ int node_command(const NodeCli& c, bool primary) {
     return bad(fmt::format("bad --memory '{}'", c.memory));
   }
   if (mib < 16 || mib > 16384) return bad(fmt::format("--memory {} MiB is out of range", mib));
-  if (c.entropy != "none" && c.entropy != "host") return bad("--entropy: use none or host");
+  Result<hostio::EntropyChoice> entropy = hostio::parse_entropy_choice(c.entropy);
+  if (!entropy) return bad(entropy.error());
   if (c.heartbeat_ms == 0 || c.timeout_ms < 2 * c.heartbeat_ms) {
     return bad("--timeout-ms must be at least twice --heartbeat-ms");
   }
@@ -386,8 +390,12 @@ int node_command(const NodeCli& c, bool primary) {
   o.spec.disk_path = c.disk;
   o.spec.ram_size = mib << 20;
   o.spec.cmdline = "console=ttyS0" + (c.append.empty() ? std::string() : " " + c.append);
-  o.spec.entropy = c.entropy == "host";
-  o.entropy = c.entropy;
+  if (primary) {
+    // The primary draws the rng-seed; the header carries it to the backup,
+    // which builds its machine from the header.
+    ft::set_live_entropy(o.spec, *entropy);
+    o.entropy = *entropy;
+  }
   if (!c.tap.empty()) {
     std::optional<vm::MacAddress> mac = vm::kDefaultGuestMac;
     if (!c.mac.empty()) mac = vm::parse_mac(c.mac);
@@ -437,6 +445,8 @@ int up_command(const UpOptions& o) {
     return bad("--name: 1 to 8 lower-case letters or digits");
   }
   if (o.arbiter != "ftvm" && o.arbiter != "etcd") return bad("--arbiter: ftvm or etcd");
+  Result<hostio::EntropyChoice> entropy = hostio::parse_entropy_choice(o.entropy);
+  if (!entropy) return bad(entropy.error());
   const PairPaths paths = paths_of(o.name);
   const std::string& dir = paths.dir;
   for (auto [file, what] : {std::pair{"a", PairProcess::kNodeA}, std::pair{"b", PairProcess::kNodeB},
@@ -523,7 +533,7 @@ int up_command(const UpOptions& o) {
   };
   std::vector<std::string> pri = {exe, "primary", "--listen", kChannelAddr, "--epoch",
                                   std::to_string(epoch), "--append", append,
-                                  "--memory", o.memory, "--hash-interval",
+                                  "--memory", o.memory, "--entropy", o.entropy, "--hash-interval",
                                   std::to_string(o.hash_interval), "--max-lag-ms",
                                   std::to_string(o.max_lag_ms)};
   for (std::string& a : common("a")) pri.push_back(a);

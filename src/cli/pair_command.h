@@ -16,7 +16,7 @@ namespace ftvm::cli {
 struct NodeCli {
   std::string kernel, initrd, append, disk;
   std::string memory = "256";
-  std::string entropy = "none";
+  std::string entropy = "host";  // primary: parsed by hostio::parse_entropy_choice
   std::string tap, mac, guest_ip;
   std::string vm, host_id, arbiter, secret;
   std::string listen, primary;
@@ -38,6 +38,7 @@ struct UpOptions {
   uint64_t hash_interval = uint64_t{1} << 27;
   uint64_t ready_timeout_s = 300;
   std::string append;  // extra kernel command-line words
+  std::string entropy = "host";  // the primary's --entropy
 };
 
 // The directory holding a pair's pids, sockets, logs and secret:

@@ -72,20 +72,10 @@ int run_command(const RunOptions& o) {
     disk = std::move(*d);
     config.disk = disk.get();
   }
-  std::unique_ptr<vm::EntropySource> entropy;
-  if (o.entropy == "host") {
-    entropy = std::make_unique<hostio::HostEntropy>();
-  } else if (o.entropy.rfind("seed:", 0) == 0) {
-    uint64_t seed = 0;
-    try {
-      seed = std::stoull(o.entropy.substr(5), nullptr, 0);
-    } catch (const std::exception&) {
-      return bad(fmt::format("--entropy {}: the seed must be a number", o.entropy));
-    }
-    entropy = std::make_unique<vm::SeededEntropy>(seed);
-  } else if (o.entropy != "none") {
-    return bad(fmt::format("--entropy {}: use none, host or seed:N", o.entropy));
-  }
+  // The live run's randomness (hostio/entropy.h): the device tree's rng-seed
+  // and the source behind virtio-rng; neither with --entropy none.
+  std::unique_ptr<vm::EntropySource> entropy = hostio::entropy_source_for(o.entropy);
+  config.rng_seed = hostio::rng_seed_for(o.entropy);
   // The entropy device reaches its source through `entropy_target`, so a
   // recording wrapper that needs the machine can be put in between.
   vm::EntropySource* entropy_target = entropy.get();
@@ -189,6 +179,7 @@ int run_command(const RunOptions& o) {
       spec.ram_size = config.ram_size;
       spec.cmdline = cmdline;
       spec.entropy = entropy != nullptr;
+      spec.rng_seed = config.rng_seed;
       if (config.net_mac) spec.net_mac = vm::format_mac(*config.net_mac);
       Result<log::Header> header = ft::make_header(spec);
       if (!header) return bad(header.error());

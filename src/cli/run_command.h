@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "hostio/entropy.h"
+
 namespace ftvm::cli {
 
 struct RunOptions {
@@ -21,7 +23,7 @@ struct RunOptions {
   bool state_hash = false;           // print the machine state's SHA-256 at exit
   std::string disk;                  // raw disk image for virtio-blk (vda)
   bool disk_read_only = false;
-  std::string entropy = "none";      // virtio-rng source: none, host, or seed:N
+  hostio::EntropyChoice entropy;     // rng-seed and virtio-rng: host (default), none, seed:N
   std::string record;                // write the event log here
   std::optional<uint64_t> snapshot_at;  // save a snapshot when instret reaches this
   std::string snapshot_file = "ftvm.snap";

@@ -176,7 +176,9 @@ class Node final : public CoreEnv {
   const NodeOptions& o_;
   const bool is_primary_;
   std::unique_ptr<hostio::FileBlockBackend> disk_;
-  std::unique_ptr<hostio::HostEntropy> host_entropy_;
+  // The live guest's randomness: the primary's --entropy source; a
+  // backup's host source once it is live.
+  std::unique_ptr<vm::EntropySource> live_entropy_;
   std::unique_ptr<vm::Machine> machine_;
   std::unique_ptr<NodeCore> core_;
   log::Header header_;
@@ -227,9 +229,12 @@ Status Node::build_machine(const MachineSpec& spec, bool with_entropy) {
   if (Status s = machine_->load_linux(images->kernel, images->initrd, spec.cmdline); !s) {
     return make_error(fmt::format("{}: {}", spec.kernel_path, s.error()));
   }
-  host_entropy_ = std::make_unique<hostio::HostEntropy>();
-  const bool live_entropy = !is_primary_ || o_.entropy == "host";
-  core_->attach_machine(machine_.get(), live_entropy ? host_entropy_.get() : nullptr);
+  if (is_primary_) {
+    live_entropy_ = hostio::entropy_source_for(o_.entropy);
+  } else {
+    live_entropy_ = std::make_unique<hostio::HostEntropy>();
+  }
+  core_->attach_machine(machine_.get(), live_entropy_.get());
   return {};
 }
 
@@ -460,17 +465,9 @@ int Node::backup_main() {
   };
   const uint64_t epoch = joining->epoch();
   // Build the same machine from this host's images; their hashes must match.
-  MachineSpec spec = o_.spec;
-  spec.cmdline = hello->header.cmdline;
-  spec.ram_size = hello->header.ram_size;
-  auto meta = [&](const char* k) {
-    auto it = hello->header.metadata.find(k);
-    return it == hello->header.metadata.end() ? std::string() : it->second;
-  };
-  spec.entropy = meta("entropy") == "virtio-rng";
-  spec.net_mac = meta("net.mac");
-  if (!hello->header.initrd) spec.initrd_path.clear();
-  if (!hello->header.disk) spec.disk_path.clear();
+  Result<MachineSpec> built = spec_from_header(hello->header, o_.spec);
+  if (!built) return refuse(built.error());
+  const MachineSpec& spec = *built;
   Result<log::Header> mine = make_header(spec);
   if (!mine) return refuse(mine.error());
   if (Status s = log::check_same_machine(hello->header, *mine); !s) {

@@ -19,14 +19,18 @@
 #include <string>
 
 #include "auth/secret.h"
+#include "hostio/entropy.h"
 #include "ft/record_replay.h"
 #include "ft/role.h"  // the exit statuses
 
 namespace ftvm::ft {
 
 struct NodeOptions {
-  MachineSpec spec;            // the primary's machine; a backup takes cmdline/ram from it
-  std::string entropy = "none";  // primary: none | host
+  // Primary: the machine (set_live_entropy(spec, entropy) gave its device
+  // and rng-seed). A backup takes its image paths; the rest comes from the
+  // primary's header.
+  MachineSpec spec;
+  hostio::EntropyChoice entropy;  // primary: the guest's randomness (default host)
   std::string tap;             // the guest NIC's TAP device on this host (empty: no NIC)
   std::string guest_ip;        // announced after go-live (default: from ftvm.net= in cmdline)
   std::string vm;              // the pair's id at the arbiter

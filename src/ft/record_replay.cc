@@ -21,10 +21,42 @@ constexpr const char* kInitrdPathKey = "initrd.path";
 constexpr const char* kDiskPathKey = "disk.path";
 constexpr const char* kEntropyKey = "entropy";
 constexpr const char* kNetMacKey = "net.mac";
+constexpr const char* kRngSeedKey = "rng-seed";
+constexpr const char* kEntropyDevice = "virtio-rng";
 
 std::string meta(const log::Header& h, const char* key) {
   auto it = h.metadata.find(key);
   return it == h.metadata.end() ? std::string() : it->second;
+}
+
+std::string to_hex(std::span<const uint8_t> bytes) {
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (uint8_t b : bytes) out += fmt::format("{:02x}", b);
+  return out;
+}
+
+Result<std::vector<uint8_t>> from_hex(std::string_view hex, const char* what) {
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  if (hex.size() % 2 != 0 || hex.size() / 2 > kMaxRngSeedBytes) {
+    return make_error(fmt::format("the header's {} is {} hex digits: expected an even number, at "
+                                  "most {}",
+                                  what, hex.size(), 2 * kMaxRngSeedBytes));
+  }
+  std::vector<uint8_t> out(hex.size() / 2);
+  for (size_t i = 0; i < out.size(); ++i) {
+    const int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) {
+      return make_error(fmt::format("the header's {} is not lower-case hex (at digit {})", what,
+                                    2 * i + (hi < 0 ? 0 : 1)));
+    }
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return out;
 }
 
 }  // namespace
@@ -49,10 +81,37 @@ Result<log::Header> make_header(const MachineSpec& spec) {
     h.disk = *disk;
     h.metadata[kDiskPathKey] = spec.disk_path;
   }
-  h.metadata[kEntropyKey] = spec.entropy ? "virtio-rng" : "none";
+  h.metadata[kEntropyKey] = spec.entropy ? kEntropyDevice : "none";
   if (!spec.net_mac.empty()) h.metadata[kNetMacKey] = spec.net_mac;
+  if (!spec.rng_seed.empty()) h.metadata[kRngSeedKey] = to_hex(spec.rng_seed);
   h.metadata["ftvm.log.writer"] = "ftvm run --record";
   return h;
+}
+
+void set_live_entropy(MachineSpec& spec, const hostio::EntropyChoice& choice) {
+  spec.entropy = choice.mode != hostio::EntropyMode::kNone;
+  spec.rng_seed = hostio::rng_seed_for(choice);
+}
+
+Result<MachineSpec> spec_from_header(const log::Header& h, MachineSpec local) {
+  MachineSpec spec = std::move(local);
+  spec.ram_size = h.ram_size;
+  spec.cmdline = h.cmdline;
+  spec.entropy = meta(h, kEntropyKey) == kEntropyDevice;
+  spec.net_mac = meta(h, kNetMacKey);
+  Result<std::vector<uint8_t>> seed = from_hex(meta(h, kRngSeedKey), kRngSeedKey);
+  if (!seed) return make_error(seed.error());
+  spec.rng_seed = std::move(*seed);
+  if (spec.kernel_path.empty()) return make_error("no path for the kernel; pass --kernel");
+  if (h.initrd && spec.initrd_path.empty()) {
+    return make_error("the machine has an initrd but no path for it was given; pass --initrd");
+  }
+  if (h.disk && spec.disk_path.empty()) {
+    return make_error("the machine has a disk but no path for it was given; pass --disk");
+  }
+  if (!h.initrd) spec.initrd_path.clear();
+  if (!h.disk) spec.disk_path.clear();
+  return spec;
 }
 
 Result<LoadedImages> load_images(const MachineSpec& spec) {
@@ -66,6 +125,7 @@ Result<LoadedImages> load_images(const MachineSpec& spec) {
     images.initrd = std::move(*r);
   }
   images.config.ram_size = spec.ram_size;
+  images.config.rng_seed = spec.rng_seed;
   if (!spec.disk_path.empty()) {
     Result<std::unique_ptr<hostio::FileBlockBackend>> d =
         hostio::FileBlockBackend::open(spec.disk_path, /*read_only=*/true);
@@ -151,19 +211,13 @@ Result<ReplayReport> replay(const std::string& path, const ReplayOptions& option
   if (!header) return make_error(header.error());
   const log::Header& h = *header;
 
-  MachineSpec spec;
-  spec.kernel_path = options.kernel_path.empty() ? meta(h, kKernelPathKey) : options.kernel_path;
-  spec.initrd_path = options.initrd_path.empty() ? meta(h, kInitrdPathKey) : options.initrd_path;
-  spec.disk_path = options.disk_path.empty() ? meta(h, kDiskPathKey) : options.disk_path;
-  spec.ram_size = h.ram_size;
-  spec.cmdline = h.cmdline;
-  spec.entropy = meta(h, kEntropyKey) != "none";
-  spec.net_mac = meta(h, kNetMacKey);
-  if (spec.kernel_path.empty()) return make_error("the log names no kernel; pass --kernel");
-  if (h.initrd && spec.initrd_path.empty()) return make_error("the log names no initrd path; pass --initrd");
-  if (h.disk && spec.disk_path.empty()) return make_error("the log names no disk path; pass --disk");
-  if (!h.initrd) spec.initrd_path.clear();
-  if (!h.disk) spec.disk_path.clear();
+  MachineSpec local;
+  local.kernel_path = options.kernel_path.empty() ? meta(h, kKernelPathKey) : options.kernel_path;
+  local.initrd_path = options.initrd_path.empty() ? meta(h, kInitrdPathKey) : options.initrd_path;
+  local.disk_path = options.disk_path.empty() ? meta(h, kDiskPathKey) : options.disk_path;
+  Result<MachineSpec> built = spec_from_header(h, std::move(local));
+  if (!built) return make_error(fmt::format("{}: {}", path, built.error()));
+  const MachineSpec& spec = *built;
   Result<log::Header> current = make_header(spec);
   if (!current) return make_error(current.error());
   if (Status s = log::check_same_machine(h, *current); !s) {

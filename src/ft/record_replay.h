@@ -15,9 +15,10 @@
 #include <span>
 #include <string>
 
+#include "hostio/block_file.h"
+#include "hostio/entropy.h"
 #include "log/digest.h"
 #include "log/header.h"
-#include "hostio/block_file.h"
 #include "log/log_writer.h"
 #include "util/result.h"
 #include "vm/machine.h"
@@ -33,15 +34,38 @@ struct MachineSpec {
   std::string cmdline;
   bool entropy = false;  // a virtio-rng device is attached
   std::string net_mac;   // a virtio-net NIC with this MAC (empty: none)
+  // The device tree's /chosen/rng-seed (empty: none). On a live run it comes
+  // from the run's EntropyChoice (set_live_entropy); the header carries it,
+  // so a replay and a backup boot with the same bytes.
+  std::vector<uint8_t> rng_seed;
 };
 
-// Hashes the spec's files and builds the log header.
+// Gives a live run's spec what `choice` decides: the entropy device (for
+// every mode but none) and a fresh rng-seed (hostio::rng_seed_for). The
+// device's source is hostio::entropy_source_for(choice).
+void set_live_entropy(MachineSpec& spec, const hostio::EntropyChoice& choice);
+
+// Hashes the spec's files and builds the log header. The machine-defining
+// fields that are not images (the entropy device, the NIC's MAC, the
+// rng-seed) go into metadata keys (docs/log-format.md "Metadata").
 Result<log::Header> make_header(const MachineSpec& spec);
+
+// The machine a header describes, built on this host: RAM size, command
+// line, entropy device, NIC and rng-seed from `header`; the images' paths
+// from `local` (this host's copies; a path is cleared when the header says
+// the machine has no such image). The inverse of make_header for everything
+// but the paths: make_header(result) describes the same machine as
+// `header`, and a replay or backup booted from it runs the recorded boot.
+// Fails when `local` lacks the path of an image the header has (saying
+// which option gives it), or the header's rng-seed is not even-length hex
+// of at most kMaxRngSeedBytes bytes.
+inline constexpr size_t kMaxRngSeedBytes = 4096;
+Result<MachineSpec> spec_from_header(const log::Header& header, MachineSpec local);
 
 // The images a spec names, read (kernel, initrd) and opened (the disk,
 // read-only: a replayed or replicated machine must see the recorded
-// contents), with the machine configuration for them (RAM, disk, NIC). The
-// entropy device is left to the caller, which knows its source. `config`
+// contents), with the machine configuration for them (RAM, disk, NIC,
+// rng-seed). The entropy device is left to the caller, which knows its source. `config`
 // points into `disk`: keep them together.
 struct LoadedImages {
   std::vector<uint8_t> kernel;

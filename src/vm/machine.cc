@@ -87,6 +87,7 @@ Machine::Machine(const MachineConfig& config)
              "virtio");
   }
   if (net_) net_->attach(virtio_[kNetSlot].get());
+  rng_seed_ = config.rng_seed;
 }
 
 Machine::~Machine() = default;
@@ -147,6 +148,7 @@ Status Machine::load_linux(std::span<const uint8_t> kernel, std::span<const uint
   dt.timebase_frequency = kTimebaseHz;
   dt.virtio_mmio_slots = static_cast<unsigned>(virtio_.size());
   dt.syscon_poweroff = false;  // the SBI's SRST powers off
+  dt.rng_seed = rng_seed_;
   if (!initrd.empty()) {
     if (initrd.size() > dtb_pa - kernel_end) {
       return make_error(fmt::format("initrd of {} bytes does not fit between the kernel and the "
@@ -259,6 +261,7 @@ Status Machine::load_elf(std::span<const uint8_t> elf) {
   dt.ram_size = bus_.ram_size();
   dt.timebase_frequency = kTimebaseHz;
   dt.virtio_mmio_slots = static_cast<unsigned>(virtio_.size());
+  dt.rng_seed = rng_seed_;
   Result<std::vector<uint8_t>> blob = build_device_tree(dt);
   if (!blob) return make_error("device tree: " + blob.error());
   const uint64_t dtb_pa = bus_.ram_base() + bus_.ram_size() - kDtbReserve;

@@ -19,6 +19,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "util/result.h"
 #include "vm/bus.h"
@@ -59,6 +60,11 @@ struct MachineConfig {
   // A virtio-net NIC with this MAC; frames leave through the frame sink and
   // arrive through deliver_frame().
   std::optional<MacAddress> net_mac;
+  // The device tree's /chosen/rng-seed (none when empty), which Linux mixes
+  // into its entropy pool at boot. Outside input like the entropy device's
+  // bytes: a live run must log it (ft::MachineSpec carries it in the log
+  // header) for the run to be replayable.
+  std::vector<uint8_t> rng_seed;
 };
 
 enum class RunStatus : uint8_t {
@@ -100,7 +106,7 @@ class Machine final : private SbiPlatform {
 
   // Boots Linux: `kernel` is a RISC-V Linux Image, loaded at its text offset
   // from the start of RAM; the initrd (may be empty) and a device tree with
-  // `cmdline` go at the top of RAM. The hart starts in S-mode at the kernel
+  // `cmdline` (and the config's rng-seed) go at the top of RAM. The hart starts in S-mode at the kernel
   // with a0 = hart id, a1 = device tree, and this machine answers SBI calls.
   Status load_linux(std::span<const uint8_t> kernel, std::span<const uint8_t> initrd,
                     const std::string& cmdline);
@@ -206,6 +212,7 @@ class Machine final : private SbiPlatform {
   uint64_t stalled_slices_ = 0;  // consecutive slices that retired nothing
   uint32_t exit_status_ = 0;
   std::string error_;
+  std::vector<uint8_t> rng_seed_;  // for the device tree; see MachineConfig
 };
 
 }  // namespace ftvm::vm
