@@ -43,11 +43,12 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
     -E '^(qemu\.|RunGuest\.|RunBadInput\.|FtPair\.)'
 stage_done asan
 
-echo "== ft, arbiter and channel unit tests under ThreadSanitizer"
+echo "== ft, arbiter and channel unit tests, and one FT pair, under ThreadSanitizer"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFTVM_TSAN=ON >/dev/null
-ninja -C build-tsan ftvm_channel_tests ftvm_ft_tests ftvm_arbiter_tests
+ninja -C build-tsan ftvm_channel_tests ftvm_ft_tests ftvm_arbiter_tests ftvm_integration_tests
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-  ctest --test-dir build-tsan --output-on-failure -j "$jobs" --timeout 600 -R '^(Ft|Arbiter)\.'
+  ctest --test-dir build-tsan --output-on-failure -j "$jobs" --timeout 900 \
+    -R '^(Ft|Arbiter)\.|^FtPair\.KillingThePrimaryUnderLoad'
 stage_done tsan
 
 echo "== ftvm fuzz smoke (libFuzzer, every parser of untrusted bytes)"

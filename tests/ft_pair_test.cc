@@ -49,7 +49,7 @@ const std::string kFtvm = FTVM_BINARY;
 const std::string kLoad = FTVM_LOAD_BINARY;
 const std::string kFtnet = FTVM_SOURCE_DIR "/scripts/ftnet.sh";
 constexpr uint8_t kGuestMac[6] = {0x52, 0x54, 0x00, 0x77, 0x00, 0x0f};
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 // Under the sanitizers the machines run a few times slower: a longer
 // failure timeout keeps a slow node from being taken for a dead one.
 constexpr bool kSanitized = true;
