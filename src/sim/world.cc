@@ -1,0 +1,247 @@
+// One simulated world (see world.h).
+#include "sim/world.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+
+#include "sim/sim_node.h"
+#include "sim/standin_node.h"
+
+namespace ftvm::sim {
+
+std::optional<Bug> parse_bug(const std::string& name) {
+  for (Bug b : {Bug::kNone, Bug::kLoseWrites, Bug::kSplitBrain, Bug::kForgetfulArbiter}) {
+    if (to_string(b) == name) return b;
+  }
+  return std::nullopt;
+}
+
+std::string to_string(Bug bug) {
+  switch (bug) {
+    case Bug::kNone: return "none";
+    case Bug::kLoseWrites: return "lose-writes";
+    case Bug::kSplitBrain: return "split-brain";
+    case Bug::kForgetfulArbiter: return "forgetful-arbiter";
+  }
+  return "?";
+}
+
+World::World(const GuestImage& image, WorldOptions options)
+    : image_(image),
+      options_(options),
+      rng_(options.seed),
+      invariants_(events_),
+      audit_(invariants_),
+      grant_audit_([this](const std::string& name, const std::string& detail) {
+        invariants_.fail(name, detail);
+      }) {
+  // Faults of this seed. Each component draws from its own generator.
+  LanFaults lf;
+  if (rng_.below(4) != 0) {
+    lf.loss_ppm = static_cast<uint32_t>(rng_.below(50'001));
+    lf.dup_ppm = static_cast<uint32_t>(rng_.below(30'001));
+    lf.reorder_ppm = static_cast<uint32_t>(rng_.below(100'001));
+    lf.min_delay = rng_.range(10, 50) * kMicrosecond;
+    lf.max_delay = lf.min_delay + rng_.range(0, 500) * kMicrosecond;
+    lf.reorder_delay = rng_.range(0, 2000) * kMicrosecond;
+  }
+  lan_ = std::make_unique<Lan>(events_, rng_.fork(), lf);
+  LinkFaults kf;
+  kf.max_delay = kf.min_delay + rng_.range(0, 1000) * kMicrosecond;
+  link_ = std::make_unique<Link>(events_, rng_.fork(), kf);
+  arbiter_ = std::make_unique<ArbiterModel>(events_, rng_.fork(), &grant_audit_);
+  trace(fmt::format("seed {}: lan {}", options_.seed, lf.describe()));
+
+  lan_->set_observer([this](int, const Frame& f) {
+    if (f.sender_node >= 0) audit_.received(f.sender_node, f.epoch, f.output_index, f.bytes);
+  });
+  counter_keys_ = {0, 1};
+  register_keys_ = {2, 3};
+  for (int c = 0; c < options_.clients; ++c) {
+    ClientConfig cc;
+    cc.id = static_cast<uint32_t>(c + 1);
+    cc.counter_keys = counter_keys_;
+    cc.register_keys = register_keys_;
+    clients_.push_back(
+        std::make_unique<KvClient>(events_, *lan_, rng_.fork(), &history_, std::move(cc)));
+  }
+  ClientConfig ac;
+  ac.id = 1000;
+  auditor_ = std::make_unique<KvClient>(events_, *lan_, rng_.fork(), &history_, std::move(ac));
+
+  nodes_.push_back(std::make_unique<StandInNode>(*this, 0, 1));
+  if (options_.bug == Bug::kSplitBrain) {
+    nodes_.push_back(std::make_unique<StandInNode>(*this, 1, 1, /*ignore_denial=*/true));
+  }
+  if (options_.bug == Bug::kForgetfulArbiter) {
+    nodes_.push_back(std::make_unique<StandInNode>(*this, 1, 1));
+  }
+
+  invariants_.add("primary-serves", [this]() -> std::optional<std::string> {
+    const Time deadline = options_.fault_end + options_.liveness_window;
+    if (finished_ || events_.now() <= deadline || !arbiter_->up()) return std::nullopt;
+    for (const auto& n : nodes_) {
+      if (n->alive()) {
+        return fmt::format("faults stopped at {:.3f}s with the arbiter and {} up, but the "
+                           "clients were not served by {:.3f}s ({} outputs released since)",
+                           static_cast<double>(options_.fault_end) / kSecond, n->describe(),
+                           static_cast<double>(deadline) / kSecond, audit_.released());
+      }
+    }
+    return std::nullopt;
+  });
+}
+
+World::~World() = default;
+
+void World::trace(const std::string& line) {
+  if (!options_.verbose) return;
+  std::printf("[%10.6f s] %s\n", static_cast<double>(events_.now()) / kSecond, line.c_str());
+}
+
+void World::note(uint64_t v) {
+  fingerprint_ = (fingerprint_ ^ v) * 0x100000001b3ull;
+}
+
+void World::schedule_faults() {
+  const Time end = options_.fault_end;
+  // Arbiter outages.
+  for (uint64_t i = 0, n = rng_.below(3); i < n; ++i) {
+    const Time len = rng_.range(10, 300) * kMillisecond;
+    const Time at = rng_.range(0, std::max<Time>(0, end - len));
+    events_.at(at, [this, len] {
+      if (calm_) return;
+      trace(fmt::format("arbiter: down for {} ms", len / kMillisecond));
+      arbiter_->set_up(false);
+      events_.after(len, [this] {
+        trace("arbiter: restarts (grants kept)");
+        arbiter_->set_up(true);
+      });
+    });
+  }
+  // Node freezes (SIGSTOP / SIGCONT).
+  for (uint64_t i = 0, n = rng_.below(4); i < n; ++i) {
+    const Time len = rng_.range(5, 300) * kMillisecond;
+    const Time at = rng_.range(0, std::max<Time>(0, end - len));
+    const size_t node = rng_.below(nodes_.size());
+    events_.at(at, [this, node, len] {
+      if (!calm_) nodes_[node]->freeze(len);
+    });
+  }
+  // Channel faults (no traffic on it yet with the stand-in).
+  for (uint64_t i = 0, n = rng_.below(3); i < n; ++i) {
+    const Time at = rng_.range(0, end);
+    const uint64_t kind = rng_.below(3);
+    const Time len = rng_.range(1, 700) * kMillisecond;
+    events_.at(at, [this, kind, len] {
+      if (kind == 0) link_->partition(len);
+      if (kind == 1) link_->stall(0, len);
+      if (kind == 2) link_->reset_now();
+    });
+  }
+  // Deliberate bugs.
+  if (options_.bug == Bug::kLoseWrites) {
+    const Time at = rng_.range(300, 600) * kMillisecond;
+    events_.at(at, [this] {
+      nodes_[0]->crash();
+      events_.after(kMillisecond, [this] { nodes_[0]->restart(); });
+    });
+  }
+  if (options_.bug == Bug::kSplitBrain) {
+    events_.at(5 * kMillisecond, [this] { nodes_[1]->start(); });
+  }
+  if (options_.bug == Bug::kForgetfulArbiter) {
+    events_.at(300 * kMillisecond, [this] {
+      trace("arbiter: restarts with its grants lost");
+      arbiter_->forget_everything();
+    });
+    events_.at(400 * kMillisecond, [this] { nodes_[1]->start(); });
+  }
+  events_.at(end, [this] { calm(); });
+}
+
+void World::calm() {
+  calm_ = true;
+  trace("faults stop");
+  lan_->calm();
+  link_->calm();
+  arbiter_->calm();
+  arbiter_->set_up(true);
+  events_.after(options_.calm_traffic, [this] { finish_traffic(); });
+}
+
+void World::finish_traffic() {
+  for (const auto& c : clients_) {
+    if (!c->idle()) {
+      events_.after(kMillisecond, [this] { finish_traffic(); });
+      return;
+    }
+  }
+  trace("clients idle; final read of every key");
+  std::vector<uint32_t> keys = counter_keys_;
+  keys.insert(keys.end(), register_keys_.begin(), register_keys_.end());
+  auditor_->read_all(keys, [this](std::map<uint32_t, int64_t> v) { final_audit(std::move(v)); });
+}
+
+void World::final_audit(std::map<uint32_t, int64_t> values) {
+  finished_ = true;
+  for (const auto& [k, v] : values) trace(fmt::format("final: key {} = {}", k, v));
+  if (CheckResult r = check_linearizable(history_); !r.ok) {
+    invariants_.fail("linearizable", r.problem);
+  } else if (CheckResult w = check_acknowledged_writes(history_, values); !w.ok) {
+    invariants_.fail("acknowledged-writes", w.problem);
+  }
+  events_.stop();
+}
+
+RunOutcome World::run() {
+  schedule_faults();
+  nodes_[0]->start();
+  for (auto& c : clients_) {
+    KvClient* client = c.get();
+    events_.at(kMillisecond, [this, client] {
+      client->start(options_.fault_end + options_.calm_traffic);
+    });
+  }
+  const Time limit = options_.fault_end + options_.liveness_window + kMillisecond;
+  events_.at(limit, [] {});
+  while (!events_.stopped() && events_.step(limit)) invariants_.check_step();
+
+  RunOutcome out;
+  out.seed = options_.seed;
+  out.breach = invariants_.breach();
+  RunStats& s = out.stats;
+  s.events = events_.executed();
+  s.operations = history_.size();
+  for (const auto& c : clients_) s.retransmissions += c->retransmissions();
+  for (const Operation& o : history_) {
+    if (o.completed) ++s.completed;
+    note(o.client);
+    note(static_cast<uint64_t>(o.invoked));
+    note(o.completed ? static_cast<uint64_t>(*o.completed) : ~0ull);
+    note(static_cast<uint64_t>(o.result));
+  }
+  s.frames = lan_->sent();
+  s.frames_lost = lan_->lost();
+  s.outputs_released = audit_.released();
+  s.end = events_.now();
+  note(static_cast<uint64_t>(s.end));
+  note(s.events);
+  out.fingerprint = fingerprint_;
+  if (options_.verbose) {
+    for (const Operation& o : history_) trace("history: " + describe(o));
+    if (out.breach) {
+      trace(fmt::format("BROKEN: {} at {:.6f}s: {}", out.breach->invariant,
+                        static_cast<double>(out.breach->at) / kSecond, out.breach->detail));
+    }
+  }
+  return out;
+}
+
+RunOutcome run_seed(const GuestImage& image, const WorldOptions& options) {
+  World world(image, options);
+  return world.run();
+}
+
+}  // namespace ftvm::sim

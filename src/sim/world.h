@@ -1,0 +1,138 @@
+// One simulated world, run for one seed: the event queue, the LAN, the
+// logging channel, the arbiter, the clients, the nodes, and the invariants
+// that judge them (docs/sim.md).
+//
+// A run has three phases:
+//   [0, fault_end)         nodes start, clients issue requests, faults drawn
+//                          from the seed happen (LAN loss, duplication,
+//                          delay and reordering; arbiter outages; node
+//                          freezes; channel partitions, stalls and resets);
+//   [fault_end, +traffic)  faults stop, the arbiter is up; clients go on;
+//   then                   once every client is idle, an audit client reads
+//                          every key, and the run ends when it has.
+// Liveness: from fault_end, with the arbiter and a node up, a primary must
+// serve (the audit must finish) within liveness_window.
+// At the end the history must be linearizable and every acknowledged write
+// present in the final read.
+//
+// Not thread-safe: one world per thread (worlds share only the GuestImage).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sim/arbiter_model.h"
+#include "sim/client.h"
+#include "sim/event_queue.h"
+#include "sim/guest_image.h"
+#include "sim/history.h"
+#include "sim/invariants.h"
+#include "sim/lan.h"
+#include "sim/link.h"
+#include "sim/random.h"
+
+namespace ftvm::sim {
+
+// Deliberate bugs, for the simulator's own tests (a world with one of these
+// must break an invariant).
+enum class Bug : uint8_t {
+  kNone,
+  kLoseWrites,      // the stand-in restarts from the pre-booted guest mid-run
+  kSplitBrain,      // a second stand-in ignores the arbiter's denial and serves
+  kForgetfulArbiter // the arbiter loses its grants and a node claims again
+};
+std::optional<Bug> parse_bug(const std::string& name);
+std::string to_string(Bug bug);
+
+struct WorldOptions {
+  uint64_t seed = 0;
+  Time fault_end = 1 * kSecond;
+  Time calm_traffic = 200 * kMillisecond;
+  Time liveness_window = 2 * kSecond;
+  int clients = 3;
+  bool verbose = false;
+  Bug bug = Bug::kNone;
+};
+
+struct RunStats {
+  uint64_t events = 0;
+  uint64_t operations = 0;
+  uint64_t completed = 0;
+  uint64_t retransmissions = 0;
+  uint64_t frames = 0;
+  uint64_t frames_lost = 0;
+  uint64_t guest_instructions = 0;
+  uint64_t outputs_released = 0;
+  Time end = 0;
+};
+
+struct RunOutcome {
+  uint64_t seed = 0;
+  std::optional<Breach> breach;  // nullopt: every invariant held
+  RunStats stats;
+  // A digest of everything observable in the run (history, outputs,
+  // events): two runs of one seed must agree on it.
+  uint64_t fingerprint = 0;
+  bool ok() const { return !breach; }
+};
+
+class SimNode;
+
+class World {
+ public:
+  World(const GuestImage& image, WorldOptions options);
+  ~World();
+  World(const World&) = delete;
+  World& operator=(const World&) = delete;
+
+  RunOutcome run();
+
+  // ---- for nodes ----
+  EventQueue& events() { return events_; }
+  Lan& lan() { return *lan_; }
+  Link& link() { return *link_; }
+  ArbiterModel& arbiter() { return *arbiter_; }
+  Invariants& invariants() { return invariants_; }
+  OutputAudit& audit() { return audit_; }
+  const GuestImage& image() const { return image_; }
+  const WorldOptions& options() const { return options_; }
+  Rng fork_rng() { return rng_.fork(); }
+  bool verbose() const { return options_.verbose; }
+  void trace(const std::string& line);
+  // Mixes `v` into the run's fingerprint.
+  void note(uint64_t v);
+  static constexpr const char* kVmId = "sim-vm";
+
+ private:
+  void schedule_faults();
+  void calm();
+  void finish_traffic();
+  void final_audit(std::map<uint32_t, int64_t> values);
+
+  const GuestImage& image_;
+  WorldOptions options_;
+  Rng rng_;
+  EventQueue events_;
+  Invariants invariants_;
+  OutputAudit audit_;
+  GrantAudit grant_audit_;
+  std::unique_ptr<Lan> lan_;
+  std::unique_ptr<Link> link_;
+  std::unique_ptr<ArbiterModel> arbiter_;
+  History history_;
+  std::vector<std::unique_ptr<KvClient>> clients_;
+  std::unique_ptr<KvClient> auditor_;
+  std::vector<std::unique_ptr<SimNode>> nodes_;
+  std::vector<uint32_t> counter_keys_, register_keys_;
+  bool calm_ = false;
+  bool finished_ = false;
+  uint64_t fingerprint_ = 0xcbf29ce484222325ull;
+};
+
+// Runs one seed.
+RunOutcome run_seed(const GuestImage& image, const WorldOptions& options);
+
+}  // namespace ftvm::sim
