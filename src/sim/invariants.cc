@@ -23,8 +23,10 @@ void Invariants::fail(const std::string& invariant, const std::string& detail) {
 
 void OutputAudit::produced(int node, uint64_t epoch, uint64_t index,
                            const std::vector<uint8_t>& bytes, bool released) {
-  match(index, bytes, fmt::format("node {} (epoch {})", node, epoch));
-  if (!released) return;
+  if (!released) {
+    match(index, bytes, fmt::format("node {} (epoch {})", node, epoch));
+    return;
+  }
   ++released_;
   last_release_ = inv_.now();
   if (epoch < newest_epoch_) {
@@ -42,6 +44,7 @@ void OutputAudit::produced(int node, uint64_t epoch, uint64_t index,
     return;
   }
   newest_epoch_ = epoch;
+  match(index, bytes, fmt::format("node {} (epoch {})", node, epoch));
 }
 
 void OutputAudit::received(int node, uint64_t epoch, uint64_t index,

@@ -149,13 +149,14 @@ int main(int argc, char** argv) {
     const RunOutcome out = run_seed(**image, o);
     const double ms =
         std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    std::printf("seed %llu: %s (%llu ops, %llu completed, %llu events, %llu frames, %.1f ms, "
-                "fingerprint %016llx)\n",
+    std::printf("seed %llu: %s (%llu ops, %llu completed, %llu events, %llu frames, %llu guest "
+                "instructions, %.1f ms with the boot, fingerprint %016llx)\n",
                 static_cast<unsigned long long>(*seed), out.ok() ? "ok" : "BROKEN",
                 static_cast<unsigned long long>(out.stats.operations),
                 static_cast<unsigned long long>(out.stats.completed),
                 static_cast<unsigned long long>(out.stats.events),
-                static_cast<unsigned long long>(out.stats.frames), ms,
+                static_cast<unsigned long long>(out.stats.frames),
+                static_cast<unsigned long long>(out.stats.guest_instructions), ms,
                 static_cast<unsigned long long>(out.fingerprint));
     if (!out.ok()) {
       print_breach(out, bug_arg);

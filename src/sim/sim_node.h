@@ -31,6 +31,8 @@ class SimNode {
   // Serving clients as the primary, as far as the node itself knows.
   virtual bool serving() const = 0;
   virtual std::string describe() const = 0;
+  // Guest instructions executed so far (for the cost report).
+  virtual uint64_t guest_instructions() const = 0;
 };
 
 }  // namespace ftvm::sim

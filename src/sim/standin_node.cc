@@ -30,6 +30,7 @@ void StandInNode::start() {
   alive_ = true;
   live_ = false;
   ++incarnation_;
+  if (guest_) instructions_ += guest_->instructions();
   guest_ = std::make_unique<GuestRunner>(world_.image(), world_.events().now());
   guest_->set_output([this](uint64_t index, uint64_t, std::vector<uint8_t> bytes) {
     outputs_.emplace_back(index, std::move(bytes));

@@ -42,6 +42,7 @@ class StandInNode final : public SimNode {
   bool alive() const override { return alive_; }
   bool serving() const override { return alive_ && live_; }
   std::string describe() const override;
+  uint64_t guest_instructions() const override { return instructions_ + (guest_ ? guest_->instructions() : 0); }
 
  private:
   void claim();
@@ -63,7 +64,8 @@ class StandInNode final : public SimNode {
   std::unique_ptr<GuestRunner> guest_;
   std::deque<std::vector<uint8_t>> tap_queue_;  // frames that arrived while frozen
   std::vector<std::pair<uint64_t, std::vector<uint8_t>>> outputs_;  // produced, not yet released
-  Time busy_until_ = 0;  // the guest's last output leaves at this time
+  Time busy_until_ = 0;
+  uint64_t instructions_ = 0;  // by earlier incarnations' guests  // the guest's last output leaves at this time
 };
 
 }  // namespace ftvm::sim

@@ -7,6 +7,7 @@
 
 #include "sim/sim_node.h"
 #include "sim/standin_node.h"
+#include "util/buggify.h"
 
 namespace ftvm::sim {
 
@@ -47,6 +48,8 @@ World::World(const GuestImage& image, WorldOptions options)
     lf.reorder_delay = rng_.range(0, 2000) * kMicrosecond;
   }
   lan_ = std::make_unique<Lan>(events_, rng_.fork(), lf);
+  buggify_rng_ = rng_.fork();
+  buggify::set_source(&World::buggify_fires, this);
   LinkFaults kf;
   kf.max_delay = kf.min_delay + rng_.range(0, 1000) * kMicrosecond;
   link_ = std::make_unique<Link>(events_, rng_.fork(), kf);
@@ -93,7 +96,20 @@ World::World(const GuestImage& image, WorldOptions options)
   });
 }
 
-World::~World() = default;
+World::~World() { buggify::set_source(nullptr, nullptr); }
+
+bool World::buggify_fires(void* context, const char* site, double p) {
+  World& w = *static_cast<World*>(context);
+  if (w.calm_ || p <= 0) return false;
+  // Each site is on for the whole run in about one seed of four.
+  auto [it, fresh] = w.buggify_sites_.emplace(site, false);
+  if (fresh) {
+    it->second = w.buggify_rng_.below(4) == 0;
+    w.trace(fmt::format("buggify: {} {}", site, it->second ? "on" : "off"));
+  }
+  if (!it->second) return false;
+  return w.buggify_rng_.below(1'000'000) < static_cast<uint64_t>(p * 1'000'000);
+}
 
 void World::trace(const std::string& line) {
   if (!options_.verbose) return;
@@ -225,6 +241,7 @@ RunOutcome World::run() {
   s.frames = lan_->sent();
   s.frames_lost = lan_->lost();
   s.outputs_released = audit_.released();
+  for (const auto& n : nodes_) s.guest_instructions += n->guest_instructions();
   s.end = events_.now();
   note(static_cast<uint64_t>(s.end));
   note(s.events);

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -111,6 +112,9 @@ class World {
   void calm();
   void finish_traffic();
   void final_audit(std::map<uint32_t, int64_t> values);
+  // The FTVM_BUGGIFY source of this world (util/buggify.h), installed on
+  // the thread that builds it.
+  static bool buggify_fires(void* context, const char* site, double p);
 
   const GuestImage& image_;
   WorldOptions options_;
@@ -127,6 +131,8 @@ class World {
   std::unique_ptr<KvClient> auditor_;
   std::vector<std::unique_ptr<SimNode>> nodes_;
   std::vector<uint32_t> counter_keys_, register_keys_;
+  Rng buggify_rng_{0};
+  std::map<std::string, bool> buggify_sites_;
   bool calm_ = false;
   bool finished_ = false;
   uint64_t fingerprint_ = 0xcbf29ce484222325ull;
