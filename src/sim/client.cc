@@ -1,6 +1,8 @@
 // The simulated KV client (see client.h).
 #include "sim/client.h"
 
+#include <fmt/format.h>
+
 #include "sim/guest_image.h"
 
 namespace ftvm::sim {
@@ -77,6 +79,10 @@ void KvClient::send(KvRequest request) {
   op_index_ = history_->size();
   history_->push_back(Operation{config_.id, request.key, request.op, request.arg, events_.now(),
                                 std::nullopt, 0});
+  if (config_.trace) {
+    config_.trace(fmt::format("client {}: #{} {} k{} {}", config_.id, request.request_id,
+                              to_string(request.op), request.key, request.arg));
+  }
   transmit();
 }
 
@@ -85,6 +91,9 @@ void KvClient::transmit() {
   retransmit_event_ = events_.after(config_.retransmit, [this] {
     if (!outstanding_) return;
     ++retransmissions_;
+    if (config_.trace) {
+      config_.trace(fmt::format("client {}: #{} retransmitted", config_.id, request_.request_id));
+    }
     transmit();
   });
 }
@@ -101,6 +110,10 @@ void KvClient::on_frame(const Frame& frame) {
   op.completed = events_.now();
   op.result = reply->value;
   ++completed_;
+  if (config_.trace) {
+    config_.trace(fmt::format("client {}: #{} -> {} (ticks {}, served {})", config_.id,
+                              reply->request_id, reply->value, reply->ticks, reply->served));
+  }
   if (on_reply_) on_reply_(*reply);
 }
 

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <string>
 #include <vector>
 
 #include "sim/event_queue.h"
@@ -28,6 +29,8 @@ struct ClientConfig {
   Time think_min = 1 * kMillisecond;
   Time think_max = 10 * kMillisecond;
   Time retransmit = 20 * kMillisecond;
+  // Receives one line per invocation and completion (--verbose), or empty.
+  std::function<void(const std::string&)> trace;
 };
 
 class KvClient {

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -179,6 +180,10 @@ int main(int argc, char** argv) {
         return kExitUsage;
       }
       progress = saved;
+      // Seeds from `next` on run again: forget what they did last time.
+      std::erase_if(progress.failures, [&](const std::string& f) {
+        return std::strtoull(f.c_str(), nullptr, 10) >= progress.next;
+      });
       std::printf("resuming at seed %llu (%zu failed so far)\n",
                   static_cast<unsigned long long>(progress.next), progress.failures.size());
     }

@@ -66,11 +66,13 @@ World::World(const GuestImage& image, WorldOptions options)
     cc.id = static_cast<uint32_t>(c + 1);
     cc.counter_keys = counter_keys_;
     cc.register_keys = register_keys_;
+    if (options_.verbose) cc.trace = [this](const std::string& line) { trace(line); };
     clients_.push_back(
         std::make_unique<KvClient>(events_, *lan_, rng_.fork(), &history_, std::move(cc)));
   }
   ClientConfig ac;
   ac.id = 1000;
+  if (options_.verbose) ac.trace = [this](const std::string& line) { trace(line); };
   auditor_ = std::make_unique<KvClient>(events_, *lan_, rng_.fork(), &history_, std::move(ac));
 
   nodes_.push_back(std::make_unique<StandInNode>(*this, 0, 1));
