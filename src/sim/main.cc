@@ -19,6 +19,8 @@
 #include <mutex>
 #include <thread>
 
+#include <sys/resource.h>
+
 #include "sim/guest_image.h"
 #include "sim/world.h"
 
@@ -196,6 +198,7 @@ int main(int argc, char** argv) {
   std::map<uint64_t, RunOutcome> done;
   std::optional<RunOutcome> first_broken;
   uint64_t ran = 0, broken = 0;
+  uint64_t combined = 0;  // the sum of the seeds' fingerprints: independent of --jobs
   std::atomic<bool> stop{false};
   auto last_write = Clock::now();
   auto worker = [&] {
@@ -211,6 +214,7 @@ int main(int argc, char** argv) {
       RunOutcome out = run_seed(**image, o);
       std::lock_guard lock(mu);
       ++ran;
+      combined += out.fingerprint;
       if (!out.ok()) {
         ++broken;
         print_breach(out, bug_arg);
@@ -237,11 +241,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ftvm-sim: cannot write %s\n", progress_path.c_str());
   }
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::printf("%llu seeds run (%llu..%llu), %llu broken, %.1f s, %.2f ms per seed per job\n",
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const double cpu = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                     static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+  std::printf("%llu seeds run (%llu..%llu), %llu broken, %.1f s, %.2f ms of CPU per seed, "
+              "fingerprint %016llx\n",
               static_cast<unsigned long long>(ran), static_cast<unsigned long long>(from),
               static_cast<unsigned long long>(progress.end - 1),
               static_cast<unsigned long long>(broken), secs,
-              ran ? secs * 1000.0 * jobs / static_cast<double>(ran) : 0.0);
+              ran ? cpu * 1000.0 / static_cast<double>(ran) : 0.0,
+              static_cast<unsigned long long>(combined));
   if (broken > 0 || !progress.failures.empty()) {
     if (first_broken) std::printf("first broken: seed %llu (%s)\n",
                                   static_cast<unsigned long long>(first_broken->seed),
