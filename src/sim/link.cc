@@ -18,6 +18,7 @@ void Link::connect(int side) {
     return;
   }
   open_ = true;
+  connected_at_ = events_.now() + faults_.connect_delay;
   side_open_ = {false, false};
   last_arrival_ = {0, 0};
   for (int s = 0; s < 2; ++s) {
@@ -34,7 +35,7 @@ bool Link::send(int side, uint64_t conn, std::vector<uint8_t> message) {
   const Time now = events_.now();
   Time at = now + (calm_ ? faults_.min_delay : rng_.range(faults_.min_delay, faults_.max_delay));
   at = std::max({at, last_arrival_[side], stall_until_[side], partition_until_,
-                 now + faults_.connect_delay});  // not before the peer is connected
+                 connected_at_});  // not before the peer is connected
   last_arrival_[side] = at;
   const int peer = 1 - side;
   events_.at(at, [this, peer, conn, m = std::move(message)] {

@@ -84,6 +84,7 @@ class Link {
   std::array<Time, 2> last_arrival_{};  // per direction (by sending side)
   std::array<Time, 2> stall_until_{};
   Time partition_until_ = 0;
+  Time connected_at_ = 0;  // when both sides of the open connection are connected
   bool calm_ = false;
   uint64_t delivered_ = 0, resets_ = 0;
 };

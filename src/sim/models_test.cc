@@ -160,6 +160,22 @@ TEST(Link, DeliversInOrderDespiteRandomDelays) {
   EXPECT_EQ(log.events, want);
 }
 
+TEST(Link, AMessageOnAnEstablishedConnectionTakesTheLinkDelayOnly) {
+  EventQueue q;
+  LinkFaults f;  // 50 us per message, 200 us to connect
+  Link link(q, Rng(9), f);
+  Time arrived = 0;
+  link.set_endpoint(0, Link::Endpoint{});
+  link.set_endpoint(1, Link::Endpoint{nullptr, [&](uint64_t, const std::vector<uint8_t>&) {
+                                        arrived = q.now();
+                                      }, nullptr});
+  link.connect(0);
+  q.run_until(kMillisecond);
+  ASSERT_TRUE(link.send(0, link.connection(), msg("x")));
+  q.run_until(2 * kMillisecond);
+  EXPECT_EQ(arrived, kMillisecond + f.min_delay);
+}
+
 TEST(Link, AResetEndsTheConnectionOnBothSidesAndDropsWhatIsInFlight) {
   EventQueue q;
   Link link(q, Rng(9), LinkFaults{});
