@@ -28,6 +28,20 @@ std::string to_string(Bug bug) {
   return "?";
 }
 
+NodeSet stand_in_nodes(World& world) {
+  NodeSet set;
+  set.nodes.push_back(std::make_unique<StandInNode>(world, 0, 1));
+  if (world.options().bug == Bug::kSplitBrain) {
+    set.nodes.push_back(std::make_unique<StandInNode>(world, 1, 1, /*ignore_denial=*/true));
+    set.start_later = {false, true};
+  }
+  if (world.options().bug == Bug::kForgetfulArbiter) {
+    set.nodes.push_back(std::make_unique<StandInNode>(world, 1, 1));
+    set.start_later = {false, true};
+  }
+  return set;
+}
+
 World::World(const GuestImage& image, WorldOptions options)
     : image_(image),
       options_(options),
@@ -75,13 +89,10 @@ World::World(const GuestImage& image, WorldOptions options)
   if (options_.verbose) ac.trace = [this](const std::string& line) { trace(line); };
   auditor_ = std::make_unique<KvClient>(events_, *lan_, rng_.fork(), &history_, std::move(ac));
 
-  nodes_.push_back(std::make_unique<StandInNode>(*this, 0, 1));
-  if (options_.bug == Bug::kSplitBrain) {
-    nodes_.push_back(std::make_unique<StandInNode>(*this, 1, 1, /*ignore_denial=*/true));
-  }
-  if (options_.bug == Bug::kForgetfulArbiter) {
-    nodes_.push_back(std::make_unique<StandInNode>(*this, 1, 1));
-  }
+  NodeSet set = options_.make_nodes ? options_.make_nodes(*this) : stand_in_nodes(*this);
+  nodes_ = std::move(set.nodes);
+  start_later_ = std::move(set.start_later);
+  start_later_.resize(nodes_.size(), false);
 
   invariants_.add("primary-serves", [this]() -> std::optional<std::string> {
     const Time deadline = options_.fault_end + options_.liveness_window;
@@ -215,7 +226,9 @@ void World::final_audit(std::map<uint32_t, int64_t> values) {
 
 RunOutcome World::run() {
   schedule_faults();
-  nodes_[0]->start();
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    if (!start_later_[i]) nodes_[i]->start();
+  }
   for (auto& c : clients_) {
     KvClient* client = c.get();
     events_.at(kMillisecond, [this, client] {

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -48,6 +49,18 @@ enum class Bug : uint8_t {
 std::optional<Bug> parse_bug(const std::string& name);
 std::string to_string(Bug bug);
 
+class World;
+class SimNode;
+
+// Builds a world's nodes (in `world`'s constructor); they are started at
+// time 0 unless `start_later` says otherwise. The default builds one
+// StandInNode (and the extra nodes the deliberate bugs need).
+struct NodeSet {
+  std::vector<std::unique_ptr<SimNode>> nodes;
+  std::vector<bool> start_later;  // per node; missing entries: start at 0
+};
+using NodeFactory = std::function<NodeSet(World&)>;
+
 struct WorldOptions {
   uint64_t seed = 0;
   Time fault_end = 1 * kSecond;
@@ -56,6 +69,7 @@ struct WorldOptions {
   int clients = 3;
   bool verbose = false;
   Bug bug = Bug::kNone;
+  NodeFactory make_nodes;  // empty: the stand-in
 };
 
 struct RunStats {
@@ -79,8 +93,6 @@ struct RunOutcome {
   uint64_t fingerprint = 0;
   bool ok() const { return !breach; }
 };
-
-class SimNode;
 
 class World {
  public:
@@ -106,6 +118,8 @@ class World {
   // Mixes `v` into the run's fingerprint.
   void note(uint64_t v);
   static constexpr const char* kVmId = "sim-vm";
+  size_t node_count() const { return nodes_.size(); }
+  SimNode& node(size_t i) { return *nodes_[i]; }
 
  private:
   void schedule_faults();
@@ -130,6 +144,7 @@ class World {
   std::vector<std::unique_ptr<KvClient>> clients_;
   std::unique_ptr<KvClient> auditor_;
   std::vector<std::unique_ptr<SimNode>> nodes_;
+  std::vector<bool> start_later_;
   std::vector<uint32_t> counter_keys_, register_keys_;
   Rng buggify_rng_{0};
   std::map<std::string, bool> buggify_sites_;
@@ -137,6 +152,9 @@ class World {
   bool finished_ = false;
   uint64_t fingerprint_ = 0xcbf29ce484222325ull;
 };
+
+// The default NodeFactory: STAND-IN (see standin_node.h).
+NodeSet stand_in_nodes(World& world);
 
 // Runs one seed.
 RunOutcome run_seed(const GuestImage& image, const WorldOptions& options);
