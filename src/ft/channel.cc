@@ -250,6 +250,7 @@ std::string encode_ack(const Ack& a) {
                      a.executed_bytes}) {
     put_u64(out, v);
   }
+  out.push_back(static_cast<char>(a.should_run ? 1 : 0));
   return out;
 }
 
@@ -260,6 +261,10 @@ Result<Ack> decode_ack(std::span<const uint8_t> payload) {
       !c.u64(a.exec_mtime) || !c.u64(a.received_bytes) || !c.u64(a.executed_bytes)) {
     return make_error("ack: truncated");
   }
+  uint8_t flags = 0;
+  if (!c.u8(flags)) return make_error("ack: truncated");
+  if (flags > 1) return make_error("ack: unknown flags");
+  a.should_run = flags != 0;
   return a;
 }
 
@@ -267,13 +272,19 @@ std::string encode_heartbeat(const Heartbeat& h) {
   std::string out;
   put_u64(out, h.instret);
   put_u64(out, h.mtime);
+  out.push_back(static_cast<char>(h.should_run ? 1 : 0));
   return out;
 }
 
 Result<Heartbeat> decode_heartbeat(std::span<const uint8_t> payload) {
   Cursor c(payload);
   Heartbeat h;
-  if (!c.u64(h.instret) || !c.u64(h.mtime)) return make_error("heartbeat: truncated");
+  uint8_t flags = 0;
+  if (!c.u64(h.instret) || !c.u64(h.mtime) || !c.u8(flags)) {
+    return make_error("heartbeat: truncated");
+  }
+  if (flags > 1) return make_error("heartbeat: unknown flags");
+  h.should_run = flags != 0;
   return h;
 }
 

@@ -138,13 +138,17 @@ struct Ack {
   uint64_t exec_mtime = 0;      // ... and its guest time
   uint64_t received_bytes = 0;  // record bytes received
   uint64_t executed_bytes = 0;  // record bytes applied
+  bool should_run = false;      // the backup has records it has not applied yet
 };
 std::string encode_ack(const Ack& a);
 Result<Ack> decode_ack(std::span<const uint8_t> payload);
 
+// The sender's progress: a peer whose guest should run but whose instret
+// stays put for the failure timeout has failed (failure_detector.h).
 struct Heartbeat {
   uint64_t instret = 0;
   uint64_t mtime = 0;
+  bool should_run = false;  // the guest has work and nothing holds it back
 };
 std::string encode_heartbeat(const Heartbeat& h);
 Result<Heartbeat> decode_heartbeat(std::span<const uint8_t> payload);

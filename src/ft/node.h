@@ -20,15 +20,9 @@
 
 #include "auth/secret.h"
 #include "ft/record_replay.h"
+#include "ft/role.h"  // the exit statuses
 
 namespace ftvm::ft {
-
-// Exit statuses of a node beyond the guest's own (0..255 from a powered-off
-// guest): these follow the ftvm run convention.
-inline constexpr int kExitNodeBadInput = 2;   // unusable options, images or peer
-inline constexpr int kExitNodeDiverged = 3;   // the backup's replay diverged
-inline constexpr int kExitDeposed = 4;        // lost the arbiter's test-and-set: halted
-inline constexpr int kExitNodeError = 125;    // the machine or the host failed
 
 struct NodeOptions {
   MachineSpec spec;            // the primary's machine; a backup takes cmdline/ram from it

@@ -1,0 +1,703 @@
+// The step-driven core of an FT node: see node_core.h.
+#include "ft/node_core.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+
+namespace ftvm::ft {
+namespace {
+
+constexpr size_t kMaxQueuedFrames = 4096;
+constexpr size_t kMaxBatchBytes = size_t{1} << 20;  // well under kMaxMessageBody
+constexpr uint64_t kTicksPerMs = vm::kTimebaseHz / 1000;
+constexpr std::chrono::milliseconds kClaimRetry{100};
+constexpr std::chrono::milliseconds kClaimTimeout{1000};
+
+double ms_between(CoreTime a, CoreTime b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+}  // namespace
+
+std::string guest_ip_from_cmdline(const std::string& cmdline) {
+  const size_t at = cmdline.find("ftvm.net=");
+  if (at == std::string::npos) return {};
+  const size_t start = at + 9;
+  const size_t end = cmdline.find_first_of("/, ", start);
+  return cmdline.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+std::vector<uint8_t> gratuitous_arp(const vm::MacAddress& mac, const std::string& ip) {
+  uint8_t addr[4] = {0, 0, 0, 0};
+  inet_pton(AF_INET, ip.c_str(), addr);
+  std::vector<uint8_t> f(60, 0);  // padded to the Ethernet minimum
+  std::fill(f.begin(), f.begin() + 6, 0xff);
+  std::copy(mac.begin(), mac.end(), f.begin() + 6);
+  f[12] = 0x08, f[13] = 0x06;                   // ARP
+  f[14] = 0x00, f[15] = 0x01;                   // Ethernet
+  f[16] = 0x08, f[17] = 0x00;                   // IPv4
+  f[18] = 6, f[19] = 4, f[20] = 0, f[21] = 1;   // sizes, request
+  std::copy(mac.begin(), mac.end(), f.begin() + 22);
+  std::copy(addr, addr + 4, f.begin() + 28);
+  std::copy(addr, addr + 4, f.begin() + 38);    // target = sender: gratuitous
+  return f;
+}
+
+NodeCore::NodeCore(Role role, const CoreOptions& options, CoreEnv& env)
+    : initial_role_(role),
+      o_(options),
+      env_(env),
+      rm_(role, options.epoch),
+      stream_(&gate_, options.hash_interval, kMaxBatchBytes) {
+  started_ = env_.now();
+  last_alive_ = started_;
+}
+
+NodeCore::~NodeCore() { unpair(); }
+
+vm::EntropySource* NodeCore::entropy_device() { return &entropy_device_; }
+
+void NodeCore::EntropyDevice::fill(std::span<uint8_t> out) {
+  NodeCore& c = *core;
+  if (c.replay_entropy_ != nullptr) {
+    c.replay_entropy_->fill(out);  // a backup: from the log (a live one: its fallback)
+    return;
+  }
+  if (c.live_entropy_ == nullptr) {
+    std::fill(out.begin(), out.end(), 0);
+    return;
+  }
+  c.live_entropy_->fill(out);
+  // A primary records what the guest was given, at this instret.
+  c.append({c.machine_->instret(), log::Entropy{log::Bytes(out.begin(), out.end())}});
+}
+
+void NodeCore::attach_machine(vm::Machine* machine, vm::EntropySource* live_entropy) {
+  machine_ = machine;
+  live_entropy_ = live_entropy;
+  machine_->set_console_sink([this](uint8_t b) {
+    outputs_.add_console({&b, 1});
+    if (replayer_) replayer_->outputs().add_console({&b, 1});
+    emit(false, {&b, 1});
+  });
+  machine_->set_frame_sink([this](std::span<const uint8_t> f) {
+    outputs_.add_frame(f);
+    if (replayer_) replayer_->outputs().add_frame(f);
+    emit(true, f);
+  });
+  if (initial_role_ == Role::kBackup) {
+    replay_entropy_ = std::make_unique<ReplayEntropy>(*machine_);
+    replayer_ = std::make_unique<Replayer>(*machine_, replay_entropy_.get(), /*check_outputs=*/true);
+  }
+}
+
+void NodeCore::pair(std::unique_ptr<ChannelEndpoint> endpoint, std::unique_ptr<Link> link) {
+  FTVM_CHECK(rm_.state() == NodeState::kWaitingForBackup);
+  endpoint_ = std::move(endpoint);
+  link_ = std::move(link);
+  rm_.backup_joined();
+  stream_.set_active(true);
+  gate_.set_mode(OutputGate::Mode::kPaired);
+  last_alive_ = env_.now();
+  note("paired with the backup; the guest starts");
+}
+
+void NodeCore::join(uint64_t epoch, std::unique_ptr<ChannelEndpoint> endpoint,
+                    std::unique_ptr<Link> link) {
+  endpoint_ = std::move(endpoint);
+  link_ = std::move(link);
+  rm_.joined(epoch);
+  gate_.set_mode(OutputGate::Mode::kDropped);
+}
+
+void NodeCore::unpair() {
+  // The link goes first: its thread may still be feeding the endpoint.
+  link_.reset();
+  stream_.set_active(false);
+}
+
+// ---- the log stream ----
+
+void NodeCore::append(const log::Record& record) {
+  if (stream_.append(record)) flush_batch();
+}
+
+void NodeCore::flush_batch() {
+  if (!paired()) return;
+  std::optional<LogStream::Batch> b = stream_.take_batch();
+  if (!b) return;
+  if (Status s = link_->send(MsgType::kRecords, encode_records(b->first, b->encoded)); !s) {
+    endpoint_->on_link_failed(s.error());
+  }
+  endpoint_->sent(env_.now());
+}
+
+void NodeCore::checkpoint_maybe() {
+  if (!paired() || !stream_.checkpoint_due(machine_->instret())) return;
+  append({machine_->instret(), log::StateHash{machine_->state_digest()}});
+  append({machine_->instret(), outputs_.digest()});
+}
+
+// ---- outputs and the Output Rule ----
+
+void NodeCore::check_stall() {
+  const CoreTime now = env_.now();
+  if (paired() && now - last_alive_ > o_.timeout / 2) {
+    // Acknowledgements read from now on may predate a takeover: only one for
+    // a record written after this point proves the backup is still ours.
+    if (machine_ != nullptr) append({machine_->instret(), log::Progress{}});
+    gate_.fence(stream_.records());
+    ++stalls_;
+    note("this node did not run for {:.0f} ms; releasing nothing until the backup acknowledges "
+         "the log again",
+         ms_between(last_alive_, now));
+  }
+  last_alive_ = now;
+}
+
+void NodeCore::emit(bool frame, std::span<const uint8_t> bytes) {
+  if (gate_.mode() == OutputGate::Mode::kDropped) return;
+  check_stall();  // the guest may have been frozen in the middle of a slice
+  // The machine reports an output from inside the producing instruction,
+  // before it retires: the output belongs to instret + 1, and the backup
+  // must hold a log entry at or after that before it may leave.
+  const uint64_t at = machine_->instret() + 1;
+  if (gate_.produce(at, frame, bytes)) {
+    send_output(HeldOutput{at, 0, frame, {bytes.begin(), bytes.end()}});
+  }
+}
+
+void NodeCore::send_output(const HeldOutput& out) {
+  if (out.frame) {
+    if (!env_.write_frame(out.bytes)) ++tx_errors_;
+    ++released_frames_;
+  } else {
+    console_out_.append(out.bytes.begin(), out.bytes.end());
+    released_console_ += out.bytes.size();
+  }
+}
+
+void NodeCore::release_acked() {
+  if (paired() && initial_role_ == Role::kPrimary) gate_.on_ack(endpoint_->acked());
+  std::vector<HeldOutput> out;
+  gate_.take_releasable(out);
+  for (const HeldOutput& o : out) send_output(o);
+  flush_console();
+}
+
+void NodeCore::flush_console() {
+  if (console_out_.empty()) return;
+  env_.write_console(console_out_);
+  console_out_.clear();
+}
+
+void NodeCore::report_progress() {
+  if (!endpoint_) return;
+  LocalProgress p;
+  p.instret = machine_->instret();
+  p.mtime = machine_->mtime();
+  p.should_run = should_run_;
+  p.executed = executed_;
+  p.executed_bytes = executed_bytes_;
+  endpoint_->set_local(p);
+}
+
+// ---- the steps ----
+
+Step NodeCore::step() {
+  switch (rm_.state()) {
+    case NodeState::kStarting:
+      rm_.start();
+      claim_start_ = env_.now();
+      from_epoch_ = rm_.epoch();
+      return {};
+    case NodeState::kClaiming:
+      return claim_step();
+    case NodeState::kWaitingForBackup:
+      return wait_until(env_.now() + o_.heartbeat);
+    case NodeState::kJoining:
+      return wait_until(env_.now() + o_.heartbeat);
+    case NodeState::kPaired:
+    case NodeState::kSolo:
+      return finishing_ ? finishing_step() : live_step();
+    case NodeState::kReplaying:
+      return backup_step();
+    case NodeState::kReplayingTail:
+      return replay_tail_step();
+    case NodeState::kGoingLive:
+      return {};
+    case NodeState::kHalted:
+    case NodeState::kStopped:
+    case NodeState::kDiverged:
+      return exit(rm_.exit_code());
+  }
+  return exit(kExitNodeError);
+}
+
+Step NodeCore::claim_step() {
+  Result<arbiter::Grant> g =
+      env_.arbiter().claim(o_.vm, rm_.claim_epoch(), o_.host_id, kClaimTimeout);
+  if (!g) {
+    arbiter_wait_ = g.error();
+    if (!told_unreachable_) {
+      note("cannot reach the arbiter {} ({}); nobody goes live and nothing held is released "
+           "until it answers",
+           env_.arbiter().describe(), g.error());
+      told_unreachable_ = true;
+    }
+    return wait_until(env_.now() + kClaimRetry);
+  }
+  if (told_unreachable_) {
+    note("the arbiter answered after {:.0f} ms", ms_between(claim_start_, env_.now()));
+  }
+  told_unreachable_ = false;
+  arbiter_wait_.clear();
+  const Action a = rm_.claim_answered(g->won, g->held_epoch);
+  if (a == Action::kHalt) return halt(*g);
+  return on_claim_won(*g);
+}
+
+Step NodeCore::halt(const arbiter::Grant& g) {
+  if (rm_.has_been_live() || initial_role_ == Role::kBackup) {
+    halted_because_ = fmt::format(
+        "vm '{}' has moved on: epoch {} is held by {}. This node halted for good and never "
+        "sends again; to protect the running primary, start a new backup that joins it "
+        "(ftvm backup --vm {} --primary ADDR:PORT)",
+        o_.vm, g.held_epoch, g.holder, o_.vm);
+  } else {
+    halted_because_ = fmt::format(
+        "vm '{}' has moved on: epoch {} is held by {}, so this primary must not start it again "
+        "at epoch {}. If that primary is running, join it as its backup (ftvm backup --vm {} "
+        "--primary ADDR:PORT); `ftvm up` starts a pair at the vm's next epoch by itself",
+        o_.vm, g.held_epoch, g.holder, rm_.claim_epoch(), o_.vm);
+  }
+  note("lost epoch {} (the vm is at epoch {}, held by {}): halting for good; {} held outputs are "
+       "dropped, never sent. {}",
+       rm_.claim_epoch(), g.held_epoch, g.holder, gate_.held(), *halted_because_);
+  gate_.set_mode(OutputGate::Mode::kDropped);
+  should_run_ = false;
+  unpair();
+  return exit(kExitDeposed);
+}
+
+Step NodeCore::on_claim_won(const arbiter::Grant& g) {
+  (void)g;
+  const CoreTime now = env_.now();
+  switch (rm_.state()) {
+    case NodeState::kWaitingForBackup:
+      note("holds vm '{}' epoch {}; waiting for a backup", o_.vm, rm_.epoch());
+      return {};
+    case NodeState::kSolo: {
+      Failover f;
+      f.at_unix_ms = env_.unix_ms();
+      f.kind = "went solo (backup lost)";
+      f.from_epoch = from_epoch_;
+      f.to_epoch = rm_.epoch();
+      f.reason = rm_.reason();
+      f.claim_ms = ms_between(claim_start_, now);
+      f.instret = machine_->instret();
+      last_failover_ = f;
+      note("won epoch {}: running solo; releasing {} held outputs", rm_.epoch(), gate_.held());
+      gate_.set_mode(OutputGate::Mode::kDirect);
+      release_acked();
+      last_alive_ = now;
+      return {};
+    }
+    case NodeState::kGoingLive: {
+      // Bring guest time back in step with the wall clock: the end of the
+      // log is where the old primary was when its last message left it;
+      // the time since then passed for the clients too. This is the first
+      // input the new primary gives its guest, after every instret the old
+      // one logged, so every output a client saw has been reproduced.
+      const double since_s =
+          std::chrono::duration<double>(now - endpoint_->last_heard()).count();
+      const uint64_t target = machine_->mtime() + static_cast<uint64_t>(since_s * vm::kTimebaseHz);
+      if (target > machine_->mtime()) machine_->skip_time_to(target);
+      unpair();
+      endpoint_.reset();
+      replay_entropy_->set_fallback(live_entropy_);
+      // Outputs of the replayed tail are sent: the old primary may or may
+      // not have released them, and TCP takes duplicates.
+      gate_.set_mode(OutputGate::Mode::kDirect);
+      release_acked();
+      if (o_.mac && !o_.guest_ip.empty()) {
+        garp_ = gratuitous_arp(*o_.mac, o_.guest_ip);
+        for (int i = 0; i < 2; ++i) (void)env_.write_frame(garp_);
+        for (int ms : {100, 500, 1000, 2000, 5000}) {
+          garp_at_.push_back(now + std::chrono::milliseconds(ms));
+        }
+        note("announced {} at {} (gratuitous ARP, repeated for 5 s)", o_.guest_ip,
+             vm::format_mac(*o_.mac));
+      }
+      rm_.live();
+      Failover f;
+      f.at_unix_ms = env_.unix_ms();
+      f.kind = "took over (primary lost)";
+      f.from_epoch = from_epoch_;
+      f.to_epoch = rm_.epoch();
+      f.reason = rm_.reason();
+      f.claim_ms = ms_between(claim_start_, now);
+      f.instret = machine_->instret();
+      f.silence_ms = silence_ms_;
+      f.replayed_records = tail_records_;
+      f.replay_ms = tail_replay_ms_;
+      f.detect_to_live_ms = ms_between(detected_at_, now);
+      f.state_hashes_matched = replayer_->state_hashes();
+      f.last_matched_hash_instret = replayer_->last_matched_hash_instret();
+      last_failover_ = f;
+      note("live as primary at instret {} ({} records replayed in {:.1f} ms; {:.1f} ms from "
+           "detection; {} state hashes matched the old primary, the last at instret {})",
+           machine_->instret(), tail_records_, tail_replay_ms_, ms_between(detected_at_, now),
+           replayer_->state_hashes(), replayer_->last_matched_hash_instret());
+      last_alive_ = now;
+      return {};
+    }
+    default:
+      FTVM_CHECK(false);
+  }
+  return {};
+}
+
+void NodeCore::finish(int exit_code) {
+  should_run_ = false;
+  finish_code_ = exit_code;
+  if (paired()) {
+    append({machine_->instret(), outputs_.digest()});
+    append({machine_->instret(), log::End{exit_code}});
+    flush_batch();
+    finishing_ = true;
+    finish_deadline_ = env_.now() + o_.timeout;
+    return;
+  }
+  finishing_ = true;
+  finish_deadline_ = env_.now();
+}
+
+Step NodeCore::finishing_step() {
+  if (paired()) {
+    release_acked();
+    const bool done = endpoint_->acked() >= stream_.records();
+    if (!done && !endpoint_->failed() && env_.now() < finish_deadline_) {
+      return wait_until(std::min(finish_deadline_, env_.now() + o_.heartbeat));
+    }
+    if (!done) {
+      // Going solo first: what is held may leave only with the next epoch.
+      finishing_ = false;
+      const std::string why = endpoint_->failed().value_or(
+          "the backup did not acknowledge the end of the run");
+      from_epoch_ = rm_.epoch();
+      gate_.set_mode(OutputGate::Mode::kHolding);
+      rm_.peer_failed(why);
+      unpair();
+      claim_start_ = env_.now();
+      note("{}; holding {} outputs and claiming epoch {} before the run ends", why, gate_.held(),
+           rm_.claim_epoch());
+      finishing_ = true;  // resumes below once the claim is won
+      finish_deadline_ = env_.now();
+      return {};
+    }
+  }
+  gate_.set_mode(OutputGate::Mode::kDirect);
+  release_acked();
+  note("the guest stopped; exit status {}", finish_code_);
+  unpair();
+  rm_.guest_stopped(finish_code_);
+  return exit(finish_code_);
+}
+
+Step NodeCore::live_step() {
+  const CoreTime now = env_.now();
+  report_progress();
+  check_stall();
+  while (!garp_at_.empty() && garp_at_.front() <= now) {
+    (void)env_.write_frame(garp_);
+    garp_at_.pop_front();
+  }
+  if (paired()) {
+    if (std::optional<std::string> why = endpoint_->failed()) {
+      should_run_ = false;
+      from_epoch_ = rm_.epoch();
+      gate_.set_mode(OutputGate::Mode::kHolding);
+      rm_.peer_failed(*why);
+      note("{}; holding {} outputs and claiming epoch {} to go on alone", *why, gate_.held(),
+           rm_.claim_epoch());
+      unpair();
+      claim_start_ = now;
+      return {};
+    }
+  }
+  if (pace_epoch_ != rm_.epoch() || pace_start_ == CoreTime{0}) {
+    // Pacing restarts from here after a pause for the arbiter.
+    pace_start_ = now;
+    pace_start_mtime_ = machine_->mtime();
+    pace_epoch_ = rm_.epoch();
+  }
+  release_acked();
+  if (paired() && stream_.over_lag(machine_->mtime(), endpoint_->peer_exec().mtime,
+                                   endpoint_->peer_exec().bytes, o_.max_lag_ms * kTicksPerMs,
+                                   o_.max_lag_bytes)) {
+    // Flow control: let the backup catch up before running further.
+    if (!throttled_) {
+      ++throttle_episodes_;
+      throttle_since_ = now;
+    }
+    throttled_ = true;
+    should_run_ = false;
+    report_progress();
+    flush_batch();
+    return wait_until(now + o_.heartbeat);
+  }
+  if (throttled_) throttled_ms_ += ms_between(throttle_since_, now);
+  throttled_ = false;
+  // Inputs, each applied and logged at the current instret.
+  size_t fed = 0;
+  {
+    std::vector<std::vector<uint8_t>> frames;
+    env_.read_frames(frames);
+    for (auto& f : frames) {
+      if (rx_queue_.size() < kMaxQueuedFrames) {
+        rx_queue_.push_back(std::move(f));
+      } else {
+        ++rx_dropped_;
+      }
+    }
+    while (!rx_queue_.empty() && machine_->has_net() && machine_->deliver_frame(rx_queue_.front())) {
+      append({machine_->instret(), log::NetFrame{std::move(rx_queue_.front())}});
+      rx_queue_.pop_front();
+      ++fed;
+    }
+    if (!machine_->has_net()) rx_queue_.clear();
+  }
+  if (idle_until_) {
+    // The guest was idle, waiting for its timer.
+    if (fed == 0 && rx_queue_.empty()) {
+      if (now < *idle_until_) return wait_until(std::min(*idle_until_, now + o_.heartbeat));
+      if (idle_wake_at_) {
+        append({machine_->instret(), log::TimeSkip{*idle_wake_at_}});
+        machine_->skip_time_to(*idle_wake_at_);
+      }
+    }
+    idle_until_.reset();
+    idle_wake_at_.reset();
+  }
+  // From here until the guest idles, its instret should advance: a main
+  // loop stuck anywhere below (say, writing console output nobody reads)
+  // shows in the heartbeats as an instret that does not move.
+  should_run_ = true;
+  report_progress();
+  flush_batch();
+  const uint64_t before = machine_->instret();
+  const vm::RunResult r = machine_->run(o_.slice_instructions);
+  if (r.status == vm::RunStatus::kPowerOff) {
+    finish(static_cast<int>(machine_->exit_status() & 0xff));
+    return {};
+  }
+  if (r.status == vm::RunStatus::kReset) {
+    note("the guest asked for a reboot; stopping");
+    finish(0);
+    return {};
+  }
+  if (r.status == vm::RunStatus::kError) {
+    note("machine stopped: {}", machine_->error());
+    finish(kExitNodeError);
+    return {};
+  }
+  checkpoint_maybe();
+  // Every output of the slice needs a log entry at or after its instret
+  // before it may leave: the slice's end is one.
+  if (paired() && machine_->instret() > stream_.last_instret()) {
+    append({machine_->instret(), log::Progress{}});
+  }
+  flush_batch();
+  release_acked();
+  report_progress();
+  if (r.status == vm::RunStatus::kIdle && fed == 0 && rx_queue_.empty()) {
+    should_run_ = false;  // nothing the guest can do until an interrupt
+    report_progress();
+    const std::optional<uint64_t> wake_at = machine_->next_wakeup();
+    const CoreTime target =
+        wake_at ? pace_start_ + std::chrono::nanoseconds(
+                                    (*wake_at - std::min(*wake_at, pace_start_mtime_)) *
+                                    (1'000'000'000 / vm::kTimebaseHz))
+                : now + std::chrono::milliseconds(100);
+    idle_until_ = target;
+    idle_wake_at_ = wake_at;
+    return wait_until(std::min(target, env_.now() + o_.heartbeat));
+  }
+  if (r.status == vm::RunStatus::kIdle && machine_->instret() == before) should_run_ = false;
+  return {};
+}
+
+Status NodeCore::apply_queued(int* exit_code, size_t max_records) {
+  size_t n = 0;
+  while (!queue_.empty() && n < max_records) {
+    QueuedRecord& q = queue_.front();
+    if (Status s = replayer_->apply(q.record); !s) return s;
+    ++executed_;
+    executed_bytes_ += q.size;
+    queue_.pop_front();
+    ++n;
+    if (replayer_->ended()) {
+      *exit_code = replayer_->exit_status();
+      return {};
+    }
+  }
+  return {};
+}
+
+Step NodeCore::backup_step() {
+  const CoreTime now = env_.now();
+  // Nothing from the LAN reaches a backup's guest; keep the NIC drained.
+  std::vector<std::vector<uint8_t>> frames;
+  env_.read_frames(frames);
+  if (std::optional<std::string> why = endpoint_->failed()) {
+    detected_at_ = now;
+    silence_ms_ = ms_between(endpoint_->last_heard(), now);
+    from_epoch_ = rm_.epoch();
+    rm_.peer_failed(*why);
+    note("{}; replaying the {} records received, outputs held, before claiming epoch {}", *why,
+         endpoint_->received() - std::min(endpoint_->received(), executed_), rm_.epoch() + 1);
+    gate_.set_mode(OutputGate::Mode::kHolding);
+    tail_start_ = now;
+    return {};
+  }
+  endpoint_->take_records(queue_);
+  should_run_ = !queue_.empty();
+  report_progress();
+  if (queue_.empty()) return wait_until(now + o_.heartbeat);
+  int exit_code = -1;
+  if (Status s = apply_queued(&exit_code, o_.records_per_step); !s) {
+    note("the replay diverged from the primary: {}", s.error());
+    rm_.diverged(s.error());
+    unpair();
+    return exit(kExitNodeDiverged);
+  }
+  should_run_ = !queue_.empty() || endpoint_->received() > executed_;
+  report_progress();
+  // Tell the primary at once how far the backup got (flow control).
+  if (Status s = link_->send(MsgType::kAck, encode_ack({endpoint_->received(), executed_,
+                                                        machine_->instret(), machine_->mtime(),
+                                                        endpoint_->received_bytes(),
+                                                        executed_bytes_, should_run_}));
+      s) {
+    endpoint_->sent(env_.now());
+  }
+  if (exit_code >= 0) {
+    note("the primary's guest stopped with status {}; replay complete, {} state hashes matched",
+         exit_code, replayer_->state_hashes());
+    unpair();
+    rm_.guest_stopped(exit_code);
+    return exit(exit_code);
+  }
+  return {};
+}
+
+Step NodeCore::replay_tail_step() {
+  // Replay the whole tail first, outputs held: a backup whose tail
+  // diverges must not take the next epoch and then die holding it.
+  unpair();  // nothing more arrives; the endpoint keeps what it received
+  endpoint_->take_records(queue_);
+  tail_records_ = queue_.size();
+  int exit_code = -1;
+  if (Status s = apply_queued(&exit_code, queue_.size()); !s) {
+    note("the replay of the tail diverged from the primary: {}; not claiming, halting", s.error());
+    rm_.diverged(s.error());
+    gate_.set_mode(OutputGate::Mode::kDropped);
+    return exit(kExitNodeDiverged);
+  }
+  tail_replay_ms_ = ms_between(tail_start_, env_.now());
+  if (exit_code >= 0) {
+    gate_.set_mode(OutputGate::Mode::kDropped);
+    note("the primary's run had ended; exit status {}", exit_code);
+    rm_.guest_stopped(exit_code);
+    return exit(exit_code);
+  }
+  rm_.tail_replayed();
+  claim_start_ = env_.now();
+  note("replayed {} records in {:.1f} ms (instret {}); claiming epoch {} to go live",
+       tail_records_, tail_replay_ms_, machine_->instret(), rm_.claim_epoch());
+  return {};
+}
+
+NodeStatus NodeCore::status() const {
+  NodeStatus st;
+  const CoreTime now = env_.now();
+  st.role = rm_.role();
+  st.state = rm_.state();
+  st.vm = o_.vm;
+  st.host = o_.host_id;
+  st.claimant = o_.host_id;
+  st.epoch = rm_.epoch();
+  if (!arbiter_wait_.empty()) st.arbiter_unreachable = arbiter_wait_;
+  if (machine_ != nullptr) {
+    st.instret = machine_->instret();
+    st.guest_seconds = machine_->guest_seconds();
+  }
+  st.uptime_seconds = std::chrono::duration<double>(now - started_).count();
+  st.should_run = should_run_;
+  if (initial_role_ == Role::kPrimary && paired()) {
+    PrimaryLag lag;
+    const PeerExec pe = endpoint_->peer_exec();
+    const uint64_t instret = machine_->instret();
+    lag.instructions = instret > pe.instret ? instret - pe.instret : 0;
+    lag.guest_ms =
+        machine_->mtime() > pe.mtime ? (machine_->mtime() - pe.mtime) / double(kTicksPerMs) : 0.0;
+    lag.bytes = stream_.bytes() > pe.bytes ? stream_.bytes() - pe.bytes : 0;
+    lag.unacked_records = stream_.records() - std::min(stream_.records(), endpoint_->acked());
+    lag.max_guest_ms = o_.max_lag_ms;
+    lag.max_bytes = o_.max_lag_bytes;
+    lag.throttled = throttled_;
+    lag.throttle_episodes = throttle_episodes_;
+    lag.throttled_ms = throttled_ms_ + (throttled_ ? ms_between(throttle_since_, now) : 0.0);
+    st.primary_lag = lag;
+  } else if (rm_.role() == Role::kBackup && endpoint_) {
+    BackupLag lag;
+    const uint64_t received = endpoint_->received();
+    lag.queued_records = received - std::min(received, executed_);
+    lag.received_records = received;
+    lag.executed_records = executed_;
+    lag.queue_length = queue_.size() + endpoint_->queue_length();
+    lag.primary_instret_at_last_heartbeat = endpoint_->primary_instret_at_last_heartbeat();
+    lag.bytes = endpoint_->received_bytes() - std::min(endpoint_->received_bytes(), executed_bytes_);
+    st.backup_lag = lag;
+  }
+  if (initial_role_ == Role::kPrimary) {
+    st.log.records = stream_.records();
+    st.log.acked_records = endpoint_ ? endpoint_->acked() : gate_.acked();
+    st.log.bytes = stream_.bytes();
+  } else if (endpoint_) {
+    st.log.records = endpoint_->received();
+    st.log.acked_records = endpoint_->received();
+    st.log.bytes = endpoint_->received_bytes();
+  }
+  if (link_) {
+    const Link::Stats ls = link_->stats();
+    st.log.channel_bytes = initial_role_ == Role::kPrimary ? ls.bytes_sent : ls.bytes_received;
+    st.log.queued_bytes = ls.queued_bytes;
+    st.rejected.forged = ls.forged;
+    st.rejected.replayed = ls.replayed;
+    st.rejected.stale_epoch = ls.stale_epoch;
+    st.rejected.wrong_direction = ls.wrong_direction;
+  }
+  st.held.outputs = gate_.held();
+  st.held.bytes = gate_.held_bytes();
+  st.held.max_outputs = gate_.held_max();
+  st.held.fenced = gate_.fenced();
+  st.held.stalls = stalls_;
+  st.released = {released_frames_, released_console_, tx_errors_, rx_dropped_};
+  if (replayer_) {
+    st.checks = NodeStatus::Checks{replayer_->state_hashes(), replayer_->last_matched_hash_instret(),
+                                   replayer_->checkpoints()};
+  }
+  st.peer.connected = link_ != nullptr && endpoint_ && !endpoint_->failed();
+  st.peer.last_heard_ms_ago = endpoint_ ? ms_between(endpoint_->last_heard(), now) : -1.0;
+  st.peer.stuck_ms = endpoint_ ? std::chrono::duration<double, std::milli>(
+                                     endpoint_->peer_stuck_for(now)).count()
+                               : 0.0;
+  st.last_failover = last_failover_;
+  st.halted_because = halted_because_;
+  return st;
+}
+
+}  // namespace ftvm::ft
