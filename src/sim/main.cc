@@ -32,12 +32,12 @@ using Clock = std::chrono::steady_clock;
 constexpr int kExitBroken = 1;
 constexpr int kExitUsage = 2;
 
-void print_breach(const RunOutcome& o, const std::string& bug) {
+void print_breach(const RunOutcome& o, const std::string& args) {
   std::printf("seed %llu: invariant %s broken at %.6f s: %s\n",
               static_cast<unsigned long long>(o.seed), o.breach->invariant.c_str(),
               static_cast<double>(o.breach->at) / kSecond, o.breach->detail.c_str());
   std::printf("replay: ftvm-sim --seed %llu%s --verbose\n", static_cast<unsigned long long>(o.seed),
-              bug.empty() ? "" : (" --bug " + bug).c_str());
+              args.c_str());
 }
 
 // The progress file: "next <seed>\nend <seed>\nfailed <seed> <invariant>..."
@@ -96,6 +96,11 @@ int main(int argc, char** argv) {
   app.add_option("--seeds", seeds, "Run this many seeds, from --from");
   app.add_option("--from", from, "The first seed of --seeds (default 0)");
   app.add_flag("--verbose,-v", verbose, "Trace the schedule (with --seed)");
+  bool trace_steps = false;
+  app.add_flag("--trace-steps", trace_steps, "With --verbose: also every step of every FT node");
+  std::string nodes_name = "ft";
+  app.add_option("--nodes", nodes_name,
+                 "ft: the FT core's primary and backup (default); standin: the stand-in node");
   app.add_option("--jobs,-j", jobs, "Seeds run in parallel (default 1)")->check(CLI::Range(1u, 256u));
   app.add_option("--progress", progress_path,
                  "Record progress in FILE and resume from it (with --seeds)");
@@ -142,8 +147,19 @@ int main(int argc, char** argv) {
   }
   WorldOptions base;
   base.bug = *bug;
+  if (nodes_name == "standin") {
+    base.nodes = NodeKind::kStandIn;
+  } else if (nodes_name != "ft") {
+    std::fprintf(stderr, "ftvm-sim: --nodes is ft or standin, not %s\n", nodes_name.c_str());
+    return kExitUsage;
+  }
+  base.trace_steps = trace_steps;
   base.fault_end = static_cast<Time>(fault_seconds * kSecond);
-  const std::string bug_arg = *bug == Bug::kNone ? "" : bug_name;
+  // What a replay of a seed needs besides --seed.
+  std::string bug_arg;
+  if (*bug != Bug::kNone) bug_arg += " --bug " + bug_name;
+  if (*bug == Bug::kNone && base.nodes == NodeKind::kStandIn) bug_arg += " --nodes standin";
+  if (app.count("--fault-seconds")) bug_arg += fmt::format(" --fault-seconds {}", fault_seconds);
 
   if (seed) {
     WorldOptions o = base;

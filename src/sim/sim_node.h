@@ -28,6 +28,8 @@ class SimNode {
   virtual void crash() = 0;
   virtual void restart() = 0;
   virtual bool alive() const = 0;
+  // The network between this host and the arbiter is cut for `duration`.
+  virtual void partition_arbiter(Time duration) {}
   // Serving clients as the primary, as far as the node itself knows.
   virtual bool serving() const = 0;
   virtual std::string describe() const = 0;

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 
+#include "sim/ft_node.h"
 #include "sim/sim_node.h"
 #include "sim/standin_node.h"
 #include "util/buggify.h"
@@ -89,7 +90,11 @@ World::World(const GuestImage& image, WorldOptions options)
   if (options_.verbose) ac.trace = [this](const std::string& line) { trace(line); };
   auditor_ = std::make_unique<KvClient>(events_, *lan_, rng_.fork(), &history_, std::move(ac));
 
-  NodeSet set = options_.make_nodes ? options_.make_nodes(*this) : stand_in_nodes(*this);
+  if (options_.bug != Bug::kNone) options_.nodes = NodeKind::kStandIn;
+  NodeSet set = options_.make_nodes               ? options_.make_nodes(*this)
+                : options_.nodes == NodeKind::kFtPair ? ft_pair_nodes(*this)
+                                                      : stand_in_nodes(*this);
+  keep_ = std::move(set.keep);
   nodes_ = std::move(set.nodes);
   start_later_ = std::move(set.start_later);
   start_later_.resize(nodes_.size(), false);
@@ -158,16 +163,52 @@ void World::schedule_faults() {
       if (!calm_) nodes_[node]->freeze(len);
     });
   }
-  // Channel faults (no traffic on it yet with the stand-in).
+  // Channel faults: partitions (a long one resets the connection), one-way
+  // stalls, resets. Each is over before the faults stop.
   for (uint64_t i = 0, n = rng_.below(3); i < n; ++i) {
-    const Time at = rng_.range(0, end);
     const uint64_t kind = rng_.below(3);
     const Time len = rng_.range(1, 700) * kMillisecond;
-    events_.at(at, [this, kind, len] {
-      if (kind == 0) link_->partition(len);
-      if (kind == 1) link_->stall(0, len);
-      if (kind == 2) link_->reset_now();
+    const Time at = rng_.range(0, std::max<Time>(0, end - len));
+    const int side = static_cast<int>(rng_.below(2));
+    events_.at(at, [this, kind, len, side] {
+      if (calm_) return;
+      if (kind == 0) {
+        trace(fmt::format("channel: partitioned for {} ms", len / kMillisecond));
+        link_->partition(len);
+      } else if (kind == 1) {
+        trace(fmt::format("channel: node {}'s sends stall for {} ms", side, len / kMillisecond));
+        link_->stall(side, len);
+      } else {
+        trace("channel: the connection resets");
+        link_->reset_now();
+      }
     });
+  }
+  // Process crashes (SIGKILL) of the FT pair's nodes, and restarts with the
+  // original command line (which the arbiter must refuse); the arbiter cut
+  // off from one host.
+  if (options_.nodes == NodeKind::kFtPair && !options_.make_nodes && end > 200 * kMillisecond) {
+    if (rng_.below(2) == 0) {
+      const Time at = rng_.range(100 * kMillisecond, end - 100 * kMillisecond);
+      const size_t node = rng_.below(nodes_.size());
+      const bool restart = rng_.below(2) == 0;
+      const Time after = rng_.range(10, 300) * kMillisecond;
+      events_.at(at, [this, node, restart, after] {
+        if (calm_) return;
+        nodes_[node]->crash();
+        if (restart) events_.after(after, [this, node] { nodes_[node]->restart(); });
+      });
+    }
+    for (uint64_t i = 0, n = rng_.below(2); i < n; ++i) {
+      const Time len = rng_.range(10, 300) * kMillisecond;
+      const Time at = rng_.range(0, std::max<Time>(0, end - len));
+      const size_t node = rng_.below(nodes_.size());
+      events_.at(at, [this, node, len] {
+        if (calm_) return;
+        trace(fmt::format("arbiter: cut off from node {} for {} ms", node, len / kMillisecond));
+        nodes_[node]->partition_arbiter(len);
+      });
+    }
   }
   // Deliberate bugs.
   if (options_.bug == Bug::kLoseWrites) {

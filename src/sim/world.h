@@ -58,8 +58,15 @@ class SimNode;
 struct NodeSet {
   std::vector<std::unique_ptr<SimNode>> nodes;
   std::vector<bool> start_later;  // per node; missing entries: start at 0
+  std::shared_ptr<void> keep;     // what the nodes share (kept until they are gone)
 };
 using NodeFactory = std::function<NodeSet(World&)>;
+
+// Which nodes a world runs.
+enum class NodeKind : uint8_t {
+  kFtPair,   // the FT core: a primary and a backup (ft_node.h)
+  kStandIn,  // one stand-in node (standin_node.h); the deliberate bugs use it
+};
 
 struct WorldOptions {
   uint64_t seed = 0;
@@ -68,8 +75,10 @@ struct WorldOptions {
   Time liveness_window = 2 * kSecond;
   int clients = 3;
   bool verbose = false;
+  bool trace_steps = false;  // with verbose: every step of every FT node
   Bug bug = Bug::kNone;
-  NodeFactory make_nodes;  // empty: the stand-in
+  NodeKind nodes = NodeKind::kFtPair;  // kStandIn whenever `bug` is set
+  NodeFactory make_nodes;  // overrides `nodes` (tests)
 };
 
 struct RunStats {
@@ -143,6 +152,7 @@ class World {
   History history_;
   std::vector<std::unique_ptr<KvClient>> clients_;
   std::unique_ptr<KvClient> auditor_;
+  std::shared_ptr<void> keep_;  // before nodes_: outlives them
   std::vector<std::unique_ptr<SimNode>> nodes_;
   std::vector<bool> start_later_;
   std::vector<uint32_t> counter_keys_, register_keys_;
