@@ -317,27 +317,24 @@ FtPair::FtPair(World& world) : world_(world) {
   for (int side = 0; side < 2; ++side) {
     sim::Link::Endpoint e;
     e.on_connected = [this](uint64_t conn) {
-      if (++connected_ends_ == 2) connected(conn);
+      if (connecting_ && conn == connecting_conn_ && ++connected_ends_ == 2) connected(conn);
     };
     e.on_message = [this, side](uint64_t conn, const std::vector<uint8_t>& m) {
-      if (conn == sides_[side].conn) deliver(side, m);
+      if (paired_ && conn == sides_[side].conn) deliver(side, m);
     };
     e.on_closed = [this, side](uint64_t conn) {
-      Side& s = sides_[side];
-      if (conn == 0 || conn != s.conn) {
-        if (conn == 0 && side == 0) connecting_ = false;  // the connect failed: retried
-        return;
-      }
       if (!paired_) {
-        connecting_ = false;
+        // A connection attempt failed or was reset before the pair formed:
+        // the primary's next step tries again.
+        if (connecting_ && (conn == 0 || conn == connecting_conn_)) connecting_ = false;
         return;
       }
-      if (s.endpoint != nullptr) {
-        world_.trace(fmt::format("channel: node {} sees the connection reset",
-                                 s.node ? s.node->id() : -1));
-        s.endpoint->on_link_failed("connection reset by peer");
-        if (s.node) s.node->wake();
-      }
+      Side& s = sides_[side];
+      if (conn != s.conn || s.endpoint == nullptr) return;
+      world_.trace(fmt::format("channel: node {} sees the connection reset",
+                               s.node ? s.node->id() : -1));
+      s.endpoint->on_link_failed("connection reset by peer");
+      if (s.node) s.node->wake();
     };
     world_.link().set_endpoint(side, std::move(e));
   }
@@ -357,15 +354,8 @@ void FtPair::primary_waiting() {
   connected_ends_ = 0;
   world_.trace("channel: the backup connects to the primary");
   world_.link().connect(1);
-  // A connect that fails (a partition) reports conn 0 to side 1 only.
-  const uint64_t conn = world_.link().connection();
-  if (conn == 0) {
-    world_.events().after(100 * kMillisecond, [this] {
-      connecting_ = false;
-      FtNode* p = sides_[0].node;
-      if (p->alive() && p->core() && p->core()->waiting_for_backup()) primary_waiting();
-    });
-  }
+  // 0 when a partition makes the attempt fail (on_closed(0) then).
+  connecting_conn_ = world_.link().connection();
 }
 
 void FtPair::connected(uint64_t conn) {

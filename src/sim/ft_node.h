@@ -51,6 +51,8 @@ class FtNode final : public SimNode, public ft::CoreEnv {
   // original epoch: the arbiter must refuse it (exit 4), it never goes live.
   void restart() override;
   bool alive() const override { return alive_; }
+  // A backup process that was never joined holds no copy of the VM.
+  bool holds_vm() const override { return alive_ && core_ != nullptr; }
   bool serving() const override;
   std::string describe() const override;
   uint64_t guest_instructions() const override;
@@ -143,6 +145,7 @@ class FtPair {
   bool paired_ = false;
   uint64_t pair_epoch_ = 0;
   int connected_ends_ = 0;
+  uint64_t connecting_conn_ = 0;
 };
 
 // The default NodeFactory once the core is wired: a primary and a backup.

@@ -28,6 +28,9 @@ class SimNode {
   virtual void crash() = 0;
   virtual void restart() = 0;
   virtual bool alive() const = 0;
+  // Up and holding a copy of the VM it could serve from (the liveness
+  // invariant asks this of at least one node).
+  virtual bool holds_vm() const { return alive(); }
   // The network between this host and the arbiter is cut for `duration`.
   virtual void partition_arbiter(Time duration) {}
   // Serving clients as the primary, as far as the node itself knows.

@@ -103,7 +103,7 @@ World::World(const GuestImage& image, WorldOptions options)
     const Time deadline = options_.fault_end + options_.liveness_window;
     if (finished_ || events_.now() <= deadline || !arbiter_->up()) return std::nullopt;
     for (const auto& n : nodes_) {
-      if (n->alive()) {
+      if (n->holds_vm()) {
         return fmt::format("faults stopped at {:.3f}s with the arbiter and {} up, but the "
                            "clients were not served by {:.3f}s ({} outputs released since)",
                            static_cast<double>(options_.fault_end) / kSecond, n->describe(),

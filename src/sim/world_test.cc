@@ -50,6 +50,18 @@ TEST(World, SeedsPassWithTheFtPair) {
   EXPECT_GT(completed, 40u * 200);
 }
 
+// Seeds that broke an invariant once, each for a bug since fixed.
+TEST(World, SeedsThatOnceFailedPass) {
+  // 4335, 4428: the channel's connection was reset while the backup was
+  // still connecting, and the simulator never let it connect again
+  // (primary-serves).
+  for (uint64_t seed : {4335ull, 4428ull}) {
+    const RunOutcome out = run(seed);
+    EXPECT_TRUE(out.ok()) << "seed " << seed << ": " << out.breach->invariant << ": "
+                          << out.breach->detail;
+  }
+}
+
 TEST(World, ASeedReplaysIdentically) {
   for (uint64_t seed : {2ull, 3ull, 17ull, 123456789ull}) {
     const RunOutcome a = run(seed);
