@@ -1,4 +1,4 @@
-// STAND-IN NODE (see standin_node.h): to be replaced by the FT core.
+// The stand-in node (see standin_node.h).
 #include "sim/standin_node.h"
 
 #include <fmt/format.h>

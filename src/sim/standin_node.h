@@ -1,13 +1,14 @@
-// STAND-IN NODE -- to be replaced by the event-driven FT core (issue 8).
+// STAND-IN NODE: the simulator's first node, from before the event-driven
+// FT core existed; worlds now run the core (ft_node.h) unless asked for
+// this one (`--nodes standin`, and the deliberate bugs).
 //
 // A single node that runs the KV guest live with no backup, no log and no
 // output gate: it claims epoch `epoch` at the arbiter (retrying while the
 // arbiter does not answer), and once granted it feeds every frame for the
 // guest's MAC to its GuestRunner and releases the guest's outputs on the
 // LAN at once. It exists so that the clients, LAN, arbiter, checkers and
-// invariants are exercised end to end until two real nodes (primary and
-// backup roles, the real log, replayer and output gate) take its place in
-// World; it supports the process faults that keep its guest's state (freeze)
+// invariants can be tested on their own, with a node whose behaviour is
+// simple enough to break on purpose; it supports the process faults that keep its guest's state (freeze)
 // and, for the simulator's own tests, deliberate bugs (World's Bug).
 //
 // Not thread-safe: part of one simulated world.

@@ -5,8 +5,9 @@
 // A run has three phases:
 //   [0, fault_end)         nodes start, clients issue requests, faults drawn
 //                          from the seed happen (LAN loss, duplication,
-//                          delay and reordering; arbiter outages; node
-//                          freezes; channel partitions, stalls and resets);
+//                          delay and reordering; arbiter outages and cuts;
+//                          node freezes, crashes and restarts; channel
+//                          partitions, stalls and resets);
 //   [fault_end, +traffic)  faults stop, the arbiter is up; clients go on;
 //   then                   once every client is idle, an audit client reads
 //                          every key, and the run ends when it has.
@@ -163,7 +164,7 @@ class World {
   uint64_t fingerprint_ = 0xcbf29ce484222325ull;
 };
 
-// The default NodeFactory: STAND-IN (see standin_node.h).
+// The stand-in's nodes (see standin_node.h).
 NodeSet stand_in_nodes(World& world);
 
 // Runs one seed.
