@@ -279,6 +279,13 @@ RunOutcome World::run() {
   const Time limit = options_.fault_end + options_.liveness_window + kMillisecond;
   events_.at(limit, [] {});
   while (!events_.stopped() && events_.step(limit)) invariants_.check_step();
+  if (!finished_ && invariants_.ok()) {
+    // No final read (no node left to serve it): what the clients saw must
+    // still be linearizable.
+    if (CheckResult r = check_linearizable(history_); !r.ok) {
+      invariants_.fail("linearizable", r.problem);
+    }
+  }
 
   RunOutcome out;
   out.seed = options_.seed;
