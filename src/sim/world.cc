@@ -304,6 +304,7 @@ RunOutcome World::run() {
   s.frames = lan_->sent();
   s.frames_lost = lan_->lost();
   s.outputs_released = audit_.released();
+  s.newest_epoch = audit_.newest_epoch();
   for (const auto& n : nodes_) s.guest_instructions += n->guest_instructions();
   s.end = events_.now();
   note(static_cast<uint64_t>(s.end));

@@ -91,6 +91,7 @@ struct RunStats {
   uint64_t frames_lost = 0;
   uint64_t guest_instructions = 0;
   uint64_t outputs_released = 0;
+  uint64_t newest_epoch = 0;  // of any output released (above 1: a failover served)
   Time end = 0;
 };
 
