@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -328,6 +329,43 @@ TEST_F(FtPair, KillingThePrimaryUnderLoadLosesNoAcknowledgedWrite) {
   // On the wire: the new primary talks from host b, the dead one never again.
   EXPECT_GT(audit.frames_since("bak", killed), 10u);
   EXPECT_EQ(audit.frames_since("pri", killed + milliseconds(50)), 0u);
+}
+
+// A primary whose main loop is stuck while its channel thread lives on
+// (here: only the main thread is stopped, by ptrace; in life: a blocked
+// write, a livelock) keeps heartbeating. Its heartbeats carry the main
+// loop's progress, so the backup sees a guest that should run and does not
+// advance, and takes over; the woken primary then halts and sends nothing.
+TEST_F(FtPair, APrimaryWhoseMainLoopIsStuckIsReplaced) {
+  ASSERT_NO_FATAL_FAILURE(up());
+  LanAudit audit(name_);
+  ASSERT_TRUE(audit.ready());
+  auto load = start_load(12);
+  wait_for_traffic("a", 2000);
+  const pid_t pid = static_cast<pid_t>(num(node(status(), "a"), {"status", "pid"}));
+  ASSERT_GT(pid, 0);
+  // The main thread's tid is the pid; ptrace stops that thread alone.
+  ASSERT_EQ(ptrace(PTRACE_SEIZE, pid, nullptr, nullptr), 0) << strerror(errno);
+  ASSERT_EQ(ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr), 0) << strerror(errno);
+  int ws = 0;
+  ASSERT_EQ(waitpid(pid, &ws, __WALL), pid);
+  const auto stuck = Clock::now();
+  const json after = wait_for(
+      [&](const json& s) { return str(node(s, "b"), {"status", "role"}) == "primary"; },
+      seconds(kSanitized ? 60 : 20), "the backup to replace the stuck primary");
+  EXPECT_NE(str(node(after, "b"), {"status", "last_failover", "reason"}).find("has not advanced"),
+            std::string::npos)
+      << after.dump();
+  ASSERT_EQ(ptrace(PTRACE_DETACH, pid, nullptr, nullptr), 0) << strerror(errno);
+  const auto woken = Clock::now();
+  ASSERT_NO_FATAL_FAILURE(finish(*load));
+  expect_load_survived(*load);
+  // The woken primary never speaks again: it fences, loses the claim, halts.
+  EXPECT_EQ(audit.frames_since("pri", woken + milliseconds(50)), 0u);
+  EXPECT_GT(audit.frames_since("bak", stuck), 10u);
+  const json s = status();
+  EXPECT_NE(role_of(node(s, "a")), "primary") << s.dump();
+  EXPECT_EQ(num(node(s, "b"), {"status", "epoch"}), 2);
 }
 
 TEST_F(FtPair, KillingTheBackupLetsThePrimaryGoSolo) {

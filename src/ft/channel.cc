@@ -6,11 +6,13 @@
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/rand.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -28,7 +30,9 @@ using log::internal::put_u64;
 using log::internal::put_u8;
 using Clock = std::chrono::steady_clock;
 
-constexpr std::string_view kMacContext = "ftvm-channel-1";
+constexpr std::string_view kMacContext = "ftvm-channel-2";
+constexpr std::string_view kHelloAckContext = "ftvm-hello-ack-2";
+constexpr std::string_view kSessionContext = "ftvm-session-2";
 constexpr size_t kBodyHeader = 18;  // type, direction, epoch, seq
 
 std::span<const uint8_t> sv_bytes(std::string_view s) {
@@ -49,6 +53,12 @@ class Cursor {
     pos_ += n;
     return true;
   }
+  bool nonce(Nonce& n) {
+    if (left() < n.size()) return false;
+    std::copy_n(&b_[pos_], n.size(), n.begin());
+    pos_ += n.size();
+    return true;
+  }
   std::span<const uint8_t> rest() const { return b_.subspan(pos_); }
   size_t left() const { return b_.size() - pos_; }
 
@@ -60,6 +70,18 @@ class Cursor {
 void put_str(std::string& out, const std::string& s) {
   put_u32(out, static_cast<uint32_t>(s.size()));
   out += s;
+}
+
+void put_nonce(std::string& out, const Nonce& n) {
+  out.append(reinterpret_cast<const char*>(n.data()), n.size());
+}
+
+// u32 len | vm | u64 epoch: what every derived key binds.
+std::string pair_id(const std::string& vm, uint64_t epoch) {
+  std::string out;
+  put_str(out, vm);
+  put_u64(out, epoch);
+  return out;
 }
 
 Result<sockaddr_in> parse_addr(const std::string& addr) {
@@ -102,6 +124,14 @@ const char* rejection_name(Rejection r) {
   return "?";
 }
 
+void RejectCounts::add(const RejectCounts& o) {
+  forged += o.forged;
+  wrong_direction += o.wrong_direction;
+  stale_epoch += o.stale_epoch;
+  replayed += o.replayed;
+  timed_out += o.timed_out;
+}
+
 void RejectCounts::count(Rejection r) {
   switch (r) {
     case Rejection::kForged: ++forged; break;
@@ -110,6 +140,26 @@ void RejectCounts::count(Rejection r) {
     case Rejection::kReplayed: ++replayed; break;
     case Rejection::kNone: break;
   }
+}
+
+Nonce random_nonce() {
+  Nonce n{};
+  FTVM_CHECK(RAND_bytes(n.data(), static_cast<int>(n.size())) == 1);
+  return n;
+}
+
+Key hello_ack_key(const auth::Secret& secret, const std::string& vm, uint64_t epoch,
+                  const Nonce& nonce_p) {
+  const std::string id = pair_id(vm, epoch);
+  const auth::Mac k = secret.mac({sv_bytes(kHelloAckContext), as_bytes(id), nonce_p});
+  return std::make_shared<const auth::Secret>(auth::Secret::from_bytes(k));
+}
+
+Key session_key(const auth::Secret& secret, const std::string& vm, uint64_t epoch,
+                const Nonce& nonce_p, const Nonce& nonce_b) {
+  const std::string id = pair_id(vm, epoch);
+  const auth::Mac k = secret.mac({sv_bytes(kSessionContext), as_bytes(id), nonce_p, nonce_b});
+  return std::make_shared<const auth::Secret>(auth::Secret::from_bytes(k));
 }
 
 std::string seal_message(const auth::Secret& secret, const Message& m) {
@@ -139,9 +189,9 @@ Result<std::optional<MessageReader::Item>> MessageReader::next() {
   if (avail < 4) return std::optional<Item>();
   const uint8_t* p = buffer_.data() + start_;
   const uint32_t body_len = get_u32(p);
-  if (body_len < kBodyHeader || body_len > kMaxMessageBody) {
+  if (body_len < kBodyHeader || body_len > max_body_) {
     return make_error(fmt::format("a message of {} bytes cannot be framed (limit {})", body_len,
-                                  kMaxMessageBody));
+                                  max_body_));
   }
   const size_t total = 4 + body_len + auth::kMacSize;
   if (avail < total) return std::optional<Item>();
@@ -155,7 +205,15 @@ Result<std::optional<MessageReader::Item>> MessageReader::next() {
   const std::span<const uint8_t> framed(p, 4 + body_len);
   const std::span<const uint8_t> mac(p + 4 + body_len, auth::kMacSize);
   start_ += total;
-  if (!secret_->verify({sv_bytes(kMacContext), framed}, mac)) {
+  item.key = keys_.size();
+  for (size_t i = 0; i < keys_.size(); ++i) {
+    if (keys_[i]->verify({sv_bytes(kMacContext), framed}, mac)) {
+      item.key = i;
+      break;
+    }
+  }
+  if (item.key == keys_.size()) {
+    item.key = 0;
     item.rejection = Rejection::kForged;
   } else if (m.direction != expect_) {
     item.rejection = Rejection::kWrongDirection;
@@ -170,11 +228,20 @@ Result<std::optional<MessageReader::Item>> MessageReader::next() {
   return std::optional<Item>(std::move(item));
 }
 
+void MessageReader::set_keys(std::vector<Key> keys) {
+  FTVM_CHECK(!keys.empty());
+  keys_ = std::move(keys);
+}
+
 // ---- payloads ----
+//
+// Every decoder takes exactly one encoding of each value: trailing bytes
+// are an error, and a flag byte is 0 or 1.
 
 std::string encode_hello(const Hello& h) {
   std::string out;
   put_u32(out, h.version);
+  put_nonce(out, h.nonce);
   put_str(out, h.vm);
   put_u64(out, h.heartbeat_ms);
   put_u64(out, h.timeout_ms);
@@ -193,12 +260,16 @@ Result<Hello> decode_hello(std::span<const uint8_t> payload) {
                                   "same ftvm version on both hosts",
                                   h.version, kProtocolVersion));
   }
-  if (!c.str(h.vm, 255) || !c.u64(h.heartbeat_ms) || !c.u64(h.timeout_ms)) {
+  if (!c.nonce(h.nonce) || !c.str(h.vm, 255) || !c.u64(h.heartbeat_ms) || !c.u64(h.timeout_ms)) {
     return make_error("hello: truncated");
   }
   Result<std::optional<log::DecodedHeader>> d = log::decode_header(c.rest());
   if (!d) return make_error("hello: " + d.error());
   if (!d->has_value()) return make_error("hello: truncated machine header");
+  if ((*d)->size != c.rest().size()) {
+    return make_error(fmt::format("hello: {} bytes after the machine header",
+                                  c.rest().size() - (*d)->size));
+  }
   h.header = (*d)->header;
   return h;
 }
@@ -206,6 +277,7 @@ Result<Hello> decode_hello(std::span<const uint8_t> payload) {
 std::string encode_hello_ack(const HelloAck& a) {
   std::string out;
   put_u8(out, a.ok ? 1 : 0);
+  put_nonce(out, a.nonce);
   put_str(out, a.message);
   return out;
 }
@@ -214,9 +286,31 @@ Result<HelloAck> decode_hello_ack(std::span<const uint8_t> payload) {
   Cursor c(payload);
   HelloAck a;
   uint8_t ok = 0;
-  if (!c.u8(ok) || !c.str(a.message, 4096)) return make_error("hello-ack: truncated");
+  if (!c.u8(ok) || !c.nonce(a.nonce) || !c.str(a.message, 4096)) {
+    return make_error("hello-ack: truncated");
+  }
+  if (ok > 1) return make_error(fmt::format("hello-ack: bad flag {}", ok));
+  if (c.left() != 0) return make_error(fmt::format("hello-ack: {} trailing bytes", c.left()));
   a.ok = ok == 1;
   return a;
+}
+
+std::string encode_ready(const Ready& r) {
+  std::string out;
+  put_u8(out, r.ok ? 1 : 0);
+  put_str(out, r.message);
+  return out;
+}
+
+Result<Ready> decode_ready(std::span<const uint8_t> payload) {
+  Cursor c(payload);
+  Ready r;
+  uint8_t ok = 0;
+  if (!c.u8(ok) || !c.str(r.message, 4096)) return make_error("ready: truncated");
+  if (ok > 1) return make_error(fmt::format("ready: bad flag {}", ok));
+  if (c.left() != 0) return make_error(fmt::format("ready: {} trailing bytes", c.left()));
+  r.ok = ok == 1;
+  return r;
 }
 
 std::string encode_records(uint64_t first, const std::string& encoded) {
@@ -265,6 +359,7 @@ Result<Ack> decode_ack(std::span<const uint8_t> payload) {
   if (!c.u8(flags)) return make_error("ack: truncated");
   if (flags > 1) return make_error("ack: unknown flags");
   a.should_run = flags != 0;
+  if (c.left() != 0) return make_error(fmt::format("ack: {} trailing bytes", c.left()));
   return a;
 }
 
@@ -285,19 +380,19 @@ Result<Heartbeat> decode_heartbeat(std::span<const uint8_t> payload) {
   }
   if (flags > 1) return make_error("heartbeat: unknown flags");
   h.should_run = flags != 0;
+  if (c.left() != 0) return make_error(fmt::format("heartbeat: {} trailing bytes", c.left()));
   return h;
 }
 
 // ---- the connection ----
 
-Connection::Connection(int fd, std::shared_ptr<const auth::Secret> secret, Direction send_dir,
-                       std::optional<uint64_t> epoch)
+Connection::Connection(int fd, Key key, Direction send_dir, std::optional<uint64_t> epoch)
     : fd_(fd),
       wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
-      secret_(secret),
       send_dir_(send_dir),
+      send_key_(key),
       send_epoch_(epoch.value_or(0)),
-      reader_(secret, send_dir == Direction::kToBackup ? Direction::kToPrimary
+      reader_(key, send_dir == Direction::kToBackup ? Direction::kToPrimary
                                                         : Direction::kToBackup,
               epoch) {
   tune(fd_);
@@ -323,6 +418,11 @@ void Connection::set_epoch(uint64_t epoch) {
   std::lock_guard<std::mutex> lock(out_mu_);
   send_epoch_ = epoch;
   reader_.set_epoch(epoch);
+}
+
+void Connection::set_send_key(Key key) {
+  std::lock_guard<std::mutex> lock(out_mu_);
+  send_key_ = std::move(key);
 }
 
 std::optional<uint64_t> Connection::epoch() const { return reader_.epoch(); }
@@ -363,7 +463,7 @@ Status Connection::send(MsgType type, const std::string& payload) {
   if (!failed_.empty()) return make_error(failed_);
   const bool was_empty = out_done_ == out_.size();
   if (was_empty) last_progress_ = Clock::now();
-  out_ += seal_message(*secret_, Message{type, send_dir_, send_epoch_, ++send_seq_, payload});
+  out_ += seal_message(*send_key_, Message{type, send_dir_, send_epoch_, ++send_seq_, payload});
   has_output_ = true;
   if (was_empty) {
     if (Status s = write_some_locked(); !s) return s;
@@ -391,7 +491,10 @@ Result<std::optional<Message>> Connection::receive(std::chrono::milliseconds tim
   const auto deadline = Clock::now() + timeout;
   for (;;) {
     Result<std::optional<MessageReader::Item>> item = reader_.next();
-    if (!item) return make_error(item.error());
+    if (!item) {
+      ++rejected_.forged;  // a stream that cannot be framed is not the peer's
+      return make_error(item.error());
+    }
     if (item->has_value()) {
       if ((*item)->rejection != Rejection::kNone) {
         rejected_.count((*item)->rejection);
@@ -445,6 +548,378 @@ Result<std::optional<Message>> Connection::receive(std::chrono::milliseconds tim
   }
 }
 
+// ---- the handshake: the primary's acceptor ----
+
+namespace {
+
+using std::chrono::milliseconds;
+
+int poll_ms(Clock::time_point until) {
+  const auto left = std::chrono::ceil<milliseconds>(until - Clock::now()).count();
+  return static_cast<int>(std::clamp<int64_t>(left, 0, 1000));
+}
+
+}  // namespace
+
+struct ChannelAcceptor::Pending {
+  enum class Stage { kHelloAck, kReady };
+  std::unique_ptr<Connection> conn;
+  Stage stage = Stage::kHelloAck;
+  Nonce nonce_p{};
+  Key session;
+  Clock::time_point deadline;
+};
+
+struct ChannelAcceptor::Stray {
+  Stray(int f, MessageReader r, Clock::time_point d) : fd(f), reader(std::move(r)), deadline(d) {}
+  ~Stray() { close(fd); }
+  Stray(const Stray&) = delete;
+  Stray& operator=(const Stray&) = delete;
+  int fd;
+  MessageReader reader;
+  Clock::time_point deadline;
+};
+
+ChannelAcceptor::ChannelAcceptor(int listen_fd, AcceptorOptions o)
+    : listen_fd_(listen_fd), o_(std::move(o)) {
+  FTVM_CHECK(o_.secret != nullptr && o_.max_connections > 0);
+  fcntl(listen_fd_, F_SETFL, fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
+}
+
+ChannelAcceptor::~ChannelAcceptor() = default;
+
+size_t ChannelAcceptor::open_connections() const { return pending_.size() + strays_.size(); }
+
+void ChannelAcceptor::close_pending(size_t i, bool timed_out) {
+  Pending& p = *pending_[i];
+  rejected_.add(p.conn->rejected());
+  if (timed_out) ++rejected_.timed_out;
+  if (p.stage == Pending::Stage::kReady) ++unexpected_;  // an authenticated backup, not paired
+  pending_.erase(pending_.begin() + static_cast<ptrdiff_t>(i));
+  ++closed_since_note_;
+}
+
+void ChannelAcceptor::tell_closed() {
+  const auto now = Clock::now();
+  if (closed_since_note_ == 0 || now - last_note_ < std::chrono::seconds(1)) return;
+  if (o_.note) {
+    o_.note(fmt::format(
+        "closed {} unpaired connection(s) to the channel port (so far: {} forged, {} replayed, "
+        "{} stale epoch, {} wrong direction, {} timed out, {} authentic but not the backup's)",
+        closed_since_note_, rejected_.forged.load(), rejected_.replayed.load(),
+        rejected_.stale_epoch.load(), rejected_.wrong_direction.load(), rejected_.timed_out.load(),
+        unexpected_.load()));
+  }
+  closed_since_note_ = 0;
+  last_note_ = now;
+}
+
+// Takes every connection waiting in the listen queue (a bounded number per
+// call). At the connection cap, or out of file descriptors, the oldest
+// unauthenticated connection makes room; with none to close, the listening
+// socket is left alone for 100 ms rather than polled in a busy loop.
+Status ChannelAcceptor::accept_some(bool guarding) {
+  auto evict_oldest = [&] {
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      if (pending_[i]->stage == Pending::Stage::kHelloAck) {
+        close_pending(i, true);
+        return true;
+      }
+    }
+    if (!strays_.empty()) {
+      ++rejected_.timed_out;
+      ++closed_since_note_;
+      strays_.erase(strays_.begin());
+      return true;
+    }
+    return false;
+  };
+  for (size_t n = 0; n < o_.max_connections; ++n) {
+    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    const auto now = Clock::now();
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        if (evict_oldest()) continue;
+        listen_paused_until_ = now + milliseconds(100);
+        return {};
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED ||
+          errno == EPROTO || errno == EPERM) {
+        return {};
+      }
+      return make_error(fmt::format("accept on the channel port: {}", std::strerror(errno)));
+    }
+    if (open_connections() >= o_.max_connections && !evict_oldest()) {
+      close(fd);
+      ++rejected_.timed_out;
+      ++closed_since_note_;
+      continue;
+    }
+    if (guarding) {
+      MessageReader reader(o_.secret, Direction::kToPrimary, o_.epoch);
+      if (session_) reader.set_keys({session_, o_.secret});
+      reader.set_max_body(kMaxHandshakeBody);
+      strays_.push_back(std::make_unique<Stray>(fd, std::move(reader), now + o_.handshake_timeout));
+      continue;
+    }
+    auto p = std::make_unique<Pending>();
+    p->nonce_p = random_nonce();
+    p->conn = std::make_unique<Connection>(fd, o_.secret, Direction::kToBackup, o_.epoch);
+    p->conn->set_max_body(kMaxHandshakeBody);
+    p->conn->set_stall_timeout(o_.handshake_timeout);
+    Hello hello = o_.hello;
+    hello.version = kProtocolVersion;
+    hello.nonce = p->nonce_p;
+    if (!p->conn->send(MsgType::kHello, encode_hello(hello))) {
+      ++closed_since_note_;
+      continue;  // the peer is gone already
+    }
+    p->conn->set_receive_keys({hello_ack_key(*o_.secret, o_.hello.vm, o_.epoch, p->nonce_p)});
+    p->deadline = now + o_.handshake_timeout;
+    pending_.push_back(std::move(p));
+  }
+  return {};
+}
+
+std::optional<Accepted> ChannelAcceptor::serve(Pending& p, bool* close_it) {
+  for (;;) {
+    Result<std::optional<Message>> m = p.conn->receive(milliseconds(0));
+    if (!m) {
+      *close_it = true;
+      return std::nullopt;
+    }
+    if (!m->has_value()) return std::nullopt;
+    const Message& msg = **m;
+    if (p.stage == Pending::Stage::kHelloAck) {
+      Result<HelloAck> ack = msg.type == MsgType::kHelloAck
+                                 ? decode_hello_ack(as_span(msg.payload))
+                                 : Result<HelloAck>(make_error("not a hello-ack"));
+      if (!ack) {  // authentic, yet not a HelloAck: not a backup of this version
+        ++unexpected_;
+        *close_it = true;
+        return std::nullopt;
+      }
+      if (!ack->ok) return Accepted{nullptr, ack->message};
+      p.session = session_key(*o_.secret, o_.hello.vm, o_.epoch, p.nonce_p, ack->nonce);
+      p.conn->set_send_key(p.session);
+      p.conn->set_receive_keys({p.session});
+      if (!p.conn->send(MsgType::kConfirm, "")) {
+        *close_it = true;
+        return std::nullopt;
+      }
+      p.stage = Pending::Stage::kReady;
+      p.deadline = Clock::now() + o_.ready_timeout;
+      p.conn->set_stall_timeout(o_.stall_timeout);
+      continue;
+    }
+    Result<Ready> ready = msg.type == MsgType::kReady ? decode_ready(as_span(msg.payload))
+                                                      : Result<Ready>(make_error("not ready"));
+    if (!ready) {
+      ++unexpected_;
+      *close_it = true;
+      return std::nullopt;
+    }
+    if (!ready->ok) return Accepted{nullptr, ready->message};
+    p.conn->set_max_body(kMaxMessageBody);
+    session_ = p.session;
+    return Accepted{std::move(p.conn), ""};
+  }
+}
+
+Result<std::optional<Accepted>> ChannelAcceptor::accept(milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  std::vector<pollfd> pfds;
+  for (;;) {
+    const auto now = Clock::now();
+    for (size_t i = 0; i < pending_.size();) {
+      if (pending_[i]->deadline <= now) {
+        close_pending(i, true);
+      } else {
+        ++i;
+      }
+    }
+    tell_closed();
+    const bool listening = now >= listen_paused_until_;
+    auto wake = listening ? deadline : std::min(deadline, listen_paused_until_);
+    pfds.assign(1, pollfd{listening ? listen_fd_ : -1, POLLIN, 0});
+    for (const auto& p : pending_) {
+      wake = std::min(wake, p->deadline);
+      const bool out = p->conn->queued_bytes() > 0;
+      pfds.push_back({p->conn->fd(), static_cast<short>(POLLIN | (out ? POLLOUT : 0)), 0});
+    }
+    if (poll(pfds.data(), pfds.size(), poll_ms(wake)) < 0 && errno != EINTR) {
+      return make_error(fmt::format("poll: {}", std::strerror(errno)));
+    }
+    std::vector<Pending*> ready;
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      if (pfds[i + 1].revents != 0) ready.push_back(pending_[i].get());
+    }
+    for (Pending* p : ready) {
+      bool close_it = false;
+      std::optional<Accepted> done = serve(*p, &close_it);
+      const auto it = std::find_if(pending_.begin(), pending_.end(),
+                                   [&](const auto& q) { return q.get() == p; });
+      if (done) {
+        if (done->conn == nullptr) rejected_.add(p->conn->rejected());
+        pending_.erase(it);
+        return std::optional<Accepted>(std::move(*done));
+      }
+      if (close_it) close_pending(static_cast<size_t>(it - pending_.begin()), false);
+    }
+    if ((pfds[0].revents & POLLIN) != 0) {
+      if (Status s = accept_some(/*guarding=*/false); !s) return make_error(s.error());
+    }
+    if (Clock::now() >= deadline) return std::optional<Accepted>();
+  }
+}
+
+void ChannelAcceptor::guard(int stop_fd, const Connection* paired) {
+  while (!pending_.empty()) close_pending(pending_.size() - 1, false);
+  std::vector<pollfd> pfds;
+  for (;;) {
+    const auto now = Clock::now();
+    for (size_t i = 0; i < strays_.size();) {
+      if (strays_[i]->deadline <= now) {
+        ++rejected_.timed_out;
+        ++closed_since_note_;
+        strays_.erase(strays_.begin() + static_cast<ptrdiff_t>(i));
+      } else {
+        ++i;
+      }
+    }
+    tell_closed();
+    const bool listening = now >= listen_paused_until_;
+    auto wake = now + std::chrono::seconds(1);
+    if (!listening) wake = std::min(wake, listen_paused_until_);
+    pfds.assign({pollfd{stop_fd, POLLIN, 0}, pollfd{listening ? listen_fd_ : -1, POLLIN, 0}});
+    for (const auto& s : strays_) {
+      wake = std::min(wake, s->deadline);
+      pfds.push_back({s->fd, POLLIN, 0});
+    }
+    if (poll(pfds.data(), pfds.size(), poll_ms(wake)) < 0 && errno != EINTR) return;
+    if (pfds[0].revents != 0) break;
+    std::vector<Stray*> ready;
+    for (size_t i = 0; i < strays_.size(); ++i) {
+      if (pfds[i + 2].revents != 0) ready.push_back(strays_[i].get());
+    }
+    for (Stray* s : ready) {
+      bool close_it = false;
+      uint8_t buf[16384];
+      const ssize_t n = recv(s->fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) close_it = true;
+      if (n > 0) s->reader.feed({buf, static_cast<size_t>(n)});
+      if (paired && s->reader.last_seq() < paired->last_received_seq()) {
+        s->reader.set_last_seq(paired->last_received_seq());
+      }
+      while (!close_it) {
+        Result<std::optional<MessageReader::Item>> item = s->reader.next();
+        if (!item) {
+          ++rejected_.forged;  // unframeable
+          close_it = true;
+        } else if (!item->has_value()) {
+          break;
+        } else if ((*item)->rejection != Rejection::kNone) {
+          rejected_.count((*item)->rejection);
+        } else if (session_ && (*item)->key == 0) {
+          ++rejected_.replayed;  // the live session's, on another connection
+        } else {
+          ++unexpected_;
+        }
+      }
+      if (close_it) {
+        ++closed_since_note_;
+        strays_.erase(std::find_if(strays_.begin(), strays_.end(),
+                                   [&](const auto& q) { return q.get() == s; }));
+      }
+    }
+    if ((pfds[1].revents & POLLIN) != 0 && !accept_some(/*guarding=*/true)) return;
+  }
+  closed_since_note_ += strays_.size();
+  strays_.clear();
+  last_note_ = {};
+  tell_closed();
+}
+
+// ---- the handshake: the backup ----
+
+Result<Joining> join_primary(int fd, const JoinOptions& o) {
+  auto conn = std::make_unique<Connection>(fd, o.secret, Direction::kToPrimary, std::nullopt);
+  conn->set_stall_timeout(o.stall_timeout);
+  conn->set_max_body(kMaxMessageBody);
+  // The next accepted message of `type` within `timeout`; others are skipped.
+  auto wait_for = [&](MsgType type) -> Result<std::optional<Message>> {
+    const auto deadline = Clock::now() + o.timeout;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) return std::optional<Message>();
+      Result<std::optional<Message>> m = conn->receive(left);
+      if (!m || !m->has_value() || (*m)->type == type) return m;
+    }
+  };
+  Result<std::optional<Message>> m = wait_for(MsgType::kHello);
+  if (!m) return make_error("the primary did not say hello: " + m.error());
+  if (!m->has_value()) {
+    return make_error(fmt::format("no authentic hello from the primary within {} ms (is the "
+                                  "secret the same on both hosts, and ftvm the same version?)",
+                                  o.timeout.count()));
+  }
+  const uint64_t epoch = (*m)->epoch;
+  conn->set_epoch(epoch);
+  Result<Hello> hello = decode_hello(as_span((*m)->payload));
+  const Nonce nonce_b = random_nonce();
+  auto refuse = [&](const std::string& vm, const Nonce& nonce_p, const std::string& why) {
+    conn->set_send_key(hello_ack_key(*o.secret, vm, epoch, nonce_p));
+    (void)conn->send(MsgType::kHelloAck, encode_hello_ack({false, why, nonce_b}));
+    (void)conn->flush(milliseconds(1000));
+    return make_error(why);
+  };
+  if (!hello) {
+    Nonce nonce_p{};  // where a Hello of any version keeps it, if there
+    if ((*m)->payload.size() >= 4 + kNonceSize) {
+      std::copy_n((*m)->payload.data() + 4, kNonceSize, reinterpret_cast<char*>(nonce_p.data()));
+    }
+    return refuse(o.vm, nonce_p, hello.error());
+  }
+  if (hello->vm != o.vm) {
+    return refuse(hello->vm, hello->nonce,
+                  fmt::format("the primary runs vm '{}', this backup is for '{}'", hello->vm, o.vm));
+  }
+  const Key session = session_key(*o.secret, o.vm, epoch, hello->nonce, nonce_b);
+  conn->set_send_key(hello_ack_key(*o.secret, o.vm, epoch, hello->nonce));
+  if (Status s = conn->send(MsgType::kHelloAck, encode_hello_ack({true, "", nonce_b})); !s) {
+    return make_error(s.error());
+  }
+  conn->set_send_key(session);
+  conn->set_receive_keys({session});
+  m = wait_for(MsgType::kConfirm);
+  if (!m) return make_error("the primary did not confirm the session: " + m.error());
+  if (!m->has_value()) {
+    return make_error(fmt::format(
+        "the primary did not confirm the session within {} ms (a replayed hello?)",
+        o.timeout.count()));
+  }
+  Joining j;
+  j.conn_ = std::move(conn);
+  j.hello_ = std::move(*hello);
+  j.epoch_ = epoch;
+  return j;
+}
+
+Result<std::unique_ptr<Connection>> Joining::ready() {
+  FTVM_CHECK(conn_ != nullptr);
+  if (Status s = conn_->send(MsgType::kReady, encode_ready({true, ""})); !s) {
+    return make_error(s.error());
+  }
+  return std::move(conn_);
+}
+
+void Joining::refuse(const std::string& why) {
+  FTVM_CHECK(conn_ != nullptr);
+  (void)conn_->send(MsgType::kReady, encode_ready({false, why}));
+  (void)conn_->flush(milliseconds(1000));
+  conn_.reset();
+}
+
 // ---- sockets ----
 
 Result<int> listen_tcp(const std::string& addr) {
@@ -454,7 +929,7 @@ Result<int> listen_tcp(const std::string& addr) {
   if (fd < 0) return make_error(fmt::format("socket: {}", std::strerror(errno)));
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(fd, reinterpret_cast<const sockaddr*>(&*sa), sizeof *sa) != 0 || listen(fd, 8) != 0) {
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&*sa), sizeof *sa) != 0 || listen(fd, 64) != 0) {
     const std::string why = std::strerror(errno);
     close(fd);
     return make_error(fmt::format("cannot listen on {}: {}", addr, why));

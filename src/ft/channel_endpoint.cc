@@ -14,15 +14,20 @@ ChannelEndpoint::ChannelEndpoint(bool primary, std::chrono::milliseconds timeout
       heartbeat_(heartbeat),
       wake_(std::move(wake)),
       detector_(timeout, now),
+      local_at_(now),
       last_sent_(now) {}
+
+bool ChannelEndpoint::should_run_locked(Time now) const {
+  return local_.should_run || now - local_at_ > 2 * heartbeat_;
+}
 
 void ChannelEndpoint::fail_locked(std::string why) {
   if (!failed_) failed_ = std::move(why);
 }
 
-ChannelEndpoint::Reply ChannelEndpoint::ack_locked() {
-  Ack a{received_, local_.executed, local_.instret, local_.mtime, received_bytes_,
-        local_.executed_bytes, received_ > local_.executed};
+ChannelEndpoint::Reply ChannelEndpoint::ack_locked(Time now) {
+  Ack a{received_,       local_.executed,       local_.instret, local_.mtime,
+        received_bytes_, local_.executed_bytes, received_ > local_.executed || should_run_locked(now)};
   return {MsgType::kAck, encode_ack(a)};
 }
 
@@ -65,7 +70,7 @@ std::optional<ChannelEndpoint::Reply> ChannelEndpoint::on_message(Time now, cons
           detector_.progress(now, {last, peer_should_run_});
         }
         // Receipt is acknowledged at once: the primary's outputs wait on it.
-        reply = ack_locked();
+        reply = ack_locked(now);
         last_sent_ = now;
       }
     } else if (!primary_ && m.type == MsgType::kHeartbeat) {
@@ -92,8 +97,8 @@ std::optional<ChannelEndpoint::Reply> ChannelEndpoint::on_tick(Time now) {
       newly_failed = true;
     } else if (now - last_sent_ >= heartbeat_) {
       reply = primary_ ? Reply{MsgType::kHeartbeat,
-                               encode_heartbeat({local_.instret, local_.mtime, local_.should_run})}
-                       : ack_locked();
+                               encode_heartbeat({local_.instret, local_.mtime, should_run_locked(now)})}
+                       : ack_locked(now);
       last_sent_ = now;
     }
   }
@@ -114,9 +119,10 @@ void ChannelEndpoint::on_link_failed(std::string why) {
   if (wake_) wake_();
 }
 
-void ChannelEndpoint::set_local(const LocalProgress& p) {
+void ChannelEndpoint::set_local(Time now, const LocalProgress& p) {
   std::lock_guard<std::mutex> lock(mu_);
   local_ = p;
+  local_at_ = now;
 }
 
 std::optional<std::string> ChannelEndpoint::failed() const {

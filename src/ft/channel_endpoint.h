@@ -74,7 +74,8 @@ class ChannelEndpoint {
   void on_link_failed(std::string why);
 
   // ---- the main loop's side ----
-  void set_local(const LocalProgress& p);
+  // The main loop's progress at `now`; call it at least every heartbeat.
+  void set_local(Time now, const LocalProgress& p);
   // Why the peer counts as failed, or nullopt.
   std::optional<std::string> failed() const;
   // Primary: records the backup acknowledged having received.
@@ -90,7 +91,11 @@ class ChannelEndpoint {
   std::chrono::nanoseconds peer_stuck_for(Time now) const;
 
  private:
-  Reply ack_locked();
+  Reply ack_locked(Time now);
+  // What this node reports of its own progress at `now`: a main loop that
+  // has not reported for two heartbeats should have run, whatever it said
+  // last (it may be stuck anywhere, even while it was idle).
+  bool should_run_locked(Time now) const;
   void fail_locked(std::string why);
 
   const bool primary_;
@@ -99,6 +104,7 @@ class ChannelEndpoint {
   mutable std::mutex mu_;  // guards everything below but the atomics
   FailureDetector detector_;
   LocalProgress local_;
+  Time local_at_;
   Time last_sent_;
   std::optional<std::string> failed_;
   std::deque<QueuedRecord> queue_;

@@ -59,7 +59,7 @@ TEST(ChannelEndpoint, PrimaryCountsAcknowledgements) {
 
 TEST(ChannelEndpoint, HeartbeatsCarryTheMainLoopsProgress) {
   ChannelEndpoint p(true, kTimeout, kHeartbeat, milliseconds(0), {});
-  p.set_local({1234, 99, true, 0, 0});
+  p.set_local(milliseconds(50), {1234, 99, true, 0, 0});
   std::optional<ChannelEndpoint::Reply> r = p.on_tick(milliseconds(60));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->type, MsgType::kHeartbeat);
@@ -85,6 +85,19 @@ TEST(ChannelEndpoint, BackupFailsAPrimaryThatTalksButDoesNotRun) {
   }
   ASSERT_TRUE(b.failed());
   EXPECT_NE(b.failed()->find("has not advanced"), std::string::npos);
+}
+
+// A main loop that stopped reporting (frozen while it was idle, say) is
+// reported as one that should run, so its peer's stuck clock starts.
+TEST(ChannelEndpoint, AMainLoopThatStopsReportingShouldHaveRun) {
+  ChannelEndpoint p(true, kTimeout, kHeartbeat, milliseconds(0), {});
+  p.set_local(milliseconds(0), {1234, 99, false, 0, 0});
+  std::optional<ChannelEndpoint::Reply> r = p.on_tick(milliseconds(60));
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(decode_heartbeat(as_span(r->payload))->should_run);
+  r = p.on_tick(milliseconds(120));
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(decode_heartbeat(as_span(r->payload))->should_run);
 }
 
 TEST(ChannelEndpoint, AnIdlePrimaryIsAlive) {

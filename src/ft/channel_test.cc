@@ -4,13 +4,17 @@
 #include "ft/channel.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -453,7 +457,7 @@ TEST(ChannelPayload, HelloWithCorruptMachineHeaderIsAnError) {
   Hello h;
   h.header = TestHeader();
   std::string bytes = encode_hello(h);
-  bytes[4 + 4 + 16] ^= 0xff;  // the header's first magic byte
+  bytes[4 + kNonceSize + 4 + 16] ^= 0xff;  // the header's first magic byte
   Result<Hello> d = decode_hello(as_span(bytes));
   ASSERT_FALSE(d.ok());
   EXPECT_TRUE(d.error().starts_with("hello: ")) << d.error();
@@ -800,6 +804,609 @@ TEST(ChannelTcp, BadAddressesAreNamed) {
     ASSERT_FALSE(c.ok()) << "connect '" << addr << "'";
     EXPECT_TRUE(Contains(c.error(), "'" + addr + "'")) << c.error();
   }
+}
+
+
+// --- payloads are canonical ---
+
+TEST(ChannelPayload, TrailingBytesAreAnError) {
+  Hello h;
+  h.header = TestHeader();
+  const std::vector<std::pair<std::string, std::function<bool(const std::string&)>>> cases{
+      {encode_hello(h), [](const std::string& b) { return decode_hello(as_span(b)).ok(); }},
+      {encode_hello_ack({true, ""}),
+       [](const std::string& b) { return decode_hello_ack(as_span(b)).ok(); }},
+      {encode_ready({true, ""}), [](const std::string& b) { return decode_ready(as_span(b)).ok(); }},
+      {encode_ack({1, 2, 3, 4, 5, 6}), [](const std::string& b) { return decode_ack(as_span(b)).ok(); }},
+      {encode_heartbeat({1, 2}), [](const std::string& b) { return decode_heartbeat(as_span(b)).ok(); }},
+  };
+  for (const auto& [bytes, decodes] : cases) {
+    EXPECT_TRUE(decodes(bytes));
+    EXPECT_FALSE(decodes(bytes + "x")) << bytes.size();
+  }
+}
+
+TEST(ChannelPayload, FlagOtherThanZeroOrOneIsAnError) {
+  std::string ack = encode_hello_ack({true, ""});
+  ack[0] = 2;
+  EXPECT_FALSE(decode_hello_ack(as_span(ack)).ok());
+  std::string ready = encode_ready({true, ""});
+  ready[0] = 2;
+  EXPECT_FALSE(decode_ready(as_span(ready)).ok());
+}
+
+TEST(ChannelPayload, HelloAndHelloAckCarryTheirNonces) {
+  Hello h;
+  h.header = TestHeader();
+  h.nonce = random_nonce();
+  Result<Hello> d = decode_hello(as_span(encode_hello(h)));
+  ASSERT_TRUE(d.ok()) << d.error();
+  EXPECT_EQ(d->nonce, h.nonce);
+  const HelloAck a{true, "", random_nonce()};
+  Result<HelloAck> da = decode_hello_ack(as_span(encode_hello_ack(a)));
+  ASSERT_TRUE(da.ok()) << da.error();
+  EXPECT_EQ(da->nonce, a.nonce);
+  EXPECT_NE(random_nonce(), random_nonce());
+}
+
+// --- keys ---
+
+TEST(ChannelKeys, SessionKeyBindsVmEpochAndBothNonces) {
+  const auth::Secret secret = *TestSecret();
+  const Nonce p = random_nonce(), b = random_nonce(), other = random_nonce();
+  const Message m = Msg(MsgType::kAck, Direction::kToPrimary, 7, 3, encode_ack({}));
+  const std::string sealed = seal_message(*session_key(secret, "vm", 7, p, b), m);
+  for (const Key& key : {session_key(secret, "vm2", 7, p, b), session_key(secret, "vm", 8, p, b),
+                         session_key(secret, "vm", 7, other, b), session_key(secret, "vm", 7, p, other),
+                         session_key(*TestSecret('x'), "vm", 7, p, b), hello_ack_key(secret, "vm", 7, p),
+                         TestSecret()}) {
+    MessageReader reader(key, Direction::kToPrimary, 7);
+    EXPECT_EQ(FeedOne(reader, sealed).rejection, Rejection::kForged);
+  }
+  MessageReader reader(session_key(secret, "vm", 7, p, b), Direction::kToPrimary, 7);
+  EXPECT_EQ(FeedOne(reader, sealed).rejection, Rejection::kNone);
+}
+
+TEST(ChannelKeys, HelloAckKeyBindsVmEpochAndThePrimarysNonce) {
+  const auth::Secret secret = *TestSecret();
+  const Nonce p = random_nonce();
+  const Message m = Msg(MsgType::kHelloAck, Direction::kToPrimary, 7, 1, encode_hello_ack({true, ""}));
+  const std::string sealed = seal_message(*hello_ack_key(secret, "vm", 7, p), m);
+  for (const Key& key : {hello_ack_key(secret, "vm2", 7, p), hello_ack_key(secret, "vm", 6, p),
+                         hello_ack_key(secret, "vm", 7, random_nonce()), TestSecret()}) {
+    MessageReader reader(key, Direction::kToPrimary, 7);
+    EXPECT_EQ(FeedOne(reader, sealed).rejection, Rejection::kForged);
+  }
+}
+
+TEST(ChannelKeys, ReaderSaysWhichKeyVerified) {
+  const Key a = TestSecret('a'), b = TestSecret('b');
+  MessageReader reader(a, Direction::kToBackup, 7);
+  reader.set_keys({a, b});
+  MessageReader::Item item = FeedOne(reader, Sealed(7, 1, 'b'));
+  EXPECT_EQ(item.rejection, Rejection::kNone);
+  EXPECT_EQ(item.key, 1u);
+  item = FeedOne(reader, Sealed(7, 2, 'a'));
+  EXPECT_EQ(item.key, 0u);
+  EXPECT_EQ(FeedOne(reader, Sealed(7, 3, 'c')).rejection, Rejection::kForged);
+}
+
+TEST(ChannelFraming, ReaderBodyLimitIsEnforced) {
+  MessageReader reader = BackupReader();
+  reader.set_max_body(100);
+  const std::string big = seal_message(
+      *TestSecret(), Msg(MsgType::kRecords, Direction::kToBackup, 7, 1, std::string(200, 'r')));
+  reader.feed(as_span(big.substr(0, 4)));
+  Result<std::optional<MessageReader::Item>> item = reader.next();
+  ASSERT_FALSE(item.ok());
+  EXPECT_TRUE(Contains(item.error(), "limit 100")) << item.error();
+}
+
+// --- the handshake ---
+
+Hello PrimaryHello(const std::string& vm = "vm1") {
+  Hello h;
+  h.vm = vm;
+  h.heartbeat_ms = 50;
+  h.timeout_ms = 500;
+  h.header = TestHeader();
+  return h;
+}
+
+// A primary's channel port on loopback with an acceptor at epoch 7 for vm1.
+class ChannelHandshake : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Result<int> l = listen_tcp("127.0.0.1:0");
+    ASSERT_TRUE(l.ok()) << l.error();
+    listen_fd_ = *l;
+    addr_ = Loopback(LocalPort(listen_fd_));
+    MakeAcceptor(milliseconds(2000));
+  }
+  void TearDown() override {
+    acceptor_.reset();
+    close(listen_fd_);
+  }
+
+  void MakeAcceptor(milliseconds handshake_timeout, size_t max_connections = 64,
+                    uint64_t epoch = 7) {
+    AcceptorOptions o;
+    o.secret = TestSecret();
+    o.epoch = epoch;
+    o.hello = PrimaryHello();
+    o.handshake_timeout = handshake_timeout;
+    o.ready_timeout = milliseconds(5000);
+    o.max_connections = max_connections;
+    acceptor_ = std::make_unique<ChannelAcceptor>(listen_fd_, o);
+  }
+
+  int Connect() {
+    Result<int> fd = connect_tcp(addr_, milliseconds(1000));
+    EXPECT_TRUE(fd.ok()) << fd.error();
+    return fd.ok() ? *fd : -1;
+  }
+
+  // Runs `backup` (given a connected socket) on a thread while the acceptor
+  // serves the port until something completes or `within` passes.
+  struct Outcome {
+    std::optional<Accepted> accepted;
+    milliseconds took{0};
+  };
+  Outcome Pair(const std::function<void(int fd)>& backup, milliseconds within = milliseconds(5000)) {
+    const int fd = Connect();
+    std::thread t([&] { backup(fd); });
+    Outcome out;
+    const auto start = Clock::now();
+    while (!out.accepted && Clock::now() - start < within) {
+      Result<std::optional<Accepted>> a = acceptor_->accept(milliseconds(50));
+      EXPECT_TRUE(a.ok()) << a.error();
+      if (a.ok() && a->has_value()) out.accepted = std::move(**a);
+    }
+    out.took = std::chrono::duration_cast<milliseconds>(Clock::now() - start);
+    t.join();
+    return out;
+  }
+
+  // Serves the port for `d` (deadlines expire, junk is read).
+  void Serve(milliseconds d) {
+    const auto end = Clock::now() + d;
+    while (Clock::now() < end) {
+      Result<std::optional<Accepted>> a = acceptor_->accept(milliseconds(20));
+      ASSERT_TRUE(a.ok()) << a.error();
+      ASSERT_FALSE(a->has_value());
+    }
+  }
+
+  static JoinOptions Join(const std::string& vm = "vm1") {
+    JoinOptions o;
+    o.secret = TestSecret();
+    o.vm = vm;
+    o.timeout = milliseconds(2000);
+    return o;
+  }
+
+  int listen_fd_ = -1;
+  std::string addr_;
+  std::unique_ptr<ChannelAcceptor> acceptor_;
+};
+
+// A backup that joins and says it is ready; its channel is kept in `*conn`.
+std::function<void(int)> ReadyBackup(std::unique_ptr<Connection>* conn, std::string* error,
+                                     const JoinOptions& o) {
+  return [=](int fd) {
+    Result<Joining> j = join_primary(fd, o);
+    if (!j) {
+      *error = j.error();
+      return;
+    }
+    Result<std::unique_ptr<Connection>> c = j->ready();
+    if (!c) {
+      *error = c.error();
+      return;
+    }
+    *conn = std::move(*c);
+  };
+}
+
+TEST_F(ChannelHandshake, ABackupPairsAndTheSessionCarriesMessagesBothWays) {
+  std::unique_ptr<Connection> backup;
+  std::string error;
+  Outcome o = Pair(ReadyBackup(&backup, &error, Join()));
+  ASSERT_TRUE(o.accepted.has_value()) << error;
+  ASSERT_NE(o.accepted->conn, nullptr) << o.accepted->refusal;
+  ASSERT_NE(backup, nullptr) << error;
+  Connection& primary = *o.accepted->conn;
+  ASSERT_TRUE(primary.send(MsgType::kRecords, "r").ok());
+  Result<std::optional<Message>> m = backup->receive(milliseconds(1000));
+  ASSERT_TRUE(m.ok() && m->has_value()) << (m.ok() ? "nothing" : m.error());
+  EXPECT_EQ((*m)->payload, "r");
+  EXPECT_EQ((*m)->epoch, 7u);
+  EXPECT_EQ((*m)->seq, 3u);  // after Hello and Confirm
+  ASSERT_TRUE(backup->send(MsgType::kAck, encode_ack({1, 1, 0, 0, 0, 0})).ok());
+  m = primary.receive(milliseconds(1000));
+  ASSERT_TRUE(m.ok() && m->has_value()) << (m.ok() ? "nothing" : m.error());
+  EXPECT_EQ((*m)->type, MsgType::kAck);
+  EXPECT_EQ((*m)->seq, 3u);  // after HelloAck and Ready
+  EXPECT_EQ(acceptor_->rejected().total(), 0u);
+}
+
+TEST_F(ChannelHandshake, TheBackupSeesTheHelloAndTheEpoch) {
+  std::optional<Hello> seen;
+  uint64_t epoch = 0;
+  Outcome o = Pair([&](int fd) {
+    Result<Joining> j = join_primary(fd, Join());
+    ASSERT_TRUE(j.ok()) << j.error();
+    seen = j->hello();
+    epoch = j->epoch();
+    ASSERT_TRUE(j->ready().ok());
+  });
+  ASSERT_TRUE(o.accepted && o.accepted->conn);
+  ASSERT_TRUE(seen.has_value());
+  EXPECT_EQ(seen->vm, "vm1");
+  EXPECT_EQ(seen->header, TestHeader());
+  EXPECT_EQ(seen->timeout_ms, 500u);
+  EXPECT_EQ(epoch, 7u);
+}
+
+TEST_F(ChannelHandshake, ABackupOfAnotherVmIsRefusedOnBothSides) {
+  std::string error;
+  Outcome o = Pair([&](int fd) {
+    Result<Joining> j = join_primary(fd, Join("vm2"));
+    ASSERT_FALSE(j.ok());
+    error = j.error();
+  });
+  EXPECT_TRUE(Contains(error, "'vm1'") && Contains(error, "'vm2'")) << error;
+  ASSERT_TRUE(o.accepted.has_value());
+  EXPECT_EQ(o.accepted->conn, nullptr);
+  EXPECT_EQ(o.accepted->refusal, error);
+}
+
+TEST_F(ChannelHandshake, ABackupThatRefusesAfterTheHandshakeGivesItsReason) {
+  Outcome o = Pair([&](int fd) {
+    Result<Joining> j = join_primary(fd, Join());
+    ASSERT_TRUE(j.ok()) << j.error();
+    j->refuse("the hosts' machines differ: kernel");
+  });
+  ASSERT_TRUE(o.accepted.has_value());
+  EXPECT_EQ(o.accepted->conn, nullptr);
+  EXPECT_EQ(o.accepted->refusal, "the hosts' machines differ: kernel");
+}
+
+TEST_F(ChannelHandshake, ASilentConnectionDoesNotDelayTheBackup) {
+  MakeAcceptor(milliseconds(10'000));  // the silent one outlives the whole test
+  const int silent = Connect();
+  Serve(milliseconds(100));  // it is accepted and sent a Hello first
+  std::unique_ptr<Connection> backup;
+  std::string error;
+  Outcome o = Pair(ReadyBackup(&backup, &error, Join()));
+  ASSERT_TRUE(o.accepted && o.accepted->conn) << error;
+  EXPECT_LT(o.took, milliseconds(1000));
+  EXPECT_EQ(acceptor_->open_connections(), 1u);  // the silent one, still waiting
+  close(silent);
+}
+
+TEST_F(ChannelHandshake, ManyJunkConnectionsAreHandledWithinTheirDeadlines) {
+  MakeAcceptor(milliseconds(300));
+  std::vector<int> junk;
+  for (int i = 0; i < 40; ++i) {
+    const int fd = Connect();
+    std::string bytes;
+    switch (i % 4) {
+      case 0: break;  // silent
+      case 1: bytes = std::string(1000, static_cast<char>(i)); break;  // noise
+      case 2: bytes = Sealed(7, 1, 'x'); break;                        // forged
+      case 3: bytes = Sealed(7, 1).substr(0, 30); break;               // half a message
+    }
+    if (!bytes.empty()) {
+      EXPECT_EQ(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL), ssize_t(bytes.size()));
+    }
+    junk.push_back(fd);
+  }
+  std::unique_ptr<Connection> backup;
+  std::string error;
+  Outcome o = Pair(ReadyBackup(&backup, &error, Join()));
+  ASSERT_TRUE(o.accepted && o.accepted->conn) << error;
+  EXPECT_LT(o.took, milliseconds(1000));
+  Serve(milliseconds(600));
+  EXPECT_EQ(acceptor_->open_connections(), 0u);
+  const RejectCounts& r = acceptor_->rejected();
+  EXPECT_GE(r.forged, 10u);
+  EXPECT_GE(r.timed_out, 10u);
+  // The primary closed every one of them.
+  for (int fd : junk) {
+    pollfd p{fd, POLLIN, 0};
+    ASSERT_EQ(poll(&p, 1, 1000), 1);
+    char buf[4096];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0) {
+    }
+    EXPECT_TRUE(n == 0 || errno == ECONNRESET) << strerror(errno);
+    close(fd);
+  }
+}
+
+TEST_F(ChannelHandshake, AtTheConnectionCapTheOldestUnauthenticatedMakesRoom) {
+  MakeAcceptor(milliseconds(10'000), /*max_connections=*/4);
+  std::vector<int> silent;
+  for (int i = 0; i < 10; ++i) silent.push_back(Connect());
+  Serve(milliseconds(100));
+  EXPECT_EQ(acceptor_->open_connections(), 4u);
+  std::unique_ptr<Connection> backup;
+  std::string error;
+  Outcome o = Pair(ReadyBackup(&backup, &error, Join()));
+  ASSERT_TRUE(o.accepted && o.accepted->conn) << error;
+  EXPECT_LT(o.took, milliseconds(1000));
+  EXPECT_GE(acceptor_->rejected().timed_out, 7u);
+  for (int fd : silent) close(fd);
+}
+
+// Forwards one connection between a client and `to`, keeping what the
+// client sent (the backup's half of a session).
+class Recorder {
+ public:
+  explicit Recorder(const std::string& to) {
+    Result<int> l = listen_tcp("127.0.0.1:0");
+    EXPECT_TRUE(l.ok());
+    listen_ = *l;
+    addr_ = Loopback(LocalPort(listen_));
+    thread_ = std::thread([this, to] { Run(to); });
+  }
+  ~Recorder() {
+    Wait();
+    close(listen_);
+  }
+  const std::string& addr() const { return addr_; }
+  // Waits for the session to end (either side closed, or 5 s passed).
+  void Wait() {
+    if (thread_.joinable()) thread_.join();
+  }
+  std::string from_client;
+
+ private:
+  void Run(const std::string& to) {
+    Result<std::optional<int>> c = accept_tcp(listen_, milliseconds(5000));
+    if (!c.ok() || !c->has_value()) return;
+    Result<int> s = connect_tcp(to, milliseconds(1000));
+    if (!s.ok()) return;
+    const int fds[2] = {**c, *s};
+    const auto end = Clock::now() + milliseconds(5000);
+    while (Clock::now() < end) {
+      pollfd p[2] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}};
+      if (poll(p, 2, 100) <= 0) continue;
+      bool done = false;
+      for (int i = 0; i < 2; ++i) {
+        if (p[i].revents == 0) continue;
+        char buf[65536];
+        const ssize_t n = recv(fds[i], buf, sizeof buf, 0);
+        if (n <= 0) {
+          done = true;
+          break;
+        }
+        if (i == 0) from_client.append(buf, static_cast<size_t>(n));
+        (void)!::send(fds[1 - i], buf, static_cast<size_t>(n), MSG_NOSIGNAL);
+      }
+      if (done) break;
+    }
+    close(fds[0]);
+    close(fds[1]);
+  }
+  int listen_ = -1;
+  std::string addr_;
+  std::thread thread_;
+};
+
+// Reads the acceptor's Hello from `fd` (so the new connection is a real
+// new session with its own nonce), within a deadline.
+Hello ReadHello(int fd) {
+  MessageReader reader(TestSecret(), Direction::kToBackup, std::nullopt);
+  const auto end = Clock::now() + milliseconds(2000);
+  while (Clock::now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    char buf[65536];
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    reader.feed({reinterpret_cast<uint8_t*>(buf), static_cast<size_t>(n)});
+    Result<std::optional<MessageReader::Item>> item = reader.next();
+    if (item.ok() && item->has_value()) {
+      Result<Hello> h = decode_hello(as_span((*item)->message.payload));
+      EXPECT_TRUE(h.ok());
+      return h.ok() ? *h : Hello{};
+    }
+  }
+  ADD_FAILURE() << "no hello";
+  return {};
+}
+
+TEST_F(ChannelHandshake, ARecordedSessionReplayedIntoANewConnectionIsRejected) {
+  MakeAcceptor(milliseconds(500));
+  // Session 1 through a recorder: the backup's HelloAck, Ready and an Ack.
+  std::string recorded;
+  {
+    Recorder rec(addr_);
+    std::unique_ptr<Connection> backup;
+    std::string error;
+    std::thread t([&] {
+      Result<int> fd = connect_tcp(rec.addr(), milliseconds(1000));
+      ASSERT_TRUE(fd.ok());
+      ReadyBackup(&backup, &error, Join())(*fd);
+      if (backup) {
+        (void)backup->send(MsgType::kAck, encode_ack({1'000'000, 1'000'000, 0, 0, 0, 0}));
+        (void)backup->flush(milliseconds(1000));
+      }
+    });
+    std::optional<Accepted> a;
+    const auto end = Clock::now() + milliseconds(5000);
+    while (!a && Clock::now() < end) {
+      Result<std::optional<Accepted>> r = acceptor_->accept(milliseconds(50));
+      ASSERT_TRUE(r.ok());
+      if (r->has_value()) a = std::move(**r);
+    }
+    t.join();
+    ASSERT_TRUE(a && a->conn) << error;
+    Result<std::optional<Message>> ack = a->conn->receive(milliseconds(1000));
+    ASSERT_TRUE(ack.ok() && ack->has_value());
+    backup.reset();
+    a->conn.reset();
+    rec.Wait();
+    recorded = rec.from_client;
+  }
+  ASSERT_GT(recorded.size(), 3 * kMessageOverhead);
+  const uint64_t forged_before = acceptor_->rejected().forged;
+  // Session 2: a new connection gets a new nonce; the recording is useless.
+  const int fd = Connect();
+  Serve(milliseconds(50));  // accepted: its Hello is sent
+  ReadHello(fd);
+  ASSERT_EQ(::send(fd, recorded.data(), recorded.size(), MSG_NOSIGNAL), ssize_t(recorded.size()));
+  Serve(milliseconds(800));
+  EXPECT_EQ(acceptor_->open_connections(), 0u);
+  EXPECT_GE(acceptor_->rejected().forged, forged_before + 3);
+  EXPECT_GE(acceptor_->rejected().timed_out, 1u);
+  close(fd);
+}
+
+TEST_F(ChannelHandshake, AHelloAckOfAnotherSessionOrPairIsRejected) {
+  MakeAcceptor(milliseconds(300));
+  const auth::Secret secret = *TestSecret();
+  const int fd = Connect();
+  Serve(milliseconds(50));  // accepted: its Hello is sent
+  const Hello hello = ReadHello(fd);
+  const Nonce nb = random_nonce();
+  const std::string ack = encode_hello_ack({true, "", nb});
+  auto sealed = [&](const Key& key, uint64_t epoch) {
+    return seal_message(*key, Msg(MsgType::kHelloAck, Direction::kToPrimary, epoch, 1, ack));
+  };
+  std::string bytes = sealed(hello_ack_key(secret, "vm1", 7, random_nonce()), 7);  // another session
+  bytes += sealed(hello_ack_key(secret, "vm2", 7, hello.nonce), 7);               // another vm
+  bytes += sealed(hello_ack_key(secret, "vm1", 6, hello.nonce), 6);               // another epoch
+  bytes += sealed(hello_ack_key(secret, "vm1", 6, hello.nonce), 7);
+  bytes += sealed(TestSecret(), 7);                                                // the bare secret
+  ASSERT_EQ(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL), ssize_t(bytes.size()));
+  Serve(milliseconds(500));
+  EXPECT_EQ(acceptor_->rejected().forged, 5u);
+  EXPECT_EQ(acceptor_->rejected().timed_out, 1u);
+  EXPECT_EQ(acceptor_->open_connections(), 0u);
+  close(fd);
+}
+
+TEST_F(ChannelHandshake, TheRightHelloAckOfThisSessionPairs) {
+  // The same construction as above with the right nonce, vm and epoch is
+  // accepted: the rejections above are for the binding, not the encoding.
+  const auth::Secret secret = *TestSecret();
+  const int fd = Connect();
+  std::thread t([&] {
+    const Hello hello = ReadHello(fd);
+    const Nonce nb = random_nonce();
+    const Key s = session_key(secret, "vm1", 7, hello.nonce, nb);
+    std::string bytes = seal_message(*hello_ack_key(secret, "vm1", 7, hello.nonce),
+                                     Msg(MsgType::kHelloAck, Direction::kToPrimary, 7, 1,
+                                         encode_hello_ack({true, "", nb})));
+    bytes += seal_message(*s, Msg(MsgType::kReady, Direction::kToPrimary, 7, 2, encode_ready({true, ""})));
+    ASSERT_EQ(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL), ssize_t(bytes.size()));
+  });
+  std::optional<Accepted> a;
+  const auto end = Clock::now() + milliseconds(3000);
+  while (!a && Clock::now() < end) {
+    Result<std::optional<Accepted>> r = acceptor_->accept(milliseconds(50));
+    ASSERT_TRUE(r.ok());
+    if (r->has_value()) a = std::move(**r);
+  }
+  t.join();
+  ASSERT_TRUE(a && a->conn);
+  close(fd);
+}
+
+// A fake primary that replays a Hello recorded from another session: the
+// backup answers, but the session is never confirmed.
+TEST(ChannelJoin, AReplayedHelloIsNeverConfirmed) {
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  Hello h = PrimaryHello();
+  h.nonce = random_nonce();
+  const std::string hello =
+      seal_message(*TestSecret(), Msg(MsgType::kHello, Direction::kToBackup, 7, 1, encode_hello(h)));
+  // What the real primary sent after it: a Confirm under its own session.
+  const std::string confirm = seal_message(
+      *session_key(*TestSecret(), "vm1", 7, h.nonce, random_nonce()),
+      Msg(MsgType::kConfirm, Direction::kToBackup, 7, 2, ""));
+  const std::string bytes = hello + confirm;
+  ASSERT_EQ(::send(fds[0], bytes.data(), bytes.size(), MSG_NOSIGNAL), ssize_t(bytes.size()));
+  JoinOptions o;
+  o.secret = TestSecret();
+  o.vm = "vm1";
+  o.timeout = milliseconds(300);
+  const auto start = Clock::now();
+  Result<Joining> j = join_primary(fds[1], o);
+  ASSERT_FALSE(j.ok());
+  EXPECT_TRUE(Contains(j.error(), "did not confirm")) << j.error();
+  EXPECT_LT(Clock::now() - start, milliseconds(1500));
+  close(fds[0]);
+}
+
+TEST(ChannelJoin, NoHelloWithinTheTimeoutSaysWhatToCheck) {
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  const std::string forged = seal_message(
+      *TestSecret('x'), Msg(MsgType::kHello, Direction::kToBackup, 7, 1, encode_hello(PrimaryHello())));
+  ASSERT_EQ(::send(fds[0], forged.data(), forged.size(), MSG_NOSIGNAL), ssize_t(forged.size()));
+  JoinOptions o;
+  o.secret = TestSecret();
+  o.vm = "vm1";
+  o.timeout = milliseconds(200);
+  Result<Joining> j = join_primary(fds[1], o);
+  ASSERT_FALSE(j.ok());
+  EXPECT_TRUE(Contains(j.error(), "secret")) << j.error();
+  close(fds[0]);
+}
+
+TEST_F(ChannelHandshake, AfterPairingThePortReadsCountsAndAppliesNothing) {
+  MakeAcceptor(milliseconds(300));
+  std::unique_ptr<Connection> backup;
+  std::string error;
+  Outcome o = Pair(ReadyBackup(&backup, &error, Join()));
+  ASSERT_TRUE(o.accepted && o.accepted->conn) << error;
+  Connection& primary = *o.accepted->conn;
+  ASSERT_TRUE(backup->send(MsgType::kAck, encode_ack({})).ok());
+  ASSERT_TRUE(primary.receive(milliseconds(1000))->has_value());
+  int stop[2];
+  ASSERT_EQ(pipe2(stop, O_CLOEXEC), 0);
+  std::thread guard([&] { acceptor_->guard(stop[0], &primary); });
+  // A stray connection: messages under the bare secret, and junk.
+  const int fd = Connect();
+  const auth::Secret secret = *TestSecret();
+  std::string bytes;
+  bytes += Sealed(7, 1, 'x');  // forged
+  bytes += seal_message(secret, Msg(MsgType::kAck, Direction::kToPrimary, 7, 1, encode_ack({})));  // replayed
+  bytes += seal_message(secret, Msg(MsgType::kAck, Direction::kToPrimary, 6, 99, encode_ack({})));  // stale
+  bytes += seal_message(secret, Msg(MsgType::kAck, Direction::kToBackup, 7, 99, encode_ack({})));  // direction
+  bytes += seal_message(secret, Msg(MsgType::kAck, Direction::kToPrimary, 7, 99, encode_ack({})));  // unexpected
+  ASSERT_EQ(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL), ssize_t(bytes.size()));
+  const auto end = Clock::now() + milliseconds(3000);
+  const RejectCounts& r = acceptor_->rejected();
+  while (Clock::now() < end && (r.forged < 1 || r.replayed < 1 || r.stale_epoch < 1 ||
+                                r.wrong_direction < 1 || acceptor_->unexpected() < 1)) {
+    std::this_thread::sleep_for(milliseconds(10));  // polling a counter, with a deadline
+  }
+  EXPECT_EQ(r.forged, 1u);
+  EXPECT_EQ(r.replayed, 1u);
+  EXPECT_EQ(r.stale_epoch, 1u);
+  EXPECT_EQ(r.wrong_direction, 1u);
+  EXPECT_EQ(acceptor_->unexpected(), 1u);
+  // The stray is closed at its deadline; it was never sent anything.
+  pollfd p{fd, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 2000), 1);
+  char c;
+  EXPECT_EQ(recv(fd, &c, 1, 0), 0);
+  close(fd);
+  // The live channel is untouched.
+  ASSERT_TRUE(backup->send(MsgType::kHeartbeat, encode_heartbeat({})).ok());
+  Result<std::optional<Message>> m = primary.receive(milliseconds(1000));
+  ASSERT_TRUE(m.ok() && m->has_value());
+  EXPECT_EQ(primary.rejected().total(), 0u);
+  ASSERT_EQ(write(stop[1], "x", 1), 1);
+  guard.join();
+  close(stop[0]);
+  close(stop[1]);
 }
 
 }  // namespace

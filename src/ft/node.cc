@@ -57,7 +57,10 @@ void print_line(std::string_view line) {
 // feeds the endpoint, sends what it answers, and sends heartbeats.
 class TcpLink final : public Link {
  public:
-  TcpLink(std::unique_ptr<Connection> conn, ChannelEndpoint* endpoint,
+  // `conn` may be shared with whoever watches the channel port for
+  // replays of it (ChannelAcceptor::guard); the link stops using it when
+  // destroyed.
+  TcpLink(std::shared_ptr<Connection> conn, ChannelEndpoint* endpoint,
           std::chrono::milliseconds heartbeat)
       : conn_(std::move(conn)), endpoint_(endpoint), heartbeat_(heartbeat) {
     thread_ = std::thread([this] { run(); });
@@ -74,9 +77,8 @@ class TcpLink final : public Link {
     const RejectCounts& r = conn_->rejected();
     return {conn_->bytes_sent(),  conn_->bytes_received(), conn_->queued_bytes(),
             r.forged.load(),      r.replayed.load(),       r.stale_epoch.load(),
-            r.wrong_direction.load()};
+            r.wrong_direction.load(), r.timed_out.load()};
   }
-  uint64_t last_received_seq() const { return conn_->last_received_seq(); }
 
  private:
   void run() {
@@ -101,7 +103,7 @@ class TcpLink final : public Link {
     }
   }
 
-  std::unique_ptr<Connection> conn_;
+  std::shared_ptr<Connection> conn_;
   ChannelEndpoint* endpoint_;
   std::chrono::milliseconds heartbeat_;
   std::atomic<bool> stop_{false};
@@ -114,7 +116,7 @@ class Node final : public CoreEnv {
     wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   }
   ~Node() override {
-    stop_intruders();
+    stop_guard();
     core_.reset();  // its link's thread first
     if (listen_fd_ >= 0) close(listen_fd_);
     if (wake_fd_ >= 0) close(wake_fd_);
@@ -160,8 +162,7 @@ class Node final : public CoreEnv {
   int drive();
   // Primary in kWaitingForBackup: one bounded attempt to pair.
   void try_pair(milliseconds wait);
-  void intruder_thread();
-  void stop_intruders();
+  void stop_guard();
   void publish(bool force = false);
   void wake() {
     const uint64_t one = 1;
@@ -185,11 +186,10 @@ class Node final : public CoreEnv {
   int wake_fd_ = -1;
   int stop_pipe_[2] = {-1, -1};
   Clock::time_point join_deadline_{};
-  uint64_t paired_seq_ = 0;  // the backup's last sequence number when it paired
-  RejectCounts intruders_;
-  std::atomic<uint64_t> intruder_authentic_{0};
-  std::atomic<uint64_t> core_epoch_for_intruders_{0};
-  std::thread intruder_thread_;
+  // The channel port: pairing, then guarding it while paired (a thread).
+  std::unique_ptr<ChannelAcceptor> acceptor_;
+  std::shared_ptr<Connection> paired_conn_;  // kept alive while the guard reads it
+  std::thread guard_thread_;
 
   // Status.
   StatusBoard board_;
@@ -275,11 +275,15 @@ void Node::publish(bool force) {
     rate_at_ = now;
   }
   st.log.mbit_per_s = log_mbit_;
-  st.rejected.forged += intruders_.forged;
-  st.rejected.replayed += intruders_.replayed;
-  st.rejected.stale_epoch += intruders_.stale_epoch;
-  st.rejected.wrong_direction += intruders_.wrong_direction;
-  st.rejected.unexpected_connection = intruder_authentic_;
+  if (acceptor_) {
+    const RejectCounts& r = acceptor_->rejected();
+    st.rejected.forged += r.forged;
+    st.rejected.replayed += r.replayed;
+    st.rejected.stale_epoch += r.stale_epoch;
+    st.rejected.wrong_direction += r.wrong_direction;
+    st.rejected.timed_out += r.timed_out;
+    st.rejected.unexpected_connection = acceptor_->unexpected();
+  }
   board_.publish(to_json(st));
 }
 
@@ -289,6 +293,7 @@ int Node::drive() {
     publish(core_->role().state() != NodeState::kPaired &&
             core_->role().state() != NodeState::kReplaying &&
             core_->role().state() != NodeState::kSolo);
+    if (paired_conn_ && !core_->paired()) stop_guard();  // the channel is over
     if (s.kind == Step::Kind::kExit) {
       publish(true);
       return s.exit_code;
@@ -313,97 +318,38 @@ int Node::drive() {
 }
 
 void Node::try_pair(milliseconds wait) {
-  Result<std::optional<int>> fd = accept_tcp(listen_fd_, wait);
-  if (!fd || !fd->has_value()) return;
-  auto conn = std::make_unique<Connection>(**fd, o_.secret, Direction::kToBackup,
-                                           core_->role().epoch());
-  conn->set_stall_timeout(o_.timeout);
-  Hello hello;
-  hello.vm = o_.vm;
-  hello.heartbeat_ms = static_cast<uint64_t>(o_.heartbeat.count());
-  hello.timeout_ms = static_cast<uint64_t>(o_.timeout.count());
-  hello.header = header_;
-  if (Status s = conn->send(MsgType::kHello, encode_hello(hello)); !s) {
-    note("a backup connected but {}", s.error());
+  Result<std::optional<Accepted>> a = acceptor_->accept(wait);
+  if (!a) {
+    note("the channel port failed: {}", a.error());
     return;
   }
-  Result<std::optional<Message>> m = conn->receive(milliseconds(2000));
-  if (!m || !m->has_value() || (*m)->type != MsgType::kHelloAck) {
-    note("a connection to the channel port did not answer like a backup ({}); closed",
-         !m ? m.error() : "no answer");
+  if (!a->has_value()) return;
+  if ((*a)->conn == nullptr) {
+    note("a backup refused to pair: {}", (*a)->refusal);
     return;
   }
-  Result<HelloAck> ack = decode_hello_ack(as_span((*m)->payload));
-  if (!ack || !ack->ok) {
-    note("the backup refused to pair: {}", ack ? ack->message : ack.error());
-    return;
-  }
-  paired_seq_ = conn->last_received_seq();
+  paired_conn_ = std::move((*a)->conn);
   std::unique_ptr<ChannelEndpoint> endpoint = make_endpoint();
-  auto link = std::make_unique<TcpLink>(std::move(conn), endpoint.get(), o_.heartbeat);
+  auto link = std::make_unique<TcpLink>(paired_conn_, endpoint.get(), o_.heartbeat);
   core_->pair(std::move(endpoint), std::move(link));
+  // Anyone else on the channel port now: read, checked, counted, never applied.
   if (pipe2(stop_pipe_, O_CLOEXEC) == 0) {
-    intruder_thread_ = std::thread([this] { intruder_thread(); });
+    guard_thread_ = std::thread([this, c = paired_conn_.get()] { acceptor_->guard(stop_pipe_[0], c); });
   }
   publish(true);
 }
 
-void Node::stop_intruders() {
+void Node::stop_guard() {
   if (stop_pipe_[1] >= 0) {
     const char c = 'x';
     (void)!write(stop_pipe_[1], &c, 1);
   }
-  if (intruder_thread_.joinable()) intruder_thread_.join();
+  if (guard_thread_.joinable()) guard_thread_.join();
   for (int& fd : stop_pipe_) {
     if (fd >= 0) close(fd);
     fd = -1;
   }
-}
-
-void Node::intruder_thread() {
-  // Anyone else who connects to the channel port: every message is checked
-  // and counted, none is applied.
-  for (;;) {
-    pollfd pfds[2] = {{listen_fd_, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
-    if (poll(pfds, 2, -1) < 0 && errno != EINTR) return;
-    if (pfds[1].revents != 0) return;
-    Result<std::optional<int>> fd = accept_tcp(listen_fd_, milliseconds(0));
-    if (!fd || !fd->has_value()) continue;
-    MessageReader reader(o_.secret, Direction::kToPrimary, o_.epoch);
-    reader.set_epoch(core_epoch_for_intruders_.load());
-    reader.set_last_seq(paired_seq_);
-    const auto deadline = Clock::now() + milliseconds(2000);
-    for (;;) {
-      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
-      pollfd p[2] = {{**fd, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
-      if (left <= 0 || poll(p, 2, static_cast<int>(left)) <= 0 || p[1].revents != 0) break;
-      uint8_t buf[65536];
-      const ssize_t n = recv(**fd, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      reader.feed({buf, static_cast<size_t>(n)});
-      bool bad_stream = false;
-      for (;;) {
-        Result<std::optional<MessageReader::Item>> item = reader.next();
-        if (!item) {
-          intruders_.count(Rejection::kForged);
-          bad_stream = true;
-          break;
-        }
-        if (!item->has_value()) break;
-        if ((*item)->rejection != Rejection::kNone) {
-          intruders_.count((*item)->rejection);
-        } else {
-          ++intruder_authentic_;  // authentic but not the paired backup's connection
-        }
-      }
-      if (bad_stream) break;
-    }
-    close(**fd);
-    note("closed an unexpected connection to the channel port (rejected so far: {} forged, {} "
-         "replayed, {} stale epoch, {} wrong direction, {} not the backup's)",
-         intruders_.forged.load(), intruders_.replayed.load(), intruders_.stale_epoch.load(),
-         intruders_.wrong_direction.load(), intruder_authentic_.load());
-  }
+  paired_conn_.reset();  // closes the socket once the link has let go too
 }
 
 // ---- the primary ----
@@ -441,18 +387,31 @@ int Node::primary_main() {
       }
     }
   }
-  core_epoch_for_intruders_ = core_->role().epoch();
   Result<int> lfd = listen_tcp(o_.listen);
   if (!lfd) {
     note("{}", lfd.error());
     return kExitNodeBadInput;
   }
   listen_fd_ = *lfd;
+  AcceptorOptions ao;
+  ao.secret = o_.secret;
+  ao.epoch = core_->role().epoch();
+  ao.hello.vm = o_.vm;
+  ao.hello.heartbeat_ms = static_cast<uint64_t>(o_.heartbeat.count());
+  ao.hello.timeout_ms = static_cast<uint64_t>(o_.timeout.count());
+  ao.hello.header = header_;
+  ao.stall_timeout = o_.timeout;
+  // An unauthenticated connection gets this long to answer the Hello; the
+  // backup's handshake takes milliseconds (it builds its machine after).
+  ao.handshake_timeout = std::max(milliseconds(1000), std::min(milliseconds(2000), o_.timeout));
+  ao.ready_timeout = milliseconds(30'000);
+  ao.note = [this](const std::string& line) { note("{}", line); };
+  acceptor_ = std::make_unique<ChannelAcceptor>(listen_fd_, std::move(ao));
   note("holds vm '{}' epoch {}; waiting up to {} s for a backup on {}", o_.vm,
        core_->role().epoch(), o_.join_timeout.count() / 1000, o_.listen);
   join_deadline_ = Clock::now() + o_.join_timeout;
   const int rc = drive();
-  stop_intruders();
+  stop_guard();
   return rc;
 }
 
@@ -481,27 +440,24 @@ int Node::backup_main() {
     pollfd pfd{wake_fd_, POLLIN, 0};
     poll(&pfd, 1, 200);  // retry backoff
   }
-  auto conn = std::make_unique<Connection>(fd, o_.secret, Direction::kToPrimary, std::nullopt);
-  conn->set_stall_timeout(o_.timeout);
-  Result<std::optional<Message>> m = conn->receive(milliseconds(30'000));
-  if (!m || !m->has_value() || (*m)->type != MsgType::kHello) {
-    note("the primary at {} did not say hello: {} (is the secret the same on both hosts?)",
-         o_.primary, !m ? m.error() : "no authentic message");
+  JoinOptions jo;
+  jo.secret = o_.secret;
+  jo.vm = o_.vm;
+  jo.timeout = milliseconds(30'000);
+  jo.stall_timeout = o_.timeout;
+  Result<Joining> joining = join_primary(fd, jo);  // checks the version and the vm
+  if (!joining) {
+    note("cannot pair with the primary at {}: {} (is the secret the same on both hosts?)",
+         o_.primary, joining.error());
     return kExitNodeBadInput;
   }
-  Result<Hello> hello = decode_hello(as_span((*m)->payload));
+  const Hello* hello = &joining->hello();
   auto refuse = [&](const std::string& why) {
-    (void)conn->send(MsgType::kHelloAck, encode_hello_ack({false, why}));
-    (void)conn->flush(milliseconds(1000));
+    joining->refuse(why);
     note("cannot pair: {}", why);
     return kExitNodeBadInput;
   };
-  if (!hello) return refuse(hello.error());
-  if (hello->vm != o_.vm) {
-    return refuse(fmt::format("the primary runs vm '{}', this backup is for '{}'", hello->vm, o_.vm));
-  }
-  const uint64_t epoch = (*m)->epoch;
-  conn->set_epoch(epoch);
+  const uint64_t epoch = joining->epoch();
   // Build the same machine from this host's images; their hashes must match.
   MachineSpec spec = o_.spec;
   spec.cmdline = hello->header.cmdline;
@@ -522,12 +478,14 @@ int Node::backup_main() {
   header_ = hello->header;
   core_ = std::make_unique<NodeCore>(Role::kBackup, core_options(header_), *this);
   if (Status s = build_machine(spec, spec.entropy); !s) return refuse(s.error());
-  if (Status s = conn->send(MsgType::kHelloAck, encode_hello_ack({true, ""})); !s) {
-    note("{}", s.error());
+  Result<std::unique_ptr<Connection>> ready = joining->ready();
+  if (!ready) {
+    note("{}", ready.error());
     return kExitNodeError;
   }
   std::unique_ptr<ChannelEndpoint> endpoint = make_endpoint();
-  auto link = std::make_unique<TcpLink>(std::move(conn), endpoint.get(), o_.heartbeat);
+  auto link = std::make_unique<TcpLink>(std::shared_ptr<Connection>(std::move(*ready)),
+                                        endpoint.get(), o_.heartbeat);
   core_->join(epoch, std::move(endpoint), std::move(link));
   note("paired with the primary at {} (vm '{}', epoch {})", o_.primary, o_.vm, epoch);
   publish(true);

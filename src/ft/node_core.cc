@@ -143,7 +143,7 @@ void NodeCore::checkpoint_maybe() {
 
 void NodeCore::check_stall() {
   const CoreTime now = env_.now();
-  if (paired() && now - last_alive_ > o_.timeout / 2) {
+  if (paired() && initial_role_ == Role::kPrimary && now - last_alive_ > o_.timeout / 2) {
     // Acknowledgements read from now on may predate a takeover: only one for
     // a record written after this point proves the backup is still ours.
     if (machine_ != nullptr) append({machine_->instret(), log::Progress{}});
@@ -200,7 +200,7 @@ void NodeCore::report_progress() {
   p.should_run = should_run_;
   p.executed = executed_;
   p.executed_bytes = executed_bytes_;
-  endpoint_->set_local(p);
+  endpoint_->set_local(env_.now(), p);
 }
 
 // ---- the steps ----
@@ -538,6 +538,7 @@ Status NodeCore::apply_queued(int* exit_code, size_t max_records) {
     executed_bytes_ += q.size;
     queue_.pop_front();
     ++n;
+    report_progress();  // the channel thread tells the primary this replay advances
     if (replayer_->ended()) {
       *exit_code = replayer_->exit_status();
       return {};
@@ -679,6 +680,7 @@ NodeStatus NodeCore::status() const {
     st.rejected.replayed = ls.replayed;
     st.rejected.stale_epoch = ls.stale_epoch;
     st.rejected.wrong_direction = ls.wrong_direction;
+    st.rejected.timed_out = ls.timed_out;
   }
   st.held.outputs = gate_.held();
   st.held.bytes = gate_.held_bytes();

@@ -71,7 +71,7 @@ class Link {
   virtual Status send(MsgType type, const std::string& payload) = 0;
   struct Stats {
     uint64_t bytes_sent = 0, bytes_received = 0, queued_bytes = 0;
-    uint64_t forged = 0, replayed = 0, stale_epoch = 0, wrong_direction = 0;
+    uint64_t forged = 0, replayed = 0, stale_epoch = 0, wrong_direction = 0, timed_out = 0;
   };
   virtual Stats stats() const = 0;
 };

@@ -52,6 +52,7 @@ nlohmann::json to_json(const NodeStatus& s) {
                    {"replayed", s.rejected.replayed},
                    {"stale_epoch", s.rejected.stale_epoch},
                    {"wrong_direction", s.rejected.wrong_direction},
+                   {"timed_out", s.rejected.timed_out},
                    {"unexpected_connection", s.rejected.unexpected_connection}};
   if (s.checks) {
     j["checks"] = {{"state_hashes_matched", s.checks->state_hashes_matched},

@@ -75,7 +75,7 @@ struct NodeStatus {
     uint64_t frames = 0, console_bytes = 0, tx_errors = 0, rx_dropped = 0;
   } released;
   struct Rejected {
-    uint64_t forged = 0, replayed = 0, stale_epoch = 0, wrong_direction = 0,
+    uint64_t forged = 0, replayed = 0, stale_epoch = 0, wrong_direction = 0, timed_out = 0,
              unexpected_connection = 0;
   } rejected;
   struct Checks {
