@@ -1,8 +1,9 @@
 // ftvm-sim: the deterministic simulator (docs/sim.md).
 //
-//   ftvm-sim --seed N [--verbose]            one seed, traced with --verbose
-//   ftvm-sim --seeds COUNT [--from N]        seeds N .. N+COUNT-1
+//   ftvm-sim --seed N [--verbose [--trace-steps]]   one seed, traced with --verbose
+//   ftvm-sim --seeds COUNT [--from N]               seeds N .. N+COUNT-1
 //            [--jobs J] [--progress FILE] [--keep-going]
+//   either with [--nodes ft|standin] [--bug NAME] [--fault-seconds S]
 //
 // Exit status: 0 when every invariant held in every seed run, 1 when one
 // broke (the seed and the first broken invariant are printed, with the
