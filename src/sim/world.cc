@@ -267,6 +267,7 @@ void World::final_audit(std::map<uint32_t, int64_t> values) {
 
 RunOutcome World::run() {
   schedule_faults();
+  if (options_.setup) options_.setup(*this);
   for (size_t i = 0; i < nodes_.size(); ++i) {
     if (!start_later_[i]) nodes_[i]->start();
   }

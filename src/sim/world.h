@@ -80,6 +80,9 @@ struct WorldOptions {
   Bug bug = Bug::kNone;
   NodeKind nodes = NodeKind::kFtPair;  // kStandIn whenever `bug` is set
   NodeFactory make_nodes;  // overrides `nodes` (tests)
+  // Called when the run starts, after the seed's faults are scheduled: tests
+  // schedule faults of their own here.
+  std::function<void(World&)> setup;
 };
 
 struct RunStats {

@@ -66,6 +66,22 @@ TEST(World, SeedsThatOnceFailedPass) {
   }
 }
 
+TEST(World, AResetWhileTheBackupConnectsIsRetried) {
+  // The connection is reset 100 us into the 200 us connect: the backup must
+  // connect again (before the fix it never did, and nothing was served).
+  for (uint64_t seed : {1ull, 2ull, 3ull}) {
+    WorldOptions o;
+    o.seed = seed;
+    o.setup = [](World& w) {
+      w.events().at(100 * kMicrosecond, [&w] { w.link().reset_now(); });
+    };
+    const RunOutcome out = run_seed(image(), o);
+    EXPECT_TRUE(out.ok()) << "seed " << seed << ": " << out.breach->invariant << ": "
+                          << out.breach->detail;
+    EXPECT_GT(out.stats.completed, 4u);
+  }
+}
+
 TEST(World, ASeedReplaysIdentically) {
   for (uint64_t seed : {2ull, 3ull, 17ull, 123456789ull}) {
     const RunOutcome a = run(seed);
