@@ -158,6 +158,16 @@ void NodeCore::check_stall() {
   last_alive_ = now;
 }
 
+bool NodeCore::fresh_before_send() {
+  if (!paired() || initial_role_ != Role::kPrimary) return true;
+  if (env_.now() - last_alive_ > o_.timeout / 2) {
+    check_stall();
+    return false;
+  }
+  last_alive_ = env_.now();
+  return true;
+}
+
 void NodeCore::emit(bool frame, std::span<const uint8_t> bytes) {
   if (gate_.mode() == OutputGate::Mode::kDropped) return;
   check_stall();  // the guest may have been frozen in the middle of a slice
@@ -166,7 +176,12 @@ void NodeCore::emit(bool frame, std::span<const uint8_t> bytes) {
   // must hold a log entry at or after that before it may leave.
   const uint64_t at = machine_->instret() + 1;
   if (gate_.produce(at, frame, bytes)) {
-    send_output(HeldOutput{at, 0, frame, {bytes.begin(), bytes.end()}});
+    HeldOutput out{at, gate_.records(), frame, {bytes.begin(), bytes.end()}};
+    if (fresh_before_send()) {
+      send_output(out);
+    } else {
+      gate_.requeue_front({std::move(out)});  // fenced now: waits for a new acknowledgement
+    }
   }
 }
 
@@ -184,7 +199,17 @@ void NodeCore::release_acked() {
   if (paired() && initial_role_ == Role::kPrimary) gate_.on_ack(endpoint_->acked());
   std::vector<HeldOutput> out;
   gate_.take_releasable(out);
-  for (const HeldOutput& o : out) send_output(o);
+  // A node frozen between the check above and a write (SIGSTOP, a hung
+  // host) must not send what it took: the backup may have taken over
+  // meanwhile. Checked before every output, so the window is one write.
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (!fresh_before_send()) {
+      gate_.requeue_front({std::make_move_iterator(out.begin() + i),
+                           std::make_move_iterator(out.end())});
+      break;
+    }
+    send_output(out[i]);
+  }
   flush_console();
 }
 

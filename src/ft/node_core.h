@@ -163,6 +163,9 @@ class NodeCore {
   void flush_batch();
   void checkpoint_maybe();
   void check_stall();
+  // Just before an output leaves: true if this node has run recently; if it
+  // was frozen since the last check, fences (check_stall) and returns false.
+  bool fresh_before_send();
   void emit(bool frame, std::span<const uint8_t> bytes);
   void send_output(const HeldOutput& out);
   void release_acked();

@@ -62,6 +62,15 @@ void OutputGate::take_releasable(std::vector<HeldOutput>& out) {
   }
 }
 
+void OutputGate::requeue_front(std::vector<HeldOutput> outputs) {
+  if (mode_ == Mode::kDropped) return;
+  for (auto it = outputs.rbegin(); it != outputs.rend(); ++it) {
+    held_bytes_ += it->bytes.size();
+    held_.push_front(std::move(*it));
+  }
+  held_max_ = std::max(held_max_, held_.size());
+}
+
 void OutputGate::drop_all() {
   held_.clear();
   held_bytes_ = 0;

@@ -66,6 +66,10 @@ class OutputGate {
 
   // Moves every output that may leave now, in production order, to `out`.
   void take_releasable(std::vector<HeldOutput>& out);
+  // Puts outputs taken (or produced) but not sent back in front of what is
+  // held, in order: the caller found, just before sending, that it had
+  // been frozen and must fence first.
+  void requeue_front(std::vector<HeldOutput> outputs);
   // Discards everything held (a node that halts never sends them).
   void drop_all();
 

@@ -106,6 +106,29 @@ TEST(OutputGate, FencedAcksReleaseNothing) {
   EXPECT_EQ(take(g).size(), 1u);
 }
 
+// A node that took outputs to send and then found it had been frozen puts
+// them back; after its fence only a fresh acknowledgement releases them.
+TEST(OutputGate, RequeuedOutputsWaitForTheFence) {
+  OutputGate g;
+  g.set_mode(OutputGate::Mode::kPaired);
+  g.on_record(2, 20);
+  EXPECT_FALSE(g.produce(10, true, std::vector<uint8_t>{1}));
+  EXPECT_FALSE(g.produce(15, true, std::vector<uint8_t>{2}));
+  g.on_ack(2);
+  std::vector<HeldOutput> out = take(g);
+  ASSERT_EQ(out.size(), 2u);
+  g.on_record(3, 30);  // the fence's progress mark
+  g.fence(3);
+  g.requeue_front(std::move(out));
+  EXPECT_EQ(g.held(), 2u);
+  EXPECT_TRUE(take(g).empty());
+  g.on_ack(3);
+  out = take(g);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].bytes[0], 1);
+  EXPECT_EQ(out[1].bytes[0], 2);
+}
+
 TEST(OutputGate, HoldingReleasesNothingUntilDirect) {
   OutputGate g;
   g.set_mode(OutputGate::Mode::kPaired);

@@ -61,6 +61,15 @@ class FtNode::ArbiterClient final : public arbiter::Client {
     const ArbiterAnswer a = w.arbiter().decide(vm, epoch, claimant);
     return arbiter::Grant{vm, epoch, a.holder, a.held_epoch, a.won};
   }
+  Result<arbiter::LatestGrant> latest(const std::string& vm,
+                                      std::chrono::milliseconds timeout) override {
+    World& w = node_.world_;
+    if (!w.arbiter().up() || w.events().now() < node_.arbiter_cut_until_) {
+      node_.charge_ += std::chrono::nanoseconds(timeout).count();
+      return make_error("no answer from the simulated arbiter");
+    }
+    return arbiter::LatestGrant{vm, w.arbiter().latest(vm), ""};
+  }
   std::string describe() const override { return "sim-arbiter"; }
 
  private:
