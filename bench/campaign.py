@@ -192,7 +192,8 @@ def workload_main(a):
         if conn is not None:
             conn.close()
 
-    print(json.dumps({"started": time.monotonic_ns()}), flush=True)
+    started = time.monotonic_ns()
+    print(json.dumps({"started": started}), flush=True)
     threads = [threading.Thread(target=client, args=(c,), daemon=True) for c in range(a.clients)]
     for t in threads:
         t.start()
@@ -214,7 +215,8 @@ def workload_main(a):
                        "message": f"final read: {type(e).__name__}: {e}"})
         final = None
     with open(a.out, "w") as f:
-        json.dump({"ops": ops, "errors": errors, "final": final, "keys": keys}, f)
+        json.dump({"started": started, "ops": ops, "errors": errors, "final": final,
+                   "keys": keys}, f)
     return 0
 
 
@@ -682,7 +684,8 @@ def judge(hist, lan, t_heal, a, res, problems):
         problems.append(("client-errors", f"... {len(errors)} client errors in all"))
     # linearizable
     lin_ops = [o for o in ops if o["op"] in ("set", "get", "incr")]
-    verdicts = lin.check_history(lin_ops, budget=a.budget)
+    origin = hist.get("started", 0)
+    verdicts = lin.check_history(lin_ops, budget=a.budget, origin=origin)
     res["linearizable"] = {k: v[0] for k, v in verdicts.items()}
     for k, (v, detail) in verdicts.items():
         if v != lin.OK:
@@ -693,7 +696,7 @@ def judge(hist, lan, t_heal, a, res, problems):
     else:
         for k in hist["keys"]:
             for p in lin.audit_acked_writes([o for o in ops if o["key"] == k and o["client"] != "final"],
-                                            hist["final"].get(k)):
+                                            hist["final"].get(k), origin):
                 problems.append(("acked-writes", f"key {k}: {p}"))
     # lan-epochs
     runs = lan.get("runs", [])

@@ -59,12 +59,13 @@ class _Node:
         self.prev = self.next = None
 
 
-def check_key(ops, budget=2_000_000, initial=None):
+def check_key(ops, budget=2_000_000, initial=None, origin=0):
     """Whether the operations on one key are linearizable.
 
     Returns (verdict, detail): verdict OK, VIOLATION or UNKNOWN (the search
     took more than `budget` steps); detail says where the search got
-    furthest when it is not OK. `ops` is not modified.
+    furthest when it is not OK (times in it are seconds after `origin`).
+    `ops` is not modified.
     """
     ops = [o for o in ops if not (o["op"] == "get" and o["ret"] is None)]
     for o in ops:
@@ -122,6 +123,7 @@ def check_key(ops, budget=2_000_000, initial=None):
     entry = head.next
     steps = 0
     best = 0  # most operations with replies ever linearized at once
+    blocked = None  # the reply that stopped the search when it was furthest
     while remaining > 0:
         steps += 1
         if steps > budget:
@@ -129,7 +131,7 @@ def check_key(ops, budget=2_000_000, initial=None):
         if entry is None:
             # Only info calls are left and none fits: undo the last choice.
             if not stack:
-                return VIOLATION, _stuck(ops, best)
+                return VIOLATION, _stuck(best, blocked, origin)
             call, state = stack.pop()
             linearized &= ~(1 << call.index)
             if call.match is not None:
@@ -155,8 +157,10 @@ def check_key(ops, budget=2_000_000, initial=None):
             entry = entry.next
         else:
             # A reply whose operation could not be placed before it.
+            if replies - remaining == best:
+                blocked = entry.op
             if not stack:
-                return VIOLATION, _stuck(ops, best, entry.op)
+                return VIOLATION, _stuck(best, blocked, origin)
             call, state = stack.pop()
             linearized &= ~(1 << call.index)
             if call.match is not None:
@@ -166,18 +170,23 @@ def check_key(ops, budget=2_000_000, initial=None):
     return OK, ""
 
 
-def _stuck(ops, best, op=None):
-    where = f"; no order explains {_fmt(op)}" if op is not None else ""
+def _stuck(best, op, origin):
+    where = ""
+    if op is not None:
+        where = f"; the search got furthest up to the reply of {_fmt(op, origin)}"
     return f"not linearizable: at best {best} of the replies explained{where}"
 
 
-def _fmt(op):
+def _fmt(op, origin=0):
     arg = f" {op['arg']}" if op["op"] == "set" else ""
     ret = "no reply" if op["ret"] is None else f"-> {op['out']!r}"
-    return f"{op['op'].upper()}{arg} {ret} (call {op['call']}, return {op['ret']})"
+    who = f" by client {op['client']}" if "client" in op else ""
+    span = f"{(op['call'] - origin) / 1e9:.6f}..." + (
+        "" if op["ret"] is None else f"{(op['ret'] - origin) / 1e9:.6f}")
+    return f"{op['op'].upper()}{arg} {ret}{who} (s {span})"
 
 
-def check_history(ops, budget=2_000_000):
+def check_history(ops, budget=2_000_000, origin=0):
     """Checks each key of a history separately (linearizability is local).
 
     `ops` carry a "key" field. Returns {key: (verdict, detail)}.
@@ -185,7 +194,7 @@ def check_history(ops, budget=2_000_000):
     by_key = {}
     for o in ops:
         by_key.setdefault(o["key"], []).append(o)
-    return {k: check_key(v, budget=budget) for k, v in sorted(by_key.items())}
+    return {k: check_key(v, budget=budget, origin=origin) for k, v in sorted(by_key.items())}
 
 
 # Values written by SET are multiples of SET_UNIT, so a final value tells
@@ -194,7 +203,7 @@ def check_history(ops, budget=2_000_000):
 SET_UNIT = 1 << 20
 
 
-def audit_acked_writes(ops, final):
+def audit_acked_writes(ops, final, origin=0):
     """The acknowledged-write audit of one key: is every acknowledged SET
     and INCR reflected in `final`, the key's value read after all
     operations ended?
@@ -218,7 +227,7 @@ def audit_acked_writes(ops, final):
         acked = [o for o in sets + incrs if o["ret"] is not None]
         if acked:
             problems.append(f"the key has no value, but {len(acked)} writes were acknowledged, "
-                            f"the first {_fmt(min(acked, key=lambda o: o['call']))}")
+                            f"the first {_fmt(min(acked, key=lambda o: o['call']), origin)}")
         return problems
     base_value = final // SET_UNIT * SET_UNIT
     increments = final - base_value
@@ -231,15 +240,15 @@ def audit_acked_writes(ops, final):
         lost = [o for o in sets if o is not b and o["ret"] is not None and after is not None
                 and o["call"] > after]
         if lost:
-            problems.append(f"{len(lost)} acknowledged SETs lost (called after {_fmt(b)}, whose "
-                            f"value is the final one), the first {_fmt(lost[0])}")
+            problems.append(f"{len(lost)} acknowledged SETs lost (called after {_fmt(b, origin)}, whose "
+                            f"value is the final one), the first {_fmt(lost[0], origin)}")
         must = [o for o in incrs if o["ret"] is not None and after is not None and o["call"] > after]
         may = [o for o in incrs if o["ret"] is None or o["ret"] > b["call"]]
     else:
         acked_sets = [o for o in sets if o["ret"] is not None]
         if acked_sets:
             problems.append(f"final value {final} descends from no SET, but {len(acked_sets)} SETs "
-                            f"were acknowledged, the first {_fmt(acked_sets[0])}")
+                            f"were acknowledged, the first {_fmt(acked_sets[0], origin)}")
         must = [o for o in incrs if o["ret"] is not None]
         may = incrs
     if increments < len(must):
