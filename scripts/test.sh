@@ -35,6 +35,10 @@ echo "== ftvm tests"
 ctest --test-dir build --output-on-failure -j "$jobs" --timeout 600 -LE sanitize
 stage_done tests
 
+echo "== fault campaign: the checker's unit tests, then 3 seeded schedules (bench/campaign.py)"
+python3 bench/linearizability_test.py
+python3 bench/campaign.py --schedules 3 --seed 1 --out build/campaign-ci
+
 echo "== ftvm tests under ASan+UBSan"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFTVM_SANITIZE=ON >/dev/null
 ninja -C build-asan
