@@ -38,6 +38,7 @@ stage_done tests
 echo "== fault campaign: the checker's unit tests, then 3 seeded schedules (bench/campaign.py)"
 python3 bench/linearizability_test.py
 python3 bench/campaign.py --schedules 3 --seed 1 --out build/campaign-ci
+stage_done campaign
 
 echo "== ftvm tests under ASan+UBSan"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFTVM_SANITIZE=ON >/dev/null
