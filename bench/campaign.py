@@ -545,7 +545,9 @@ class Run:
         out = open(os.path.join(self.pair_dir, "arbiter.log"), "ab")
         # The recorded argv is `ip netns exec NAME-arb ftvm arbiter ...` after
         # exec, i.e. the arbiter's own; run it in its namespace again.
-        argv = [x.decode() for x in self.arbiter_argv]
+        # An operator restarts an arbiter on its existing store: without
+        # --init, which only ever makes a new store (and refuses an existing one).
+        argv = [x.decode() for x in self.arbiter_argv if x != b"--init"]
         p = self.spawn(self.netns("arb", *argv), stdin=subprocess.DEVNULL, stdout=out,
                        stderr=out, start_new_session=True)
         with open(os.path.join(self.pair_dir, "arbiter.pid"), "w") as f:
