@@ -360,8 +360,13 @@ TEST_F(FtPair, APrimaryWhoseMainLoopIsStuckIsReplaced) {
   const json after = wait_for(
       [&](const json& s) { return str(node(s, "b"), {"status", "role"}) == "primary"; },
       seconds(kSanitized ? 60 : 20), "the backup to replace the stuck primary");
-  EXPECT_NE(str(node(after, "b"), {"status", "last_failover", "reason"}).find("has not advanced"),
-            std::string::npos)
+  // Usually the backup sees a guest that should run and does not advance.
+  // When the stop lands while the main thread holds a lock the channel
+  // thread needs (the endpoint's, or the socket's while writing), the
+  // channel falls silent too and silence is the reason: replaced either way.
+  const std::string reason = str(node(after, "b"), {"status", "last_failover", "reason"});
+  EXPECT_TRUE(reason.find("has not advanced") != std::string::npos ||
+              reason.find("silent") != std::string::npos)
       << after.dump();
   ASSERT_EQ(ptrace(PTRACE_DETACH, pid, nullptr, nullptr), 0) << strerror(errno);
   const auto woken = Clock::now();
