@@ -4,6 +4,7 @@
 #include "ft/record_replay.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <libfdt.h>
 
 #include <cstring>
@@ -14,7 +15,11 @@
 namespace ftvm::ft {
 namespace {
 
-std::string temp_path(const std::string& name) { return ::testing::TempDir() + "/" + name; }
+// Per process: ctest runs the tests of this binary side by side, and one
+// test rewriting a file another is reading makes both fail.
+std::string temp_path(const std::string& name) {
+  return ::testing::TempDir() + "/" + name + "-" + std::to_string(getpid());
+}
 
 // The smallest file load_linux takes for a RISC-V Linux Image: a 64-byte
 // header with text_offset 2 MiB, image_size 64 and the "RSC\x05" magic.
