@@ -197,6 +197,8 @@ class Node final : public CoreEnv {
   StatusBoard board_;
   std::unique_ptr<ControlServer> control_;
   Clock::time_point last_publish_{};
+  NodeState published_state_ = NodeState::kStarting;
+  Role published_role_ = Role::kPrimary;
   uint64_t rate_bytes_ = 0;
   Clock::time_point rate_at_ = Clock::now();
   double log_mbit_ = 0;
@@ -296,9 +298,15 @@ void Node::publish(bool force) {
 int Node::drive() {
   for (;;) {
     const Step s = core_->step();
-    publish(core_->role().state() != NodeState::kPaired &&
-            core_->role().state() != NodeState::kReplaying &&
-            core_->role().state() != NodeState::kSolo);
+    // A change of role or state is published at once: `ftvm status` must
+    // not show a node that has gone live as still claiming.
+    const bool changed = core_->role().state() != published_state_ ||
+                         core_->role().role() != published_role_;
+    published_state_ = core_->role().state();
+    published_role_ = core_->role().role();
+    publish(changed || (core_->role().state() != NodeState::kPaired &&
+                        core_->role().state() != NodeState::kReplaying &&
+                        core_->role().state() != NodeState::kSolo));
     if (paired_conn_ && !core_->paired()) stop_guard();  // the channel is over
     if (s.kind == Step::Kind::kExit) {
       publish(true);
