@@ -330,8 +330,11 @@ TEST_F(FtPair, KillingThePrimaryUnderLoadLosesNoAcknowledgedWrite) {
   const json f = at(b, {"status", "last_failover"});
   ASSERT_TRUE(f.is_object()) << b.dump();
   // The backup checked the primary's state hash at an instret both reached.
-  EXPECT_GE(num(f, {"state_hashes_matched"}), 1) << f.dump();
-  EXPECT_GT(num(f, {"last_matched_hash_instret"}), 0);
+  // (A sanitized build is killed earlier, often before the first checkpoint.)
+  if (!kSanitized) {
+    EXPECT_GE(num(f, {"state_hashes_matched"}), 1) << f.dump();
+    EXPECT_GT(num(f, {"last_matched_hash_instret"}), 0);
+  }
   EXPECT_LE(num(f, {"last_matched_hash_instret"}), num(f, {"instret"}));
   // On the wire: the new primary talks from host b, the dead one never again.
   EXPECT_GT(audit.frames_since("bak", killed), kSanitized ? 0u : 10u);
