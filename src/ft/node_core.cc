@@ -411,7 +411,6 @@ Step NodeCore::finishing_step() {
     }
     if (!done) {
       // Going solo first: what is held may leave only with the next epoch.
-      finishing_ = false;
       const std::string why = endpoint_->failed().value_or(
           "the backup did not acknowledge the end of the run");
       from_epoch_ = rm_.epoch();
@@ -421,8 +420,7 @@ Step NodeCore::finishing_step() {
       claim_start_ = env_.now();
       note("{}; holding {} outputs and claiming epoch {} before the run ends", why, gate_.held(),
            rm_.claim_epoch());
-      finishing_ = true;  // resumes below once the claim is won
-      finish_deadline_ = env_.now();
+      finish_deadline_ = env_.now();  // finishing resumes below once the claim is won
       return {};
     }
   }
