@@ -285,16 +285,18 @@ class FtPair : public ::testing::Test {
   }
 
   pid_t spawn(const std::vector<std::string>& argv) {
+    // Only async-signal-safe calls between fork and exec (see process.cc).
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    const std::string log_path = dir() + "/arbiter.log";
     const pid_t pid = fork();
     if (pid == 0) {
       const int null = open("/dev/null", O_RDWR);
       dup2(null, STDIN_FILENO);
-      const int log = open((dir() + "/arbiter.log").c_str(), O_WRONLY | O_APPEND | O_CREAT, 0644);
+      const int log = open(log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0644);
       dup2(log, STDOUT_FILENO);
       dup2(log, STDERR_FILENO);
-      std::vector<char*> args;
-      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
       execv(args[0], args.data());
       _exit(127);
     }

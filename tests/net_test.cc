@@ -125,7 +125,9 @@ TEST_F(GuestLan, RedisBenchmarkRunIsRecordedAndReplays) {
   bool up = false;
   const auto deadline = std::chrono::steady_clock::now() + seconds(60);
   while (!up && std::chrono::steady_clock::now() < deadline) {
-    ProcessResult ping = client({"redis-cli", "-h", "10.77.0.15", "ping"});
+    ProcessResult ping = run_process(
+        {"/bin/bash", kNetns, "exec-client", lan_, "redis-cli", "-h", "10.77.0.15", "ping"},
+        seconds(10));
     up = ping.out.find("PONG") != std::string::npos;
   }
   ProcessResult bench;
@@ -135,7 +137,7 @@ TEST_F(GuestLan, RedisBenchmarkRunIsRecordedAndReplays) {
   }
   ProcessResult set = client({"redis-cli", "-h", "10.77.0.15", "set", "ftvm-test-done", "1"});
   vm.join();
-  ASSERT_TRUE(up) << "redis in the guest never answered PING";
+  ASSERT_TRUE(up) << "redis in the guest never answered PING\n" << guest.out << guest.err;
   EXPECT_EQ(bench.exit_code, 0) << bench.out << bench.err;
   EXPECT_NE(bench.out.find("SET:"), std::string::npos) << bench.out;
   EXPECT_NE(bench.out.find("GET:"), std::string::npos) << bench.out;

@@ -3,6 +3,7 @@
 // against stand-in nodes (tests/tools/fake_node.cc) and bystander processes
 // in a pair directory of the test's own.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,15 +40,20 @@ std::string make_temp_dir(const char* what) {
 // Starts `argv` (stdin and stdout from and to /dev/null, stderr to
 // `err_file` when given); returns its pid.
 pid_t spawn(const std::vector<std::string>& argv, const std::string& err_file = "") {
+  // Only async-signal-safe calls between fork and exec (see process.cc).
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
   const pid_t pid = fork();
   if (pid == 0) {
     setpgid(0, 0);
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    std::freopen("/dev/null", "r", stdin);
-    std::freopen("/dev/null", "w", stdout);
-    if (!err_file.empty()) std::freopen(err_file.c_str(), "w", stderr);
+    const int null = open("/dev/null", O_RDWR);
+    dup2(null, STDIN_FILENO);
+    dup2(null, STDOUT_FILENO);
+    if (!err_file.empty()) {
+      const int err = open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (err >= 0) dup2(err, STDERR_FILENO);
+    }
     execv(args[0], args.data());
     _exit(127);
   }

@@ -22,20 +22,26 @@ std::string guest_dir() {
 ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::seconds deadline,
                           const std::string& stdin_data) {
   ProcessResult result;
+  // Everything the child needs is made before fork(): between fork and exec
+  // it may only make async-signal-safe calls, since another thread of the
+  // test (reading a guest's console, say) may hold the allocator's lock at
+  // the moment of the fork, and the child would wait for it forever. The
+  // pipes are close-on-exec so that a child started at the same moment by
+  // another thread does not inherit them and hold them open.
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
   int out_pipe[2], err_pipe[2], in_pipe[2];
-  if (pipe(out_pipe) != 0 || pipe(err_pipe) != 0 || pipe(in_pipe) != 0) return result;
+  if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0 ||
+      pipe2(in_pipe, O_CLOEXEC) != 0) {
+    return result;
+  }
   const pid_t pid = fork();
   if (pid == 0) {
     setpgid(0, 0);
     dup2(in_pipe[0], 0);
     dup2(out_pipe[1], 1);
     dup2(err_pipe[1], 2);
-    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1], in_pipe[0], in_pipe[1]}) {
-      close(fd);
-    }
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
     execv(args[0], args.data());
     _exit(127);
   }

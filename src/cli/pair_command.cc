@@ -137,6 +137,12 @@ Result<pid_t> spawn_in(const std::string& ns, std::vector<std::string> argv, con
                        const std::string& log) {
   std::vector<std::string> full = {"ip", "netns", "exec", ns};
   full.insert(full.end(), argv.begin(), argv.end());
+  // Everything is made before fork(): the child may only make
+  // async-signal-safe calls until exec (another thread may hold the
+  // allocator's lock at the moment of the fork).
+  std::vector<char*> args;
+  for (std::string& a : full) args.push_back(a.data());
+  args.push_back(nullptr);
   const pid_t pid = fork();
   if (pid < 0) return make_error(fmt::format("fork: {}", std::strerror(errno)));
   if (pid == 0) {
@@ -148,9 +154,6 @@ Result<pid_t> spawn_in(const std::string& ns, std::vector<std::string> argv, con
     dup2(null, STDIN_FILENO);
     dup2(o, STDOUT_FILENO);
     dup2(e, STDERR_FILENO);
-    std::vector<char*> args;
-    for (std::string& a : full) args.push_back(a.data());
-    args.push_back(nullptr);
     execvp("ip", args.data());
     _exit(127);
   }
@@ -159,15 +162,15 @@ Result<pid_t> spawn_in(const std::string& ns, std::vector<std::string> argv, con
 
 Status run_script(const std::vector<std::string>& args) {
   const std::string script = hostio::project_script("ftnet.sh");
+  std::vector<std::string> full = {"bash", script};
+  full.insert(full.end(), args.begin(), args.end());
+  std::vector<char*> argv;  // made before fork(), as in spawn_in
+  for (std::string& a : full) argv.push_back(a.data());
+  argv.push_back(nullptr);
   const pid_t pid = fork();
   if (pid < 0) return make_error(fmt::format("fork: {}", std::strerror(errno)));
   if (pid == 0) {
     dup2(STDERR_FILENO, STDOUT_FILENO);
-    std::vector<std::string> full = {"bash", script};
-    full.insert(full.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (std::string& a : full) argv.push_back(a.data());
-    argv.push_back(nullptr);
     execv("/bin/bash", argv.data());
     _exit(127);
   }
