@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "util/buggify.h"
 namespace ftvm::ft {
 namespace {
 
@@ -125,6 +126,8 @@ void NodeCore::append(const log::Record& record) {
 
 void NodeCore::flush_batch() {
   if (!paired()) return;
+  // Fault point: the batch waits for a later flush (a slow sender).
+  if (FTVM_BUGGIFY(0.2)) return;
   std::optional<LogStream::Batch> b = stream_.take_batch();
   if (!b) return;
   if (Status s = link_->send(MsgType::kRecords, encode_records(b->first, b->encoded)); !s) {
@@ -196,6 +199,8 @@ void NodeCore::send_output(const HeldOutput& out) {
 }
 
 void NodeCore::release_acked() {
+  // Fault point: held outputs wait one step longer than they must.
+  if (FTVM_BUGGIFY(0.1)) return;
   if (paired() && initial_role_ == Role::kPrimary) gate_.on_ack(endpoint_->acked());
   std::vector<HeldOutput> out;
   gate_.take_releasable(out);
@@ -492,6 +497,8 @@ Step NodeCore::live_step() {
       append({machine_->instret(), log::NetFrame{std::move(rx_queue_.front())}});
       rx_queue_.pop_front();
       ++fed;
+      // Fault point: the rest of a burst reaches the guest a slice later.
+      if (FTVM_BUGGIFY(0.2)) break;
     }
     if (!machine_->has_net()) rx_queue_.clear();
   }
@@ -514,7 +521,10 @@ Step NodeCore::live_step() {
   report_progress();
   flush_batch();
   const uint64_t before = machine_->instret();
-  const vm::RunResult r = machine_->run(o_.slice_instructions);
+  // Fault point: a short slice, so records and outputs fall at other instrets.
+  const uint64_t slice =
+      FTVM_BUGGIFY(0.1) ? 1 + machine_->instret() % 4096 : o_.slice_instructions;
+  const vm::RunResult r = machine_->run(slice);
   if (r.status == vm::RunStatus::kPowerOff) {
     finish(static_cast<int>(machine_->exit_status() & 0xff));
     return {};
@@ -597,7 +607,8 @@ Step NodeCore::backup_step() {
   report_progress();
   if (queue_.empty()) return wait_until(now + o_.heartbeat);
   int exit_code = -1;
-  if (Status s = apply_queued(&exit_code, o_.records_per_step); !s) {
+  // Fault point: the replay takes one record a step (a slow backup).
+  if (Status s = apply_queued(&exit_code, FTVM_BUGGIFY(0.2) ? 1 : o_.records_per_step); !s) {
     note("the replay diverged from the primary: {}", s.error());
     rm_.diverged(s.error());
     unpair();
@@ -605,13 +616,14 @@ Step NodeCore::backup_step() {
   }
   should_run_ = !queue_.empty() || endpoint_->received() > executed_;
   report_progress();
-  // Tell the primary at once how far the backup got (flow control).
-  if (Status s = link_->send(MsgType::kAck, encode_ack({endpoint_->received(), executed_,
-                                                        machine_->instret(), machine_->mtime(),
-                                                        endpoint_->received_bytes(),
-                                                        executed_bytes_, should_run_}));
-      s) {
-    endpoint_->sent(env_.now());
+  // Tell the primary at once how far the backup got (flow control); the
+  // fault point leaves it to the next ack or heartbeat.
+  if (!FTVM_BUGGIFY(0.1)) {
+    const Status s = link_->send(
+        MsgType::kAck, encode_ack({endpoint_->received(), executed_, machine_->instret(),
+                                   machine_->mtime(), endpoint_->received_bytes(), executed_bytes_,
+                                   should_run_}));
+    if (s) endpoint_->sent(env_.now());
   }
   if (exit_code >= 0) {
     note("the primary's guest stopped with status {}; replay complete, {} state hashes matched",

@@ -20,7 +20,7 @@
 
 namespace ftvm::buggify {
 
-// Decides whether the fault point `site` ("file:line") fires now with
+// Decides whether the fault point `site` ("file.cc:line") fires now with
 // probability `p`. Implemented by the simulator.
 using Source = bool (*)(void* context, const char* site, double p);
 
@@ -39,7 +39,7 @@ inline bool fire(const char* site, double p) {
 
 #define FTVM_BUGGIFY_STR2(x) #x
 #define FTVM_BUGGIFY_STR(x) FTVM_BUGGIFY_STR2(x)
-#define FTVM_BUGGIFY(p) (::ftvm::buggify::fire(__FILE__ ":" FTVM_BUGGIFY_STR(__LINE__), (p)))
+#define FTVM_BUGGIFY(p) (::ftvm::buggify::fire(__FILE_NAME__ ":" FTVM_BUGGIFY_STR(__LINE__), (p)))
 
 #else
 
