@@ -9,10 +9,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <deque>
 #include <cstdlib>
 #include <fstream>
 
+#include "ft/live_input.h"
 #include "ft/record_replay.h"
 #include "hostio/block_file.h"
 #include "hostio/entropy.h"
@@ -208,9 +208,7 @@ int run_command(const RunOptions& o) {
     if (recorder) recorder->frame_output(frame);
     if (tap && !tap->write_frame(frame)) ++tx_errors;
   });
-  std::deque<std::vector<uint8_t>> rx_queue;
-  constexpr size_t kMaxQueuedFrames = 4096;
-  uint64_t rx_dropped = 0;
+  ft::RxQueue rx_queue;
   auto flush = [&out] {
     if (!out.empty()) {
       hostio::write_all(STDOUT_FILENO, out);
@@ -231,7 +229,8 @@ int run_command(const RunOptions& o) {
   const auto start = Clock::now();
   int exit_code = 0;
   bool snapshot_taken = false;
-  const uint64_t start_mtime = machine.mtime();  // pacing is relative to where we started
+  ft::GuestPacer<Clock::time_point> pacer;
+  pacer.restart(start, machine.mtime());  // pacing is relative to where we started
   uint64_t limit = o.max_instructions.value_or(~0ull);
   for (;;) {
     const uint64_t left = limit - machine.instret();
@@ -332,15 +331,10 @@ int run_command(const RunOptions& o) {
     if (tap) {
       std::vector<std::vector<uint8_t>> frames;
       (void)tap->read_frames(frames);
-      for (auto& f : frames) {
-        if (rx_queue.size() < kMaxQueuedFrames) rx_queue.push_back(std::move(f));
-        else ++rx_dropped;
-      }
-      while (!rx_queue.empty() && machine.deliver_frame(rx_queue.front())) {
-        if (recorder) (void)recorder->net_frame(machine.instret(), rx_queue.front());
-        rx_queue.pop_front();
-        ++fed;
-      }
+      rx_queue.add(frames);
+      fed += rx_queue.deliver(machine, [&](std::vector<uint8_t>&& f) {
+        if (recorder) (void)recorder->net_frame(machine.instret(), f);
+      });
     }
 
     if (r.status == vm::RunStatus::kIdle && fed == 0) {
@@ -353,8 +347,7 @@ int run_command(const RunOptions& o) {
       }
       // Keep guest time from running ahead of the wall clock while idle.
       const auto target =
-          wake ? start + std::chrono::nanoseconds((*wake - std::min(*wake, start_mtime)) *
-                                                  (1'000'000'000 / vm::kTimebaseHz))
+          wake ? pacer.wall_time_of(*wake)
                : Clock::time_point::max();
       const auto now = Clock::now();
       if (now < target) {
@@ -392,6 +385,12 @@ int run_command(const RunOptions& o) {
       fmt::print(stderr, "ftvm: recorded {} bytes of event log to {}\n", recorder->bytes_written(),
                  o.record);
     }
+  }
+  if (rx_queue.dropped() > 0) {
+    fmt::print(stderr,
+               "ftvm: {} received frames were dropped: more than {} waited for the guest's "
+               "receive buffers\n",
+               rx_queue.dropped(), ft::RxQueue::kCapacity);
   }
   if (o.state_hash) fmt::print(stderr, "ftvm: state_hash={}\n", machine.state_hash());
   if (o.stats) {

@@ -9,7 +9,6 @@
 namespace ftvm::ft {
 namespace {
 
-constexpr size_t kMaxQueuedFrames = 4096;
 constexpr size_t kMaxBatchBytes = size_t{1} << 20;  // well under kMaxMessageBody
 constexpr uint64_t kTicksPerMs = vm::kTimebaseHz / 1000;
 constexpr std::chrono::milliseconds kClaimRetry{100};
@@ -458,10 +457,9 @@ Step NodeCore::live_step() {
       return {};
     }
   }
-  if (pace_epoch_ != rm_.epoch() || pace_start_ == CoreTime{0}) {
+  if (pace_epoch_ != rm_.epoch() || !pacer_.started()) {
     // Pacing restarts from here after a pause for the arbiter.
-    pace_start_ = now;
-    pace_start_mtime_ = machine_->mtime();
+    pacer_.restart(now, machine_->mtime());
     pace_epoch_ = rm_.epoch();
   }
   release_acked();
@@ -486,25 +484,18 @@ Step NodeCore::live_step() {
   {
     std::vector<std::vector<uint8_t>> frames;
     env_.read_frames(frames);
-    for (auto& f : frames) {
-      if (rx_queue_.size() < kMaxQueuedFrames) {
-        rx_queue_.push_back(std::move(f));
-      } else {
-        ++rx_dropped_;
-      }
-    }
-    while (!rx_queue_.empty() && machine_->has_net() && machine_->deliver_frame(rx_queue_.front())) {
-      append({machine_->instret(), log::NetFrame{std::move(rx_queue_.front())}});
-      rx_queue_.pop_front();
-      ++fed;
-      // Fault point: the rest of a burst reaches the guest a slice later.
-      if (FTVM_BUGGIFY(0.2)) break;
-    }
-    if (!machine_->has_net()) rx_queue_.clear();
+    rx_.add(frames);
+    fed = rx_.deliver(
+        *machine_,
+        [this](std::vector<uint8_t>&& f) {
+          append({machine_->instret(), log::NetFrame{std::move(f)}});
+        },
+        // Fault point: the rest of a burst reaches the guest a slice later.
+        [] { return !FTVM_BUGGIFY(0.2); });
   }
   if (idle_until_) {
     // The guest was idle, waiting for its timer.
-    if (fed == 0 && rx_queue_.empty()) {
+    if (fed == 0 && rx_.empty()) {
       if (now < *idle_until_) return wait_until(std::min(*idle_until_, now + o_.heartbeat));
       if (idle_wake_at_) {
         append({machine_->instret(), log::TimeSkip{*idle_wake_at_}});
@@ -548,14 +539,12 @@ Step NodeCore::live_step() {
   flush_batch();
   release_acked();
   report_progress();
-  if (r.status == vm::RunStatus::kIdle && fed == 0 && rx_queue_.empty()) {
+  if (r.status == vm::RunStatus::kIdle && fed == 0 && rx_.empty()) {
     should_run_ = false;  // nothing the guest can do until an interrupt
     report_progress();
     const std::optional<uint64_t> wake_at = machine_->next_wakeup();
     const CoreTime target =
-        wake_at ? pace_start_ + std::chrono::nanoseconds(
-                                    (*wake_at - std::min(*wake_at, pace_start_mtime_)) *
-                                    (1'000'000'000 / vm::kTimebaseHz))
+        wake_at ? pacer_.wall_time_of(*wake_at)
                 : now + std::chrono::milliseconds(100);
     idle_until_ = target;
     idle_wake_at_ = wake_at;
@@ -728,7 +717,7 @@ NodeStatus NodeCore::status() const {
   st.held.max_outputs = gate_.held_max();
   st.held.fenced = gate_.fenced();
   st.held.stalls = stalls_;
-  st.released = {released_frames_, released_console_, tx_errors_, rx_dropped_};
+  st.released = {released_frames_, released_console_, tx_errors_, rx_.dropped()};
   if (replayer_) {
     st.checks = NodeStatus::Checks{replayer_->state_hashes(), replayer_->last_matched_hash_instret(),
                                    replayer_->checkpoints()};

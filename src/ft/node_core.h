@@ -35,6 +35,7 @@
 #include "arbiter/client.h"
 #include "ft/channel.h"
 #include "ft/channel_endpoint.h"
+#include "ft/live_input.h"
 #include "ft/log_stream.h"
 #include "ft/node_status.h"
 #include "ft/output_gate.h"
@@ -193,9 +194,8 @@ class NodeCore {
   std::unique_ptr<Link> link_;
 
   // The primary's live loop.
-  std::deque<std::vector<uint8_t>> rx_queue_;
-  CoreTime pace_start_{0};
-  uint64_t pace_start_mtime_ = 0;
+  RxQueue rx_;
+  GuestPacer<CoreTime> pacer_;
   uint64_t pace_epoch_ = 0;
   std::optional<CoreTime> idle_until_;      // waiting for the guest's timer
   std::optional<uint64_t> idle_wake_at_;    // ... at this mtime (none: no timer armed)
@@ -228,7 +228,7 @@ class NodeCore {
 
   // Outputs and status.
   std::string console_out_;
-  uint64_t released_frames_ = 0, released_console_ = 0, tx_errors_ = 0, rx_dropped_ = 0;
+  uint64_t released_frames_ = 0, released_console_ = 0, tx_errors_ = 0;
   uint64_t stalls_ = 0;
   std::optional<Failover> last_failover_;
   std::optional<std::string> halted_because_;
