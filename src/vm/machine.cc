@@ -217,6 +217,7 @@ MachineState Machine::capture() const {
 
 void Machine::restore(const MachineState& m) {
   bus_.mark_all_dirty();  // RAM came from elsewhere
+  if (blk_) blk_->mark_all_dirty();  // and so may the disk's contents
   hart_.state() = m.hart;
   sbi_timecmp_ = m.sbi_timecmp;
   time_skipped_ = m.time_skipped;
@@ -367,6 +368,23 @@ std::string Machine::state_hash() const {
   return hex;
 }
 
+void Machine::hash_disk_block(size_t block, PageHash& out) const {
+  BlockBackend* disk = blk_->disk();
+  const uint64_t off = block * VirtioBlk::kTrackBlockBytes;
+  const uint64_t len = std::min<uint64_t>(VirtioBlk::kTrackBlockBytes, disk->size() - off);
+  std::array<uint8_t, VirtioBlk::kTrackBlockBytes> buf{};
+  if (Status s = disk->read(off, std::span<uint8_t>(buf.data(), len)); !s) {
+    // Unreadable contents never hash equal to anything a readable copy
+    // gives: the block's hash is all ones, which SHA-256 does not produce
+    // in practice.
+    out.fill(0xff);
+    return;
+  }
+  unsigned int n = 0;
+  FTVM_CHECK(EVP_Digest(buf.data(), len, out.data(), &n, EVP_sha256(), nullptr) == 1 &&
+             n == out.size());
+}
+
 void Machine::hash_page(size_t page, PageHash& out) const {
   const uint64_t offset = page << kPageShift;
   const size_t n = std::min<uint64_t>(kPageSize, bus_.ram_size() - offset);
@@ -441,6 +459,27 @@ std::array<uint8_t, 32> Machine::digest(bool full) const {
       }
     }
     add(page_hashes_.data(), pages * sizeof(PageHash));
+  }
+  if (blk_ && !blk_->disk()->read_only()) {
+    // A writable disk's contents are guest state too, hashed like RAM: by
+    // the SHA-256 of each 4 KiB block, rehashing only blocks written since
+    // the last hash. (A read-only disk cannot change; the log header names
+    // its digest.)
+    std::vector<uint8_t>& dirty_blocks = blk_->dirty_blocks();
+    if (full) {
+      std::vector<PageHash> fresh(dirty_blocks.size());
+      for (size_t b = 0; b < fresh.size(); ++b) hash_disk_block(b, fresh[b]);
+      add(fresh.data(), fresh.size() * sizeof(PageHash));
+    } else {
+      disk_block_hashes_.resize(dirty_blocks.size());
+      for (size_t b = 0; b < dirty_blocks.size(); ++b) {
+        if (dirty_blocks[b] != 0) {
+          hash_disk_block(b, disk_block_hashes_[b]);
+          dirty_blocks[b] = 0;
+        }
+      }
+      add(disk_block_hashes_.data(), disk_block_hashes_.size() * sizeof(PageHash));
+    }
   }
   std::array<uint8_t, 32> digest{};
   unsigned int len = 0;

@@ -200,9 +200,12 @@ class Machine final : private SbiPlatform {
   using PageHash = std::array<uint8_t, 32>;
   std::array<uint8_t, 32> digest(bool full) const;
   void hash_page(size_t page, PageHash& out) const;
+  void hash_disk_block(size_t block, PageHash& out) const;
   // SHA-256 of each RAM page as of the last state_digest(); entries of pages
   // the bus marks dirty are stale until the next one.
   mutable std::vector<PageHash> page_hashes_;
+  // The same for the blocks of a writable disk (VirtioBlk::dirty_blocks()).
+  mutable std::vector<PageHash> disk_block_hashes_;
   std::function<void(uint8_t)> console_sink_;
   bool sbi_mode_ = false;
   uint64_t sbi_timecmp_ = ~0ull;

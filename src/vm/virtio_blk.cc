@@ -47,6 +47,9 @@ VirtioBlk::VirtioBlk(BlockBackend* disk, std::string serial)
     : disk_(disk), serial_(std::move(serial)) {
   FTVM_CHECK(disk != nullptr);
   if (serial_.size() > kIdBytes) serial_.resize(kIdBytes);
+  if (!disk_->read_only()) {
+    dirty_.assign((disk_->size() + kTrackBlockBytes - 1) / kTrackBlockBytes, uint8_t{1});
+  }
 }
 
 uint64_t VirtioBlk::device_features() const {
@@ -151,6 +154,11 @@ uint8_t VirtioBlk::do_write(Virtqueue& queue, const DescriptorChain& chain, uint
                             uint64_t len) {
   if (disk_->read_only() || !in_range(sector, len)) return kStatusIoErr;
   uint64_t off = sector * kSectorSize;
+  if (len > 0) {
+    const uint64_t first = off / kTrackBlockBytes, last = (off + len - 1) / kTrackBlockBytes;
+    std::fill(dirty_.begin() + static_cast<ptrdiff_t>(first),
+              dirty_.begin() + static_cast<ptrdiff_t>(last + 1), uint8_t{1});
+  }
   for (const GuestRange& r : slice_ranges(chain.readable, kHeaderBytes, len)) {
     const uint8_t* p = queue.memory().readable(r.addr, r.len);
     FTVM_CHECK(p != nullptr);

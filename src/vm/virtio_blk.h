@@ -25,6 +25,11 @@
 // machine must treat it as a divergence of this host, since the guest saw
 // something another host would not.
 //
+// A writable disk's contents are guest state: the device marks every
+// kTrackBlockBytes block a write touches (dirty_blocks(), one byte a block,
+// set before the write so a write that fails half-way is covered too), and
+// the machine's state digest rehashes exactly those blocks.
+//
 // A request the device cannot parse (fewer than 16 readable bytes, no
 // writable byte for the status) puts the device in DEVICE_NEEDS_RESET, as
 // QEMU does.
@@ -36,6 +41,7 @@
 // not reachable.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -129,6 +135,13 @@ class VirtioBlk final : public VirtioDeviceBackend {
   void on_notify(Virtqueue& queue) override;
 
   uint64_t capacity_sectors() const { return disk_->size() / kSectorSize; }
+  BlockBackend* disk() const { return disk_; }
+
+  // Blocks written since their flag was last cleared (by whoever hashes
+  // them); all set at first, since nothing has hashed them yet.
+  static constexpr uint64_t kTrackBlockBytes = 4096;
+  std::vector<uint8_t>& dirty_blocks() { return dirty_; }
+  void mark_all_dirty() { std::fill(dirty_.begin(), dirty_.end(), uint8_t{1}); }
   uint64_t host_errors() const { return host_errors_; }
   const std::string& last_host_error() const { return last_host_error_; }
 
@@ -147,6 +160,7 @@ class VirtioBlk final : public VirtioDeviceBackend {
 
   BlockBackend* disk_;
   std::string serial_;
+  std::vector<uint8_t> dirty_;
   uint64_t host_errors_ = 0;
   std::string last_host_error_;
 };

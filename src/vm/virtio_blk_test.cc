@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "vm/virtio_rng.h"
 #include "vm/virtio_test_driver.h"
 
@@ -403,6 +405,52 @@ TEST(VirtioBlkRandom, GarbageRingsNeverEscapeRam) {
   // Both outcomes occur, so the test reaches past the first checks.
   EXPECT_GT(completed, 50u);
   EXPECT_GT(failed, 50u);
+}
+
+}  // namespace
+}  // namespace ftvm::vm
+
+namespace ftvm::vm {
+namespace {
+
+using namespace ftvm::vm::testing;
+
+// A writable disk's blocks are guest state: a write marks exactly the 4 KiB
+// blocks it touches, so the state digest rehashes just those.
+TEST_F(VirtioBlkTest, AWriteMarksTheBlocksItTouches) {
+  bring_up();
+  std::vector<uint8_t>& dirty = blk_.dirty_blocks();
+  ASSERT_EQ(dirty.size(), (kDiskSectors * 512 + 4095) / 4096);
+  EXPECT_TRUE(std::all_of(dirty.begin(), dirty.end(), [](uint8_t d) { return d != 0; }))
+      << "nothing has hashed the disk yet";
+  std::fill(dirty.begin(), dirty.end(), uint8_t{0});
+  // Sectors 7..8 are bytes 3584..4607: the end of block 0, the start of 1.
+  const std::vector<uint8_t> data = pattern(1024, 9);
+  ram_.put(kData, data.data(), data.size());
+  ASSERT_EQ(request(VirtioBlk::kTypeOut, 7, 1024, false), VirtioBlk::kStatusOk);
+  EXPECT_EQ(dirty[0], 1);
+  EXPECT_EQ(dirty[1], 1);
+  for (size_t b = 2; b < dirty.size(); ++b) EXPECT_EQ(dirty[b], 0) << "block " << b;
+  // Reads and refused writes mark nothing.
+  std::fill(dirty.begin(), dirty.end(), uint8_t{0});
+  ASSERT_EQ(request(VirtioBlk::kTypeIn, 16, 512, true), VirtioBlk::kStatusOk);
+  ASSERT_EQ(request(VirtioBlk::kTypeOut, kDiskSectors, 512, false), VirtioBlk::kStatusIoErr);
+  EXPECT_TRUE(std::all_of(dirty.begin(), dirty.end(), [](uint8_t d) { return d == 0; }));
+}
+
+// A write the host fails half-way still marks its blocks: whatever the copy
+// now holds is hashed again.
+TEST_F(VirtioBlkTest, AFailedWriteStillMarksItsBlocks) {
+  bring_up();
+  std::vector<uint8_t>& dirty = blk_.dirty_blocks();
+  std::fill(dirty.begin(), dirty.end(), uint8_t{0});
+  disk_.set_failing(true);
+  ASSERT_EQ(request(VirtioBlk::kTypeOut, 16, 512, false), VirtioBlk::kStatusIoErr);
+  EXPECT_EQ(dirty[2], 1);
+}
+
+TEST_F(VirtioBlkReadOnlyTest, AReadOnlyDiskTracksNothing) {
+  EXPECT_TRUE(blk_.dirty_blocks().empty());
 }
 
 }  // namespace
