@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <string>
 #include <variant>
@@ -180,13 +181,51 @@ TEST_F(RecordReplay, TamperedEntropyIsADivergenceAtItsInstret) {
   EXPECT_NE(r.err.find("DIVERGED"), std::string::npos) << r.err;
 }
 
-TEST_F(RecordReplay, RecordingAWritableDiskIsRefused) {
-  const std::string disk = temp_path("rw.img");
-  spit(disk, std::string(1 << 20, '\0'));
+// A recorded guest that writes its disk: the run keeps the disk's starting
+// contents beside the log, the replay starts from them under a
+// copy-on-write overlay (its state hashes cover the disk's blocks) and
+// leaves both files as they were.
+TEST_F(RecordReplay, AGuestThatWritesItsDiskReplaysFromTheKeptStartingContents) {
+  const std::string disk = temp_path("rw-" + std::to_string(getpid()) + ".img");
+  const std::string log = temp_path("rw-" + std::to_string(getpid()) + ".log");
+  const std::string snap = log + ".snap";
+  std::string start = "hello-start" + std::string((4 << 20) - 11, '\0');
+  spit(disk, start);
   ProcessResult r = run_process(
-      {kFtvm, "run", "--record", temp_path("d.log"), "--disk", disk, "--", "true"}, seconds(30));
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.err.find("--disk-read-only"), std::string::npos) << r.err;
+      {kFtvm, "run", "--record", log, "--disk", disk, "--hash-interval", "10000000",
+       "--snapshot-at", "60000000", "--snapshot-file", snap, "--",
+       "head -c 11 /dev/vda; echo; echo written-by-guest | dd of=/dev/vda bs=512 seek=100 "
+       "conv=fsync 2>/dev/null; dd if=/dev/vda bs=512 skip=100 count=1 2>/dev/null | head -c 16; "
+       "echo; i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done"},
+      seconds(120));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("hello-start\nwritten-by-guest"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("starting contents are kept in " + log + ".disk"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(slurp(log + ".disk"), start) << "the kept copy is not the starting contents";
+  const std::string after = slurp(disk);
+  ASSERT_EQ(after.substr(512 * 100, 16), "written-by-guest");
+
+  ProcessResult replay = run_process({kFtvm, "replay", log}, seconds(120));
+  EXPECT_EQ(replay.exit_code, 0) << replay.out << replay.err;
+  EXPECT_NE(replay.out.find("replay OK"), std::string::npos) << replay.out << replay.err;
+  EXPECT_EQ(replay.out.find(" 0 checkpoints"), std::string::npos) << replay.out;
+  EXPECT_EQ(slurp(log + ".disk"), start) << "the replay wrote the kept copy";
+  EXPECT_EQ(slurp(disk), after) << "the replay wrote the live disk";
+
+  // A snapshot does not hold the disk: resuming one is refused, saying why.
+  ProcessResult from = run_process({kFtvm, "replay", log, "--from", snap}, seconds(60));
+  EXPECT_NE(from.exit_code, 0);
+  EXPECT_NE(from.err.find("replay the whole log"), std::string::npos) << from.err;
+
+  // Starting contents that changed since are another machine.
+  std::string changed = start;
+  changed[5] = 'X';
+  spit(log + ".disk", changed);
+  ProcessResult bad = run_process({kFtvm, "replay", log}, seconds(60));
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("disk"), std::string::npos) << bad.err;
+  for (const std::string& f : {disk, log, log + ".disk", snap}) std::remove(f.c_str());
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "ft/live_input.h"
 #include "ft/record_replay.h"
 #include "hostio/block_file.h"
+#include "hostio/disk_copy.h"
 #include "hostio/entropy.h"
 #include "hostio/netns.h"
 #include "hostio/snapshot_file.h"
@@ -85,10 +86,18 @@ int run_command(const RunOptions& o) {
     void fill(std::span<uint8_t> out) override { (*target)->fill(out); }
   } forward_entropy(&entropy_target);
   if (entropy) config.entropy = &forward_entropy;
-  if (!o.record.empty() && !o.disk.empty() && !o.disk_read_only) {
-    return bad("--record needs the disk unchanged for replay: add --disk-read-only");
-  }
   if (!o.record.empty() && !o.elf.empty()) return bad("--record works with Linux guests, not --elf");
+  // A recorded guest that writes its disk: the replay needs the contents it
+  // started from, kept beside the log before the guest can change them.
+  std::string disk_start_copy;
+  if (!o.record.empty() && !o.disk.empty() && !o.disk_read_only) {
+    disk_start_copy = o.record + ".disk";
+    Result<hostio::DiskCopy> c = hostio::copy_disk_image(o.disk, disk_start_copy);
+    if (!c) return bad(c.error());
+    fmt::print(stderr, "ftvm: the disk's starting contents are kept in {} for replay ({}, {} bytes)\n",
+               disk_start_copy, c->reflinked ? "a reflink" : "a copy",
+               c->reflinked ? c->bytes : c->copied_bytes);
+  }
   std::string append = o.append;
   std::string tap_name = o.tap;
   if (o.net) {
@@ -175,7 +184,8 @@ int run_command(const RunOptions& o) {
       ft::MachineSpec spec;
       spec.kernel_path = kernel_path;
       spec.initrd_path = initrd_path;
-      spec.disk_path = o.disk;
+      spec.disk_path = disk_start_copy.empty() ? o.disk : disk_start_copy;
+      spec.disk_writable = !disk_start_copy.empty();
       spec.ram_size = config.ram_size;
       spec.cmdline = cmdline;
       spec.entropy = entropy != nullptr;

@@ -176,6 +176,7 @@ class Node final : public CoreEnv {
   const NodeOptions& o_;
   const bool is_primary_;
   std::unique_ptr<hostio::FileBlockBackend> disk_;
+  std::unique_ptr<vm::BlockBackend> disk_overlay_;
   // The live guest's randomness: the primary's --entropy source; a
   // backup's host source once it is live.
   std::unique_ptr<vm::EntropySource> live_entropy_;
@@ -224,7 +225,8 @@ Status Node::build_machine(const MachineSpec& spec, bool with_entropy) {
   // Both hosts must see the same disk: load_images attaches it read-only.
   Result<LoadedImages> images = load_images(spec);
   if (!images) return make_error(images.error());
-  disk_ = std::move(images->disk);
+  disk_ = std::move(images->disk_file);
+  disk_overlay_ = std::move(images->disk_overlay);
   vm::MachineConfig config = images->config;
   if (with_entropy) config.entropy = core_->entropy_device();
   machine_ = std::make_unique<vm::Machine>(config);

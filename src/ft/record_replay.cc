@@ -9,6 +9,7 @@
 #include <variant>
 
 #include "hostio/block_file.h"
+#include "vm/block_overlay.h"
 #include "hostio/snapshot_file.h"
 #include "log/log_reader.h"
 #include "util/file.h"
@@ -19,6 +20,7 @@ namespace {
 constexpr const char* kKernelPathKey = "kernel.path";
 constexpr const char* kInitrdPathKey = "initrd.path";
 constexpr const char* kDiskPathKey = "disk.path";
+constexpr const char* kDiskModeKey = "disk.mode";  // "writable"; absent: read-only
 constexpr const char* kEntropyKey = "entropy";
 constexpr const char* kNetMacKey = "net.mac";
 constexpr const char* kRngSeedKey = "rng-seed";
@@ -80,6 +82,7 @@ Result<log::Header> make_header(const MachineSpec& spec) {
     if (!disk) return make_error(disk.error());
     h.disk = *disk;
     h.metadata[kDiskPathKey] = spec.disk_path;
+    if (spec.disk_writable) h.metadata[kDiskModeKey] = "writable";
   }
   h.metadata[kEntropyKey] = spec.entropy ? kEntropyDevice : "none";
   if (!spec.net_mac.empty()) h.metadata[kNetMacKey] = spec.net_mac;
@@ -99,6 +102,12 @@ Result<MachineSpec> spec_from_header(const log::Header& h, MachineSpec local) {
   spec.cmdline = h.cmdline;
   spec.entropy = meta(h, kEntropyKey) == kEntropyDevice;
   spec.net_mac = meta(h, kNetMacKey);
+  const std::string disk_mode = meta(h, kDiskModeKey);
+  if (!disk_mode.empty() && disk_mode != "writable") {
+    return make_error(fmt::format("the header's {} is '{}': this ftvm knows only 'writable'",
+                                  kDiskModeKey, disk_mode));
+  }
+  spec.disk_writable = h.disk.has_value() && disk_mode == "writable";
   Result<std::vector<uint8_t>> seed = from_hex(meta(h, kRngSeedKey), kRngSeedKey);
   if (!seed) return make_error(seed.error());
   spec.rng_seed = std::move(*seed);
@@ -130,8 +139,12 @@ Result<LoadedImages> load_images(const MachineSpec& spec) {
     Result<std::unique_ptr<hostio::FileBlockBackend>> d =
         hostio::FileBlockBackend::open(spec.disk_path, /*read_only=*/true);
     if (!d) return make_error(d.error());
-    images.disk = std::move(*d);
-    images.config.disk = images.disk.get();
+    images.disk_file = std::move(*d);
+    images.config.disk = images.disk_file.get();
+    if (spec.disk_writable) {
+      images.disk_overlay = std::make_unique<vm::OverlayBlockBackend>(images.disk_file.get());
+      images.config.disk = images.disk_overlay.get();
+    }
   }
   if (!spec.net_mac.empty()) {
     images.config.net_mac = vm::parse_mac(spec.net_mac);
@@ -242,6 +255,12 @@ Result<ReplayReport> replay(const std::string& path, const ReplayOptions& option
     entropy_ptr = entropy.get();
   }
   uint64_t skip_records = 0;
+  if (!options.from_snapshot.empty() && spec.disk_writable) {
+    return make_error(fmt::format(
+        "{}: the recorded guest wrote to its disk, and a snapshot does not hold the disk's "
+        "contents at the instret it was taken; replay the whole log instead (without --from)",
+        path));
+  }
   if (options.from_snapshot.empty()) {
     if (Status s = machine.load_linux(images->kernel, images->initrd, spec.cmdline); !s) {
       return make_error(s.error());

@@ -29,7 +29,13 @@ namespace ftvm::ft {
 struct MachineSpec {
   std::string kernel_path;
   std::string initrd_path;  // may be empty
-  std::string disk_path;    // may be empty; recorded runs attach it read-only
+  // May be empty. A read-only disk is attached read-only everywhere. A
+  // writable one (disk_writable) is the recording's copy of the disk's
+  // starting contents: a replay attaches it under an in-memory
+  // copy-on-write overlay, so the guest writes as it did and the copy
+  // never changes.
+  std::string disk_path;
+  bool disk_writable = false;
   uint64_t ram_size = vm::kDefaultRamSize;
   std::string cmdline;
   bool entropy = false;  // a virtio-rng device is attached
@@ -70,7 +76,8 @@ Result<MachineSpec> spec_from_header(const log::Header& header, MachineSpec loca
 struct LoadedImages {
   std::vector<uint8_t> kernel;
   std::vector<uint8_t> initrd;
-  std::unique_ptr<hostio::FileBlockBackend> disk;
+  std::unique_ptr<hostio::FileBlockBackend> disk_file;
+  std::unique_ptr<vm::BlockBackend> disk_overlay;  // over disk_file, when writable
   vm::MachineConfig config;
 };
 Result<LoadedImages> load_images(const MachineSpec& spec);
