@@ -315,6 +315,19 @@ TEST_F(FtPair, KillingThePrimaryUnderLoadLosesNoAcknowledgedWrite) {
   ASSERT_TRUE(audit.ready());
   auto load = start_load(12);
   wait_for_traffic("a", kSanitized ? 1000 : 3000);  // sanitized machines run several times slower
+  {
+    // The pair as a whole, before the kill: host a primary, host b backup.
+    const json p = status();
+    EXPECT_EQ(p.value("primary", json()), "host-a") << p.dump();
+    EXPECT_EQ(p.value("backup", json()), "host-b") << p.dump();
+    EXPECT_EQ(p.value("epoch", json()), 1) << p.dump();
+    ASSERT_TRUE(p.contains("history") && p["history"].is_array()) << p.dump();
+    ASSERT_GE(p["history"].size(), 1u) << p.dump();
+    EXPECT_EQ(p["history"].back().value("kind", ""), "start");
+    EXPECT_EQ(p["history"].back().value("host", ""), "host-a");
+    EXPECT_TRUE(p.contains("paired") && p["paired"].is_boolean());
+    EXPECT_TRUE(p.contains("transfer"));
+  }
   ProcessResult k = run_process({kFtvm, "kill", "primary", "--name", name_}, seconds(20));
   ASSERT_EQ(k.exit_code, 0) << k.err;
   const auto killed = Clock::now();
@@ -338,6 +351,15 @@ TEST_F(FtPair, KillingThePrimaryUnderLoadLosesNoAcknowledgedWrite) {
     EXPECT_GT(num(f, {"last_matched_hash_instret"}), 0);
   }
   EXPECT_LE(num(f, {"last_matched_hash_instret"}), num(f, {"instret"}));
+  // The pair as a whole: host b alone at epoch 2, after a failover.
+  EXPECT_EQ(s.value("primary", json()), "host-b") << s.dump();
+  EXPECT_TRUE(s.value("backup", json("x")).is_null()) << s.dump();
+  EXPECT_EQ(s.value("paired", true), false);
+  EXPECT_EQ(s.value("epoch", json()), 2);
+  ASSERT_TRUE(s.contains("history") && s["history"].size() >= 2) << s.dump();
+  EXPECT_EQ(s["history"].back().value("kind", ""), "failover");
+  EXPECT_EQ(s["history"].back().value("host", ""), "host-b");
+  EXPECT_EQ(s["history"].back().value("epoch", 0), 2);
   // On the wire: the new primary talks from host b, the dead one never again.
   EXPECT_GT(audit.frames_since("bak", killed), kSanitized ? 0u : 10u);
   EXPECT_EQ(audit.frames_since("pri", killed + milliseconds(50)), 0u);
@@ -410,6 +432,13 @@ TEST_F(FtPair, KillingTheBackupLetsThePrimaryGoSolo) {
   // Outputs flow again after going solo.
   EXPECT_GT(num(st, {"released", "frames"}), released + 100);
   EXPECT_EQ(num(st, {"held", "outputs"}), 0);
+  // The pair's history: host a started epoch 1 and went on alone at 2.
+  ASSERT_TRUE(s.contains("history") && s["history"].size() >= 2) << s.dump();
+  EXPECT_EQ(s["history"].back().value("kind", ""), "solo");
+  EXPECT_EQ(s["history"].back().value("host", ""), "host-a");
+  EXPECT_EQ(s["history"].back().value("epoch", 0), 2);
+  EXPECT_EQ(s.value("primary", json()), "host-a");
+  EXPECT_TRUE(s.value("backup", json("x")).is_null());
 }
 
 TEST_F(FtPair, CuttingTheLoggingLinkLeavesExactlyOneSideRunning) {

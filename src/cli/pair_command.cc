@@ -30,6 +30,7 @@
 #include "auth/secret.h"
 #include "cli/run_command.h"
 #include "ft/node.h"
+#include "ft/pair_view.h"
 #include "ft/status.h"
 #include "hostio/entropy.h"
 #include "hostio/netns.h"
@@ -68,6 +69,10 @@ struct PairPaths {
 };
 
 PairPaths paths_of(const std::string& name) { return {name, pair_dir(name), state_dir(name)}; }
+
+// The pair's history (ft/pair_view.h): beside the arbiter's store, kept as
+// long as the store is.
+std::string history_path(const PairPaths& p) { return p.state + "/history.jsonl"; }
 
 // The processes `ftvm up` starts, each named by its pid file.
 enum class PairProcess { kNodeA, kNodeB, kArbiter };
@@ -348,6 +353,9 @@ void add_node_options(CLI::App* app, NodeCli& o, bool primary) {
   app->add_option("--timeout-ms", o.timeout_ms, "Silence on the channel that counts as failure")
       ->capture_default_str();
   app->add_option("--control", o.control, "Unix socket serving this node's status");
+  app->add_option("--history", o.history,
+                  "Append a JSON line to FILE each time this node takes an epoch (start, "
+                  "failover, solo); `ftvm status` shows them");
   app->footer(
       "Exit status: the guest's own when it powers off; 2 unusable options, images or peer;\n"
       "3 the backup's replay diverged; 4 lost the arbiter's test-and-set (halted for good);\n"
@@ -422,6 +430,7 @@ int node_command(const NodeCli& c, bool primary) {
   o.max_lag_bytes = c.max_lag_bytes;
   o.hash_interval = c.hash_interval;
   o.control = c.control;
+  o.history = c.history;
   signal(SIGPIPE, SIG_IGN);
   return primary ? ft::run_primary(o) : ft::run_backup(o);
 }
@@ -532,7 +541,7 @@ int up_command(const UpOptions& o) {
         "--vm", o.name, "--arbiter", arbiter_url, "--secret", secret, "--host-id",
         std::string("host-") + host, "--tap", "tap0", "--control", control_path(dir, host),
         "--heartbeat-ms", std::to_string(o.heartbeat_ms), "--timeout-ms",
-        std::to_string(o.timeout_ms)};
+        std::to_string(o.timeout_ms), "--history", history_path(paths)};
   };
   std::vector<std::string> pri = {exe, "primary", "--listen", kChannelAddr, "--epoch",
                                   std::to_string(epoch), "--append", append,
@@ -643,9 +652,14 @@ int status_command(const std::string& name, bool json) {
   std::vector<NodeView> nodes = view_nodes(paths);
   const pid_t arb = read_pid(dir + "/arbiter.pid");
   const bool arb_running = alive(arb, paths, PairProcess::kArbiter);
+  std::vector<ft::HostView> views;
+  for (const NodeView& v : nodes) views.push_back({v.host, v.running, v.status});
+  size_t torn = 0;
+  const nlohmann::json summary = ft::pair_summary(views, ft::read_history(history_path(paths), &torn));
   if (json) {
     nlohmann::json out;
     out["pair"] = name;
+    for (const auto& [k, v] : summary.items()) out[k] = v;
     out["arbiter"] = {{"pid", arb}, {"running", arb_running}, {"store", paths.state}};
     for (const NodeView& v : nodes) {
       out["hosts"][v.host] = {{"pid", v.pid}, {"running", v.running}, {"status", v.status}};
@@ -656,6 +670,23 @@ int status_command(const std::string& name, bool json) {
   fmt::print("pair '{}'   arbiter: {}   store: {}\n", name,
              arb_running ? fmt::format("running (pid {})", arb) : std::string("not running"),
              paths.state);
+  auto name_or = [](const nlohmann::json& j, const char* none) {
+    return j.is_string() ? j.get<std::string>() : std::string(none);
+  };
+  fmt::print("epoch {}   primary {}   backup {}   {}\n",
+             summary["epoch"].is_null() ? std::string("none") : summary["epoch"].dump(),
+             name_or(summary["primary"], "none"), name_or(summary["backup"], "none"),
+             summary["paired"].get<bool>() ? "protected (paired, state hashes matching)"
+                                           : "NOT protected");
+  if (!summary["history"].empty()) {
+    std::string h;
+    for (const nlohmann::json& e : summary["history"]) {
+      h += fmt::format("{}{} {} e{}", h.empty() ? "" : ", ", e.value("kind", "?"),
+                       e.value("host", "?"), e.value("epoch", 0));
+    }
+    fmt::print("history: {}{}\n", h,
+               torn > 0 ? fmt::format(" ({} unreadable lines skipped)", torn) : std::string());
+  }
   for (const NodeView& v : nodes) {
     if (!v.running) {
       fmt::print("host {}: not running (pid {})\n", v.host, v.pid);

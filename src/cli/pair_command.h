@@ -24,7 +24,7 @@ struct NodeCli {
   uint64_t heartbeat_ms = 50, timeout_ms = 500, join_timeout_s = 120;
   uint64_t max_lag_ms = 100, max_lag_bytes = uint64_t{32} << 20;
   uint64_t hash_interval = uint64_t{1} << 27;
-  std::string control;
+  std::string control, history;
 };
 
 void add_node_options(CLI::App* app, NodeCli& o, bool primary);

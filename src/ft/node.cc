@@ -28,6 +28,7 @@
 #include "ft/channel.h"
 #include "ft/channel_endpoint.h"
 #include "ft/node_core.h"
+#include "ft/pair_view.h"
 #include "ft/status.h"
 #include "hostio/block_file.h"
 #include "hostio/entropy.h"
@@ -164,6 +165,10 @@ class Node final : public CoreEnv {
   void try_pair(milliseconds wait);
   void stop_guard();
   void publish(bool force = false);
+  // Appends this node's entry to the pair's history when it has just taken
+  // an epoch: paired as primary (start), live after a takeover (failover),
+  // or alone after losing its backup (solo).
+  void record_history();
   void wake() {
     const uint64_t one = 1;
     (void)!write(wake_fd_, &one, sizeof one);
@@ -200,6 +205,7 @@ class Node final : public CoreEnv {
   Clock::time_point last_publish_{};
   NodeState published_state_ = NodeState::kStarting;
   Role published_role_ = Role::kPrimary;
+  uint64_t history_epoch_ = 0;  // the last epoch this node wrote to the history
   uint64_t rate_bytes_ = 0;
   Clock::time_point rate_at_ = Clock::now();
   double log_mbit_ = 0;
@@ -297,6 +303,27 @@ void Node::publish(bool force) {
   board_.publish(to_json(st));
 }
 
+void Node::record_history() {
+  if (o_.history.empty()) return;
+  const uint64_t epoch = core_->role().epoch();
+  if (core_->role().role() != Role::kPrimary || epoch <= history_epoch_) return;
+  HistoryKind kind;
+  if (core_->role().state() == NodeState::kPaired) {
+    kind = HistoryKind::kStart;
+  } else if (core_->role().state() == NodeState::kSolo) {
+    kind = is_primary_ ? HistoryKind::kSolo : HistoryKind::kFailover;
+  } else {
+    return;
+  }
+  history_epoch_ = epoch;
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  if (Status s = append_history(o_.history, {epoch, o_.host_id, kind, ms}); !s) {
+    note("{} (the pair's history misses epoch {})", s.error(), epoch);
+  }
+}
+
 int Node::drive() {
   for (;;) {
     const Step s = core_->step();
@@ -306,6 +333,7 @@ int Node::drive() {
                          core_->role().role() != published_role_;
     published_state_ = core_->role().state();
     published_role_ = core_->role().role();
+    if (changed) record_history();
     publish(changed || (core_->role().state() != NodeState::kPaired &&
                         core_->role().state() != NodeState::kReplaying &&
                         core_->role().state() != NodeState::kSolo));

@@ -47,6 +47,7 @@ struct NodeOptions {
   uint64_t max_lag_bytes = uint64_t{32} << 20;
   uint64_t hash_interval = uint64_t{1} << 27;  // instructions between state-hash checks
   std::string control;         // control socket path (empty: none)
+  std::string history;         // the pair's history file (ft/pair_view.h; empty: none)
 };
 
 // Each returns the process exit status.

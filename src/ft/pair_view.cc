@@ -1,0 +1,136 @@
+// The pair as a whole (see pair_view.h).
+#include "ft/pair_view.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <optional>
+
+namespace ftvm::ft {
+
+std::string_view history_kind_name(HistoryKind k) {
+  switch (k) {
+    case HistoryKind::kStart:
+      return "start";
+    case HistoryKind::kFailover:
+      return "failover";
+    case HistoryKind::kSolo:
+      return "solo";
+  }
+  return "?";
+}
+
+Status append_history(const std::string& path, const HistoryEntry& e) {
+  const nlohmann::json line = {{"epoch", e.epoch},
+                               {"host", e.host},
+                               {"kind", std::string(history_kind_name(e.kind))},
+                               {"at_unix_ms", e.at_unix_ms}};
+  std::string text = line.dump() + "\n";
+  const int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return make_error(fmt::format("cannot open the pair's history {}: {}", path,
+                                  std::strerror(errno)));
+  }
+  // A line torn by a crash is ended first, so that this entry is whole.
+  struct stat st {};
+  char last = '\n';
+  if (::fstat(fd, &st) == 0 && st.st_size > 0 && ::pread(fd, &last, 1, st.st_size - 1) == 1 &&
+      last != '\n') {
+    text.insert(text.begin(), '\n');
+  }
+  // One write of a short line with O_APPEND: two nodes appending at once
+  // never interleave within a line.
+  const ssize_t n = ::write(fd, text.data(), text.size());
+  const int write_errno = errno;
+  const bool synced = n == static_cast<ssize_t>(text.size()) && ::fdatasync(fd) == 0;
+  const int sync_errno = errno;
+  ::close(fd);
+  if (n != static_cast<ssize_t>(text.size())) {
+    return make_error(fmt::format("cannot append to the pair's history {}: {}", path,
+                                  n < 0 ? std::strerror(write_errno) : "short write"));
+  }
+  if (!synced) {
+    return make_error(fmt::format("cannot sync the pair's history {}: {}", path,
+                                  std::strerror(sync_errno)));
+  }
+  return {};
+}
+
+nlohmann::json read_history(const std::string& path, size_t* skipped) {
+  nlohmann::json out = nlohmann::json::array();
+  if (skipped) *skipped = 0;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("epoch") ||
+        !j["epoch"].is_number_unsigned() || !j.contains("kind") || !j["kind"].is_string()) {
+      if (skipped) ++*skipped;
+      continue;
+    }
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+namespace {
+
+std::optional<uint64_t> epoch_of(const nlohmann::json& s) {
+  if (!s.is_object() || !s.contains("epoch") || !s["epoch"].is_number_unsigned()) return {};
+  return s["epoch"].get<uint64_t>();
+}
+
+std::string str(const nlohmann::json& s, const char* key) {
+  return s.is_object() && s.contains(key) && s[key].is_string() ? s[key].get<std::string>() : "";
+}
+
+}  // namespace
+
+nlohmann::json pair_summary(const std::vector<HostView>& hosts, const nlohmann::json& history) {
+  std::optional<uint64_t> epoch;
+  for (const HostView& h : hosts) {
+    if (!h.running || h.status.is_null() || str(h.status, "state") == "halted") continue;
+    if (std::optional<uint64_t> e = epoch_of(h.status); e && (!epoch || *e > *epoch)) epoch = e;
+  }
+  const HostView* primary = nullptr;
+  const HostView* backup = nullptr;
+  if (epoch) {
+    for (const HostView& h : hosts) {
+      if (!h.running || h.status.is_null() || epoch_of(h.status) != epoch) continue;
+      const std::string role = str(h.status, "role"), state = str(h.status, "state");
+      if (role == "primary" &&
+          (state == "waiting_for_backup" || state == "paired" || state == "solo")) {
+        primary = &h;
+      } else if (role == "backup" && (state == "joining" || state == "replaying")) {
+        backup = &h;
+      }
+    }
+  }
+  uint64_t matched = 0;
+  if (backup != nullptr) {
+    const nlohmann::json& s = backup->status;
+    if (s.contains("checks") && s["checks"].is_object() &&
+        s["checks"].contains("state_hashes_matched") &&
+        s["checks"]["state_hashes_matched"].is_number_unsigned()) {
+      matched = s["checks"]["state_hashes_matched"].get<uint64_t>();
+    }
+  }
+  nlohmann::json out;
+  out["epoch"] = epoch ? nlohmann::json(*epoch) : nlohmann::json(nullptr);
+  out["primary"] = primary ? nlohmann::json(str(primary->status, "host")) : nlohmann::json(nullptr);
+  out["backup"] = backup ? nlohmann::json(str(backup->status, "host")) : nlohmann::json(nullptr);
+  out["paired"] = primary != nullptr && backup != nullptr &&
+                  str(primary->status, "state") == "paired" &&
+                  str(backup->status, "state") == "replaying" && matched >= 1;
+  out["history"] = history.is_array() ? history : nlohmann::json::array();
+  out["transfer"] = nullptr;
+  return out;
+}
+
+}  // namespace ftvm::ft

@@ -1,0 +1,65 @@
+// The pair as a whole, for `ftvm status`: who is primary and backup now,
+// whether they are a protected pair, and the pair's history -- one entry
+// for every epoch a node took (how and when).
+//
+// The history lives in a JSON-lines file beside the arbiter's store (`ftvm
+// up` gives each node `--history STATE/history.jsonl`): a node appends its
+// entry when it takes an epoch, durably (fdatasync), so the history
+// survives `ftvm down`/`up` and reboots as the grants do. Entries:
+//   {"epoch":N,"host":"host-a","kind":K,"at_unix_ms":T}
+// with K one of start (a primary paired with its first backup at a new
+// epoch), failover (a backup took over from a lost primary), solo (a
+// primary lost its backup and went on alone at the next epoch).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "util/result.h"
+
+namespace ftvm::ft {
+
+enum class HistoryKind : uint8_t { kStart, kFailover, kSolo };
+std::string_view history_kind_name(HistoryKind k);
+
+struct HistoryEntry {
+  uint64_t epoch = 0;
+  std::string host;
+  HistoryKind kind = HistoryKind::kStart;
+  int64_t at_unix_ms = 0;
+};
+
+// Appends one line to `path` (created if missing) and syncs it.
+Status append_history(const std::string& path, const HistoryEntry& entry);
+
+// The entries of `path` in file order, as JSON objects; a missing file is
+// an empty history, and a line that does not parse (a write torn by a
+// crash) is skipped and counted in `*skipped`.
+nlohmann::json read_history(const std::string& path, size_t* skipped = nullptr);
+
+// What `ftvm status` knows of one host of the pair.
+struct HostView {
+  std::string key;  // "a", "b"
+  bool running = false;
+  nlohmann::json status;  // the node's own status document; null when it did not answer
+};
+
+// The pair-level fields of `ftvm status --json`:
+//   epoch    the highest epoch a running, answering, not halted node is at
+//            (null if none)
+//   primary  the host id (the node's "host") of the running node whose role
+//            is primary at that epoch, in a state that serves or will
+//            (waiting_for_backup, paired, solo); null if none
+//   backup   the host id of a running backup at the same epoch, joining or
+//            replaying; null if none
+//   paired   true when the primary is `paired` and the backup `replaying`
+//            at the same epoch and at least one state hash has matched
+//            since the backup joined
+//   history  the history file's entries
+//   transfer null (no state transfer runs in this version)
+nlohmann::json pair_summary(const std::vector<HostView>& hosts, const nlohmann::json& history);
+
+}  // namespace ftvm::ft
