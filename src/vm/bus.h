@@ -41,18 +41,24 @@ class Bus {
     return in_ram(pa, len) ? ram_ + (pa - ram_base_) : nullptr;
   }
 
-  // Pages of RAM written since the machine last hashed its state: whoever
-  // writes RAM other than through a hart write-TLB entry marks the pages
-  // (the hart marks a page when it installs such an entry, and the machine
-  // drops those entries when it hashes). All pages start dirty.
+  // Pages of RAM written since each of their two readers last looked:
+  // whoever writes RAM other than through a hart write-TLB entry marks the
+  // pages (the hart marks a page when it installs such an entry, and a
+  // reader drops those entries when it clears its flags). One byte a page,
+  // a flag per reader: kDirtyForHash for the machine's state digest,
+  // kDirtyForTransfer for a live state transfer's rounds. All pages start
+  // dirty for both.
+  static constexpr uint8_t kDirtyForHash = 1;
+  static constexpr uint8_t kDirtyForTransfer = 2;
+  static constexpr uint8_t kDirtyAll = kDirtyForHash | kDirtyForTransfer;
   void mark_dirty(uint64_t pa, uint64_t len) {
     if (len == 0 || !in_ram(pa, len)) return;
     const uint64_t first = (pa - ram_base_) >> kPageShift;
     const uint64_t last = (pa - ram_base_ + len - 1) >> kPageShift;
-    for (uint64_t p = first; p <= last; ++p) dirty_[p] = 1;
+    for (uint64_t p = first; p <= last; ++p) dirty_[p] = kDirtyAll;
   }
-  void mark_all_dirty() { std::fill(dirty_.begin(), dirty_.end(), uint8_t{1}); }
-  // One byte per page, 1 when dirty. The hash is a cache of RAM, so this is
+  void mark_all_dirty() { std::fill(dirty_.begin(), dirty_.end(), kDirtyAll); }
+  // The flags, one byte a page. The hash is a cache of RAM, so this is
   // writable through a const Bus.
   std::vector<uint8_t>& dirty_pages() const { return dirty_; }
 

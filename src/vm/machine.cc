@@ -392,6 +392,23 @@ void Machine::hash_page(size_t page, PageHash& out) const {
   FTVM_CHECK(EVP_Digest(bus_.ram() + offset, n, out.data(), &len, EVP_sha256(), nullptr) == 1);
 }
 
+void Machine::start_transfer_tracking() {
+  for (uint8_t& d : bus_.dirty_pages()) d |= Bus::kDirtyForTransfer;
+}
+
+std::vector<uint32_t> Machine::take_transfer_dirty_pages() {
+  hart_.drop_write_tlb();  // later stores mark their pages again
+  std::vector<uint32_t> pages;
+  std::vector<uint8_t>& dirty = bus_.dirty_pages();
+  for (size_t p = 0; p < dirty.size(); ++p) {
+    if (dirty[p] & Bus::kDirtyForTransfer) {
+      pages.push_back(static_cast<uint32_t>(p));
+      dirty[p] &= static_cast<uint8_t>(~Bus::kDirtyForTransfer);
+    }
+  }
+  return pages;
+}
+
 std::array<uint8_t, 32> Machine::state_digest() const { return digest(/*full=*/false); }
 
 std::array<uint8_t, 32> Machine::state_digest_uncached() const { return digest(/*full=*/true); }
@@ -453,9 +470,9 @@ std::array<uint8_t, 32> Machine::digest(bool full) const {
     hart_.drop_write_tlb();  // later stores mark their pages again
     page_hashes_.resize(pages);
     for (size_t p = 0; p < pages; ++p) {
-      if (dirty[p] != 0) {
+      if (dirty[p] & Bus::kDirtyForHash) {
         hash_page(p, page_hashes_[p]);
-        dirty[p] = 0;
+        dirty[p] &= static_cast<uint8_t>(~Bus::kDirtyForHash);
       }
     }
     add(page_hashes_.data(), pages * sizeof(PageHash));

@@ -151,6 +151,16 @@ class Machine final : private SbiPlatform {
   // again, so the first hash costs a pass over RAM and later ones little.
   std::string state_hash() const;
   std::array<uint8_t, 32> state_digest() const;
+
+  // Dirty-page tracking for a live state transfer (pre-copy of RAM while
+  // the guest runs), independent of the state digest's own tracking.
+  // start_transfer_tracking() marks every page; each
+  // take_transfer_dirty_pages() returns the pages (4 KiB indexes from RAM's
+  // base, ascending) written since the previous call -- every page, the
+  // first time -- and clears their flags. A page the guest writes while
+  // the caller copies it is returned again by the next call.
+  void start_transfer_tracking();
+  std::vector<uint32_t> take_transfer_dirty_pages();
   // The same digest computed from scratch, ignoring the page-hash cache:
   // for tests that the dirty-page tracking misses no write.
   std::array<uint8_t, 32> state_digest_uncached() const;

@@ -3,6 +3,8 @@
 // incremental digest agrees with one computed from scratch.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "vm/machine.h"
@@ -43,6 +45,59 @@ TEST(MachineDigest, AnUnreadableBlockNeverHashesLikeAReadableOne) {
   Machine a(config_with(&good)), b(config_with(&bad));
   bad.set_failing(true);
   EXPECT_NE(a.state_digest(), b.state_digest());
+}
+
+uint32_t Addi(unsigned rd, unsigned rs1, int imm) {
+  return (static_cast<uint32_t>(imm & 0xfff) << 20) | (rs1 << 15) | (rd << 7) | 0x13;
+}
+uint32_t Sd(unsigned rs2, unsigned rs1) { return (rs2 << 20) | (rs1 << 15) | (3u << 12) | 0x23; }
+uint32_t Jal0(int off) {
+  const uint32_t i = static_cast<uint32_t>(off);
+  return (((i >> 20) & 1) << 31) | (((i >> 1) & 0x3ff) << 21) | (((i >> 11) & 1) << 20) |
+         (((i >> 12) & 0xff) << 12) | 0x6f;
+}
+
+bool has(const std::vector<uint32_t>& pages, uint32_t p) {
+  return std::find(pages.begin(), pages.end(), p) != pages.end();
+}
+
+// The pre-copy rounds of a live state transfer see every page once, then
+// exactly the pages written since the last round, whatever the state
+// digest does meanwhile.
+TEST(MachineTransferTracking, RoundsSeeEveryPageThenOnlyThoseWrittenSince) {
+  MachineConfig config;
+  config.ram_size = 1u << 20;
+  Machine m(config);
+  // A loop that stores a count at x6, x6 += 8: 512 stores cover one page.
+  const uint32_t program[] = {Addi(5, 5, 1), Sd(5, 6), Addi(6, 6, 8), Jal0(-12)};
+  std::memcpy(m.bus().ram(), program, sizeof program);
+  MachineState start = m.capture();
+  start.hart.pc = kRamBase;
+  start.hart.priv = Priv::kMachine;
+  start.hart.x[6] = kRamBase + 0x10000;  // page 16
+  m.restore(start);
+
+  m.start_transfer_tracking();
+  EXPECT_EQ(m.take_transfer_dirty_pages().size(), config.ram_size / 4096);
+  EXPECT_TRUE(m.take_transfer_dirty_pages().empty()) << "nothing ran since";
+
+  ASSERT_EQ(m.run(4 * 100).status, RunStatus::kBudget);  // 100 stores, all in page 16
+  (void)m.state_digest();  // the digest clears its own flags, not the transfer's
+  std::vector<uint32_t> round = m.take_transfer_dirty_pages();
+  EXPECT_EQ(round, std::vector<uint32_t>{16});
+
+  // The hart keeps writing the same page through its write TLB: the next
+  // round sees it again (the take dropped the TLB entry).
+  ASSERT_EQ(m.run(4 * 10).status, RunStatus::kBudget);
+  EXPECT_EQ(m.take_transfer_dirty_pages(), std::vector<uint32_t>{16});
+
+  // Stores crossing into the next page, and a device's write elsewhere.
+  ASSERT_EQ(m.run(4 * 500).status, RunStatus::kBudget);
+  m.bus().mark_dirty(kRamBase + 5 * 4096 + 100, 8);
+  round = m.take_transfer_dirty_pages();
+  EXPECT_TRUE(has(round, 16) && has(round, 17) && has(round, 5)) << round.size();
+  EXPECT_EQ(round.size(), 3u);
+  EXPECT_EQ(m.state_digest(), m.state_digest_uncached());
 }
 
 }  // namespace
