@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "vm/machine.h"
+#include "vm/test_program.h"
 #include "vm/virtio_blk.h"
 
 namespace ftvm::vm {
@@ -47,15 +48,9 @@ TEST(MachineDigest, AnUnreadableBlockNeverHashesLikeAReadableOne) {
   EXPECT_NE(a.state_digest(), b.state_digest());
 }
 
-uint32_t Addi(unsigned rd, unsigned rs1, int imm) {
-  return (static_cast<uint32_t>(imm & 0xfff) << 20) | (rs1 << 15) | (rd << 7) | 0x13;
-}
-uint32_t Sd(unsigned rs2, unsigned rs1) { return (rs2 << 20) | (rs1 << 15) | (3u << 12) | 0x23; }
-uint32_t Jal0(int off) {
-  const uint32_t i = static_cast<uint32_t>(off);
-  return (((i >> 20) & 1) << 31) | (((i >> 1) & 0x3ff) << 21) | (((i >> 11) & 1) << 20) |
-         (((i >> 12) & 0xff) << 12) | 0x6f;
-}
+using testing::Addi;
+using testing::Jal0;
+using testing::Sd;
 
 bool has(const std::vector<uint32_t>& pages, uint32_t p) {
   return std::find(pages.begin(), pages.end(), p) != pages.end();
