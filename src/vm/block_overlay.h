@@ -36,6 +36,10 @@ class OverlayBlockBackend final : public BlockBackend {
   using Block = std::array<uint8_t, kBlockBytes>;
   // The block's bytes within the disk (the last block may be partial).
   uint64_t block_len(uint64_t block) const;
+  // Calls fn(block, offset in block, bytes done, bytes in this block) for
+  // each block [offset, offset+len) touches, stopping at the first error.
+  template <typename Fn>
+  Status for_each_block(uint64_t offset, size_t len, Fn&& fn);
 
   BlockBackend* base_;
   std::unordered_map<uint64_t, std::unique_ptr<Block>> blocks_;
