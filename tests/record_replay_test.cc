@@ -228,5 +228,80 @@ TEST_F(RecordReplay, AGuestThatWritesItsDiskReplaysFromTheKeptStartingContents) 
   for (const std::string& f : {disk, log, log + ".disk", snap}) std::remove(f.c_str());
 }
 
+// A disk that really fails on the recording host: its image lies on a 1 MiB
+// tmpfs (in a mount namespace of the run's own), so the guest's 2 MiB write
+// runs out of space part-way and the guest sees an I/O error. The run logs
+// the failure with what reached the disk; the replay, on a healthy copy,
+// completes the same request with the same error, takes the same contents,
+// and every state hash (which covers the disk) matches.
+TEST_F(RecordReplay, AHostDiskFailureIsLoggedAndTheReplaySeesTheSame) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (a tmpfs in a mount namespace)";
+  const std::string dir = temp_path("full-" + std::to_string(getpid()));
+  const std::string log = dir + ".log";
+  ASSERT_EQ(run_process({"mkdir", "-p", dir}, seconds(10)).exit_code, 0);
+  const std::string guest =
+      "dd if=/dev/urandom of=/dev/vda bs=64k count=32 oflag=direct 2>&1 | grep -o 'I/O error' "
+      "| head -n 1; dd if=/dev/vda bs=64k count=32 iflag=direct 2>/dev/null | md5sum; "
+      "echo disk-test-done";
+  ProcessResult r = run_process(
+      {"unshare", "--mount", "--propagation", "private", "sh", "-c",
+       "mount -t tmpfs -o size=1m ftvm-test \"$1\" && truncate -s 8M \"$1/disk\" && "
+       "exec \"$2\" run --record \"$3\" --disk \"$1/disk\" --hash-interval 10000000 -- \"$4\"",
+       "sh", dir, kFtvm, log, guest},
+      seconds(180));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("I/O error"), std::string::npos) << "the guest saw no error:\n" << r.out;
+  EXPECT_NE(r.out.find("disk-test-done"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("the disk failed on this host"), std::string::npos) << r.err;
+
+  // The log holds the failure, with the contents of the failed write.
+  Result<log::LogReader> reader = log::LogReader::open(log);
+  ASSERT_TRUE(reader.ok()) << reader.error();
+  size_t disk_errors = 0, with_contents = 0;
+  for (;;) {
+    auto next = reader->next();
+    ASSERT_TRUE(next.ok()) << next.error();
+    if (!next->has_value()) break;
+    if (auto* e = std::get_if<log::DiskError>(&(*next)->payload)) {
+      ++disk_errors;
+      if (!e->data.empty()) ++with_contents;
+    }
+  }
+  EXPECT_GT(disk_errors, 0u);
+  EXPECT_GT(with_contents, 0u);
+
+  // The replay's disk (the kept starting contents under an overlay) has room:
+  // only the log makes its guest see the failure.
+  ProcessResult replay = run_process({kFtvm, "replay", log}, seconds(180));
+  EXPECT_EQ(replay.exit_code, 0) << replay.out << replay.err;
+  EXPECT_NE(replay.out.find("replay OK"), std::string::npos) << replay.out << replay.err;
+  EXPECT_EQ(replay.out.find(" 0 checkpoints"), std::string::npos) << replay.out;
+
+  // Without the records, the replay's guest would have written the disk
+  // fully: the log is what makes it the same run.
+  const std::string stripped = log + ".stripped";
+  {
+    Result<log::LogReader> in = log::LogReader::open(log);
+    ASSERT_TRUE(in.ok());
+    Result<log::Header> h = in->header();
+    ASSERT_TRUE(h.ok());
+    Result<log::LogWriter> out = log::LogWriter::create(stripped, *h);
+    ASSERT_TRUE(out.ok()) << out.error();
+    for (;;) {
+      auto next = in->next();
+      ASSERT_TRUE(next.ok());
+      if (!next->has_value()) break;
+      if (std::holds_alternative<log::DiskError>((*next)->payload)) continue;
+      ASSERT_TRUE(out->append(**next).ok());
+    }
+    ASSERT_TRUE(out->flush().ok());
+  }
+  ProcessResult diverged = run_process({kFtvm, "replay", stripped, "--disk", log + ".disk"},
+                                       seconds(180));
+  EXPECT_EQ(diverged.exit_code, 3) << diverged.out << diverged.err;
+  for (const std::string& f : {log, log + ".disk", stripped}) std::remove(f.c_str());
+  rmdir(dir.c_str());
+}
+
 }  // namespace
 }  // namespace ftvm::test

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "ft/disk_faults.h"
 #include "ft/live_input.h"
 #include "ft/record_replay.h"
 #include "hostio/block_file.h"
@@ -207,6 +208,13 @@ int run_command(const RunOptions& o) {
     }
   }
 
+  // A host I/O error of the disk completes in the guest with IOERR; a
+  // recording logs it, so the replay's guest sees the same.
+  ft::LiveDiskFaults disk_faults([&recorder, &machine](log::DiskError e) {
+    if (recorder) (void)recorder->disk_error(machine.instret(), std::move(e));
+  });
+  machine.set_disk_faults(&disk_faults);
+
   const bool interactive = linux_guest && o.command.empty() && isatty(STDIN_FILENO);
   std::string out;
   machine.set_console_sink([&out, &recorder](uint8_t b) {
@@ -401,6 +409,13 @@ int run_command(const RunOptions& o) {
                "ftvm: {} received frames were dropped: more than {} waited for the guest's "
                "receive buffers\n",
                rx_queue.dropped(), ft::RxQueue::kCapacity);
+  }
+  if (disk_faults.failures() > 0) {
+    fmt::print(stderr,
+               "ftvm: the disk failed on this host {} time(s) and the guest saw I/O errors{}; the "
+               "last: {}\n",
+               disk_faults.failures(), recorder ? " (logged, so a replay sees them too)" : "",
+               disk_faults.last_failure());
   }
   if (o.state_hash) fmt::print(stderr, "ftvm: state_hash={}\n", machine.state_hash());
   if (o.stats) {

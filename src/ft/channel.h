@@ -36,7 +36,8 @@
 
 namespace ftvm::ft {
 
-inline constexpr uint32_t kProtocolVersion = 2;
+// 3: the log may carry disk-error records (log format version 2).
+inline constexpr uint32_t kProtocolVersion = 3;
 inline constexpr size_t kMaxMessageBody = size_t{4} << 20;
 inline constexpr size_t kMessageOverhead = 4 + 18 + auth::kMacSize;
 // The largest message a connection that has not finished the handshake may

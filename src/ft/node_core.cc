@@ -86,9 +86,24 @@ void NodeCore::attach_machine(vm::Machine* machine, vm::EntropySource* live_entr
     if (replayer_) replayer_->outputs().add_frame(f);
     emit(true, f);
   });
+  // A primary logs each host failure of the disk at the instret the guest
+  // met it, so the backup's guest meets it too (a solo primary logs nothing).
+  live_disk_faults_ = std::make_unique<LiveDiskFaults>([this](log::DiskError e) {
+    const uint64_t at = machine_->instret();
+    if (e.chunk_offset == 0) {
+      note("this host's disk failed at instret {}: {}; the guest sees an I/O error{}", at,
+           live_disk_faults_->last_failure(), paired() ? " (logged for the backup)" : "");
+    }
+    append({at, std::move(e)});
+  });
   if (initial_role_ == Role::kBackup) {
     replay_entropy_ = std::make_unique<ReplayEntropy>(*machine_);
     replayer_ = std::make_unique<Replayer>(*machine_, replay_entropy_.get(), /*check_outputs=*/true);
+    replay_disk_faults_ = std::make_unique<ReplayDiskFaults>(*machine_);
+    replayer_->set_disk_faults(replay_disk_faults_.get());
+    machine_->set_disk_faults(replay_disk_faults_.get());
+  } else {
+    machine_->set_disk_faults(live_disk_faults_.get());
   }
 }
 
@@ -349,6 +364,7 @@ Step NodeCore::on_claim_won(const arbiter::Grant& g) {
       unpair();
       endpoint_.reset();
       replay_entropy_->set_fallback(live_entropy_);
+      replay_disk_faults_->set_live(live_disk_faults_.get());
       // Outputs of the replayed tail are sent: the old primary may or may
       // not have released them, and TCP takes duplicates.
       gate_.set_mode(OutputGate::Mode::kDirect);
@@ -598,7 +614,12 @@ Step NodeCore::backup_step() {
   int exit_code = -1;
   // Fault point: the replay takes one record a step (a slow backup).
   if (Status s = apply_queued(&exit_code, FTVM_BUGGIFY(0.2) ? 1 : o_.records_per_step); !s) {
-    note("the replay diverged from the primary: {}", s.error());
+    if (replayer_->host_disk_failed()) {
+      note("leaving the pair: {}; this copy of the disk can no longer follow the primary's",
+           s.error());
+    } else {
+      note("the replay diverged from the primary: {}", s.error());
+    }
     rm_.diverged(s.error());
     unpair();
     return exit(kExitNodeDiverged);
@@ -632,7 +653,9 @@ Step NodeCore::replay_tail_step() {
   tail_records_ = queue_.size();
   int exit_code = -1;
   if (Status s = apply_queued(&exit_code, queue_.size()); !s) {
-    note("the replay of the tail diverged from the primary: {}; not claiming, halting", s.error());
+    note("the replay of the tail {}: {}; not claiming, halting",
+         replayer_->host_disk_failed() ? "failed on this host's disk" : "diverged from the primary",
+         s.error());
     rm_.diverged(s.error());
     gate_.set_mode(OutputGate::Mode::kDropped);
     return exit(kExitNodeDiverged);

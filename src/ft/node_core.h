@@ -35,6 +35,7 @@
 #include "arbiter/client.h"
 #include "ft/channel.h"
 #include "ft/channel_endpoint.h"
+#include "ft/disk_faults.h"
 #include "ft/live_input.h"
 #include "ft/log_stream.h"
 #include "ft/node_status.h"
@@ -189,6 +190,10 @@ class NodeCore {
   vm::EntropySource* live_entropy_ = nullptr;
   std::unique_ptr<ReplayEntropy> replay_entropy_;
   std::unique_ptr<Replayer> replayer_;
+  // The disk's host failures: logged by a primary, replayed by a backup
+  // (which hands new ones to live_disk_faults_ once it goes live).
+  std::unique_ptr<LiveDiskFaults> live_disk_faults_;
+  std::unique_ptr<ReplayDiskFaults> replay_disk_faults_;
 
   std::unique_ptr<ChannelEndpoint> endpoint_;
   std::unique_ptr<Link> link_;

@@ -123,7 +123,7 @@ Result<MachineSpec> spec_from_header(const log::Header& h, MachineSpec local) {
   return spec;
 }
 
-Result<LoadedImages> load_images(const MachineSpec& spec) {
+Result<LoadedImages> load_images(const MachineSpec& spec, bool disk_in_place) {
   LoadedImages images;
   Result<std::vector<uint8_t>> kernel = read_file(spec.kernel_path, "kernel");
   if (!kernel) return make_error(kernel.error());
@@ -137,11 +137,12 @@ Result<LoadedImages> load_images(const MachineSpec& spec) {
   images.config.rng_seed = spec.rng_seed;
   if (!spec.disk_path.empty()) {
     Result<std::unique_ptr<hostio::FileBlockBackend>> d =
-        hostio::FileBlockBackend::open(spec.disk_path, /*read_only=*/true);
+        hostio::FileBlockBackend::open(spec.disk_path,
+                                       /*read_only=*/!(spec.disk_writable && disk_in_place));
     if (!d) return make_error(d.error());
     images.disk_file = std::move(*d);
     images.config.disk = images.disk_file.get();
-    if (spec.disk_writable) {
+    if (spec.disk_writable && !disk_in_place) {
       images.disk_overlay = std::make_unique<vm::OverlayBlockBackend>(images.disk_file.get());
       images.config.disk = images.disk_overlay.get();
     }
@@ -183,6 +184,10 @@ Status Recorder::time_skip(uint64_t instret, uint64_t target_mtime) {
 
 Status Recorder::net_frame(uint64_t instret, std::span<const uint8_t> frame) {
   return append({instret, log::NetFrame{log::Bytes(frame.begin(), frame.end())}});
+}
+
+Status Recorder::disk_error(uint64_t instret, log::DiskError error) {
+  return append({instret, std::move(error)});
 }
 
 Status Recorder::entropy(uint64_t instret, std::span<const uint8_t> bytes) {
@@ -280,6 +285,11 @@ Result<ReplayReport> replay(const std::string& path, const ReplayOptions& option
     skip_records = std::stoull(n);
   }
   Replayer replayer(machine, entropy.get(), options.from_snapshot.empty());
+  ReplayDiskFaults disk_faults(machine);
+  if (machine.has_disk()) {
+    machine.set_disk_faults(&disk_faults);
+    replayer.set_disk_faults(&disk_faults);
+  }
   log::OutputDigester& outputs = replayer.outputs();
   machine.set_console_sink([&outputs](uint8_t b) { outputs.add_console({&b, 1}); });
   machine.set_frame_sink([&outputs](std::span<const uint8_t> f) { outputs.add_frame(f); });

@@ -77,10 +77,13 @@ struct LoadedImages {
   std::vector<uint8_t> kernel;
   std::vector<uint8_t> initrd;
   std::unique_ptr<hostio::FileBlockBackend> disk_file;
-  std::unique_ptr<vm::BlockBackend> disk_overlay;  // over disk_file, when writable
+  std::unique_ptr<vm::BlockBackend> disk_overlay;  // over disk_file, when writable and replayed
   vm::MachineConfig config;
 };
-Result<LoadedImages> load_images(const MachineSpec& spec);
+// `disk_in_place`: a writable disk is this host's own copy, opened for
+// writing and written as the guest writes (a node of an FT pair), rather
+// than a recording's starting contents under an overlay (a replay).
+Result<LoadedImages> load_images(const MachineSpec& spec, bool disk_in_place = false);
 
 // Writes the event log of one live run. The caller reports every input at
 // the machine's instret when it applies it, and every console output byte.
@@ -99,6 +102,7 @@ class Recorder {
   Status time_skip(uint64_t instret, uint64_t target_mtime);
   Status entropy(uint64_t instret, std::span<const uint8_t> bytes);
   Status net_frame(uint64_t instret, std::span<const uint8_t> frame);
+  Status disk_error(uint64_t instret, log::DiskError error);
   void console_output(uint8_t byte) { outputs_.add_console({&byte, 1}); }
   void frame_output(std::span<const uint8_t> frame) { outputs_.add_frame(frame); }
   // Writes a checkpoint if the interval has passed since the last one.

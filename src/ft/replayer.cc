@@ -42,6 +42,11 @@ Status Replayer::run_to(uint64_t instret, const log::Record& record) {
     const vm::RunResult res = machine_.run(instret - machine_.instret());
     last_ = res.status;
     if (entropy_ && !entropy_->divergence().empty()) return make_error(entropy_->divergence());
+    if (disk_faults_) {
+      disk_faults_->check_passed(machine_.instret());
+      if (!disk_faults_->host_failure().empty()) return make_error(disk_faults_->host_failure());
+      if (!disk_faults_->divergence().empty()) return make_error(disk_faults_->divergence());
+    }
     if (res.status == vm::RunStatus::kError) {
       return make_error("the machine stopped: " + machine_.error());
     }
@@ -78,6 +83,9 @@ Status Replayer::apply(const log::Record& r) {
   } else if (const auto* e = std::get_if<log::Entropy>(&p)) {
     if (!entropy_) return make_error("the log has entropy but the machine has no entropy device");
     entropy_->stage(r.instret, e->bytes);
+  } else if (const auto* de = std::get_if<log::DiskError>(&p)) {
+    if (!disk_faults_) return make_error("the log has a disk error but the machine has no disk");
+    disk_faults_->stage(r.instret, *de);
   } else if (const auto* sh = std::get_if<log::StateHash>(&p)) {
     const auto mine = machine_.state_digest();
     if (mine != sh->hash) {
@@ -102,6 +110,9 @@ Status Replayer::apply(const log::Record& r) {
   } else if (const auto* end = std::get_if<log::End>(&p)) {
     if (entropy_ && !entropy_->idle()) {
       return make_error("the recording gave entropy that the replay never asked for");
+    }
+    if (disk_faults_ && !disk_faults_->idle()) {
+      return make_error("the recording has a disk failure that the replay never met");
     }
     const bool off = last_ == vm::RunStatus::kPowerOff;
     const int status = off ? static_cast<int>(machine_.exit_status()) : 0;

@@ -12,6 +12,7 @@
 #include <string>
 #include <utility>
 
+#include "ft/disk_faults.h"
 #include "log/digest.h"
 #include "log/record.h"
 #include "util/result.h"
@@ -46,6 +47,12 @@ class Replayer {
   // (a replay that starts from a snapshot has not seen earlier outputs).
   Replayer(vm::Machine& machine, ReplayEntropy* entropy, bool check_outputs)
       : machine_(machine), entropy_(entropy), check_outputs_(check_outputs) {}
+  // Where disk-error records go (the machine's DiskFaults); must outlive
+  // the Replayer. Without it a disk-error record is refused.
+  void set_disk_faults(ReplayDiskFaults* faults) { disk_faults_ = faults; }
+  // Whether the last error of apply() was this host's disk failing rather
+  // than a divergence of the execution (ReplayDiskFaults::host_failure()).
+  bool host_disk_failed() const { return disk_faults_ && !disk_faults_->host_failure().empty(); }
 
   // Runs to `record`'s instret and applies it. An error is a divergence
   // (or a record that cannot follow the previous ones); the machine is then
@@ -67,6 +74,7 @@ class Replayer {
 
   vm::Machine& machine_;
   ReplayEntropy* entropy_;
+  ReplayDiskFaults* disk_faults_ = nullptr;
   bool check_outputs_;
   log::OutputDigester outputs_;
   vm::RunStatus last_ = vm::RunStatus::kBudget;

@@ -206,10 +206,11 @@ Result<std::optional<size_t>> peek_header_size(std::span<const uint8_t> bytes) {
   }
   if (bytes.size() < 12) return std::optional<size_t>{};
   const uint32_t version = get_u32(bytes.data() + 8);
-  if (version != kFormatVersion) {
+  if (version < kOldestReadableVersion || version > kFormatVersion) {
     return make_error(fmt::format(
-        "offset 8: unsupported log format version {}: this ftvm reads version {} only{}", version,
-        kFormatVersion, version > kFormatVersion ? " (the log was written by a newer ftvm)" : ""));
+        "offset 8: unsupported log format version {}: this ftvm reads versions {} to {}{}",
+        version, kOldestReadableVersion, kFormatVersion,
+        version > kFormatVersion ? " (the log was written by a newer ftvm)" : ""));
   }
   if (bytes.size() < kHeaderPrefixSize) return std::optional<size_t>{};
   const uint32_t body_length = get_u32(bytes.data() + 12);
@@ -235,7 +236,12 @@ Result<std::optional<DecodedHeader>> decode_header(std::span<const uint8_t> byte
   }
   auto header = parse_body(bytes.data(), crc_at);
   if (!header) return make_error(header.error());
-  return std::optional<DecodedHeader>{DecodedHeader{std::move(header).value(), n}};
+  return std::optional<DecodedHeader>{
+      DecodedHeader{std::move(header).value(), n, get_u32(bytes.data() + 8)}};
+}
+
+bool version_has_record_type(uint32_t version, RecordType type) {
+  return type != RecordType::kDiskError || version >= 2;
 }
 
 Status check_same_machine(const Header& recorded, const Header& current) {

@@ -17,8 +17,11 @@
 namespace ftvm::log {
 
 inline constexpr uint8_t kMagic[8] = {0x89, 'F', 'T', 'V', 'M', 'L', 'O', 'G'};
-// The format version this code writes, and the only one it reads.
-inline constexpr uint32_t kFormatVersion = 1;
+// The format version this code writes, and the oldest it still reads.
+// Version 2 added the disk-error record; a version-1 log is version 2
+// without it.
+inline constexpr uint32_t kFormatVersion = 2;
+inline constexpr uint32_t kOldestReadableVersion = 1;
 inline constexpr size_t kHeaderPrefixSize = 16;  // magic, version, body_length
 inline constexpr size_t kMinHeaderBodySize = 144;
 inline constexpr size_t kMaxHeaderBodySize = size_t{1} << 20;
@@ -54,7 +57,12 @@ Result<std::optional<size_t>> peek_header_size(std::span<const uint8_t> bytes);
 struct DecodedHeader {
   Header header;
   size_t size = 0;  // bytes consumed; the first record starts here
+  uint32_t version = kFormatVersion;
 };
+
+// Whether a log of format `version` may hold records of `type` (the
+// disk-error record is new in version 2).
+bool version_has_record_type(uint32_t version, RecordType type);
 
 // Decodes the header at the start of `bytes`; later bytes are ignored.
 // nullopt: `bytes` is a valid prefix of a header but not all of it.

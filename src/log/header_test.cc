@@ -102,7 +102,7 @@ TEST(HeaderRoundTrip, InitrdWithoutDisk) {
 TEST(HeaderRoundTrip, FieldOffsetsAreTheSpecs) {
   const std::string b = Encode(FullHeader());
   EXPECT_EQ(b.substr(0, 8), std::string("\x89" "FTVMLOG", 8));
-  EXPECT_EQ(GetU32(b, 8), 1u);
+  EXPECT_EQ(GetU32(b, 8), 2u);
   EXPECT_EQ(GetU32(b, 12), b.size() - 20);
   EXPECT_EQ(internal::get_u64(S(b).data() + 16), 256ull << 20);
   EXPECT_EQ(GetU32(b, 24), 3u);  // initrd and disk
@@ -149,10 +149,10 @@ TEST(HeaderCorruption, EighthBitStripped) {
 
 TEST(HeaderCorruption, NewerVersion) {
   std::string b = Encode(MinimalHeader());
-  PutU32(b, 8, 2);
+  PutU32(b, 8, 3);
   const std::string e = DecodeError(b);
-  EXPECT_TRUE(Contains(e, "offset 8: unsupported log format version 2: this ftvm reads version 1 "
-                          "only (the log was written by a newer ftvm)"))
+  EXPECT_TRUE(Contains(e, "offset 8: unsupported log format version 3: this ftvm reads versions 1 "
+                          "to 2 (the log was written by a newer ftvm)"))
       << e;
 }
 
@@ -160,7 +160,7 @@ TEST(HeaderCorruption, VersionZero) {
   std::string b = Encode(MinimalHeader());
   PutU32(b, 8, 0);
   const std::string e = DecodeError(b);
-  EXPECT_TRUE(Contains(e, "unsupported log format version 0: this ftvm reads version 1 only")) << e;
+  EXPECT_TRUE(Contains(e, "unsupported log format version 0: this ftvm reads versions 1 to 2")) << e;
   EXPECT_FALSE(Contains(e, "newer"));
 }
 
@@ -176,8 +176,8 @@ TEST(HeaderCorruption, VersionIsCheckedBeforeTheChecksum) {
 
 TEST(HeaderCorruption, VersionIsReportedFromTheFirstTwelveBytes) {
   std::string b = Encode(MinimalHeader()).substr(0, 12);
-  PutU32(b, 8, 2);
-  EXPECT_TRUE(Contains(DecodeError(b), "version 2"));
+  PutU32(b, 8, 9);
+  EXPECT_TRUE(Contains(DecodeError(b), "version 9"));
 }
 
 TEST(HeaderCorruption, BodyLengthBelowTheMinimum) {

@@ -44,7 +44,8 @@ LogReader::LogReader(LogReader&& other) noexcept
       buf_start_(other.buf_start_),
       header_(std::move(other.header_)),
       error_(std::move(other.error_)),
-      order_(other.order_) {}
+      order_(other.order_),
+      version_(other.version_) {}
 
 LogReader& LogReader::operator=(LogReader&& other) noexcept {
   if (this != &other) {
@@ -59,6 +60,7 @@ LogReader& LogReader::operator=(LogReader&& other) noexcept {
     header_ = std::move(other.header_);
     error_ = std::move(other.error_);
     order_ = other.order_;
+    version_ = other.version_;
   }
   return *this;
 }
@@ -128,6 +130,7 @@ Result<Header> LogReader::header() {
   if (!decoded) return fail(decoded.error());
   FTVM_CHECK(decoded->has_value() && (*decoded)->size == n);
   header_ = std::move((*decoded)->header);
+  version_ = (*decoded)->version;
   pos_ += n;
   return *header_;
 }
@@ -165,6 +168,10 @@ Result<std::optional<Record>> LogReader::next() {
   auto decoded = decode_record(unread(n), at);
   if (!decoded) return fail(decoded.error());
   FTVM_CHECK(decoded->has_value() && (*decoded)->size == n);
+  if (!version_has_record_type(version_, (*decoded)->record.type())) {
+    return fail(fmt::format("offset {}: a {} record in a version-{} log (it is new in version 2)",
+                            at, record_type_name((*decoded)->record.type()), version_));
+  }
   if (Status s = order_.accept((*decoded)->record, at); !s) return fail(s.error());
   pos_ += n;
   return std::optional<Record>{std::move((*decoded)->record)};

@@ -50,6 +50,8 @@ class LogReader {
 
   // Whether the kEnd record has been returned: the log is complete.
   bool ended() const { return order_.ended(); }
+  // The log's format version (known once the header is read).
+  uint32_t version() const { return version_; }
 
   // Stream offset of the next unread byte: the end of the header or of the
   // last record returned; at an error, the start of what was wrong.
@@ -75,6 +77,7 @@ class LogReader {
   std::optional<Header> header_;
   std::optional<Error> error_;
   RecordOrder order_;
+  uint32_t version_ = kFormatVersion;  // the header's
 };
 
 }  // namespace ftvm::log

@@ -42,6 +42,7 @@ std::vector<Record> EveryType() {
       {100, ConsoleInput{{'e', 'c', 'h', 'o', '\n'}}},
       {100, NetFrame{Bytes(60, 0xee)}},
       {250, TimeSkip{1000000}},
+      {300, DiskError{1, false, 16, 1024, 0, Bytes(1024, 0x5c)}},
       {1000, StateHash{h}},
       {1000, OutputDigest{h, 10, 2, 120}},
       {1500, Progress{}},
@@ -248,8 +249,34 @@ TEST(LogCorruption, VersionMismatchNamesBothVersions) {
   std::string bytes = WriteLog(EveryType());
   bytes[8] = 9;
   const std::string e = ReadAll(bytes).error;
-  EXPECT_EQ(e, "t.log: offset 8: unsupported log format version 9: this ftvm reads version 1 only "
-               "(the log was written by a newer ftvm)");
+  EXPECT_EQ(e, "t.log: offset 8: unsupported log format version 9: this ftvm reads versions 1 to "
+               "2 (the log was written by a newer ftvm)");
+}
+
+// The header of a log, rewritten as version `version` (its checksum fixed).
+std::string WithVersion(std::string bytes, uint8_t version) {
+  bytes[8] = static_cast<char>(version);
+  const uint32_t body = static_cast<uint8_t>(bytes[12]) | static_cast<uint8_t>(bytes[13]) << 8 |
+                        static_cast<uint8_t>(bytes[14]) << 16 |
+                        static_cast<uint32_t>(static_cast<uint8_t>(bytes[15])) << 24;
+  const size_t crc_at = kHeaderPrefixSize + body;
+  const uint32_t crc = internal::crc32_of(internal::as_bytes(bytes).first(crc_at));
+  for (int i = 0; i < 4; ++i) bytes[crc_at + i] = static_cast<char>(crc >> (8 * i));
+  return bytes;
+}
+
+TEST(LogVersions, AVersion1LogIsStillRead) {
+  std::vector<Record> records = EveryType();
+  std::erase_if(records, [](const Record& r) { return r.type() == RecordType::kDiskError; });
+  LogReader reader = LogReader::from_bytes(WithVersion(WriteLog(records), 1), "t.log");
+  ReadResult r = ReadAll(std::move(reader));
+  EXPECT_EQ(r.error, "");
+  EXPECT_EQ(r.records, records);
+}
+
+TEST(LogVersions, ADiskErrorInAVersion1LogIsRefused) {
+  const std::string e = ReadAll(WithVersion(WriteLog(EveryType()), 1)).error;
+  EXPECT_TRUE(Contains(e, "a disk-error record in a version-1 log (it is new in version 2)")) << e;
 }
 
 TEST(LogCorruption, HeaderChecksum) {

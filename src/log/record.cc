@@ -26,6 +26,7 @@ bool is_known_type(uint8_t code) {
     case RecordType::kNetFrame:
     case RecordType::kEntropy:
     case RecordType::kTimeSkip:
+    case RecordType::kDiskError:
     case RecordType::kStateHash:
     case RecordType::kOutputDigest:
     case RecordType::kProgress:
@@ -58,6 +59,11 @@ std::optional<std::string> length_problem(RecordType type, uint64_t length) {
       return fmt::format("{} payload must be {} bytes, found {}", record_type_name(type), *fixed,
                          length);
     }
+  } else if (type == RecordType::kDiskError) {
+    if (length < kDiskErrorFixedSize || length - kDiskErrorFixedSize > kMaxDiskErrorChunk) {
+      return fmt::format("{} payload must be {} to {} bytes, found {}", record_type_name(type),
+                         kDiskErrorFixedSize, kDiskErrorFixedSize + kMaxDiskErrorChunk, length);
+    }
   } else if (length == 0) {
     return fmt::format("{} payload must not be empty", record_type_name(type));
   }
@@ -73,6 +79,7 @@ const Bytes* byte_payload(const Record& record) {
 
 size_t payload_size(const Record& record) {
   if (const Bytes* b = byte_payload(record)) return b->size();
+  if (auto* d = std::get_if<DiskError>(&record.payload)) return kDiskErrorFixedSize + d->data.size();
   return *fixed_payload_size(record.type());
 }
 
@@ -95,6 +102,13 @@ void put_payload(std::string& out, const Record& record) {
           put_u64(out, p.frame_bytes);
         } else if constexpr (std::is_same_v<T, End>) {
           put_u32(out, static_cast<uint32_t>(p.exit_status));
+        } else if constexpr (std::is_same_v<T, DiskError>) {
+          put_u8(out, p.op);
+          put_u8(out, p.unreadable ? 1 : 0);
+          put_u64(out, p.sector);
+          put_u64(out, p.length);
+          put_u64(out, p.chunk_offset);
+          put_bytes(out, p.data);
         }
       },
       record.payload);
@@ -118,6 +132,16 @@ Payload parse_payload(RecordType type, std::span<const uint8_t> p) {
                           get_u64(p.data() + 48)};
     case RecordType::kProgress: return Progress{};
     case RecordType::kEnd: return End{static_cast<int32_t>(get_u32(p.data()))};
+    case RecordType::kDiskError: {
+      DiskError d;
+      d.op = p[0];
+      d.unreadable = (p[1] & 1) != 0;
+      d.sector = get_u64(p.data() + 2);
+      d.length = get_u64(p.data() + 10);
+      d.chunk_offset = get_u64(p.data() + 18);
+      d.data.assign(p.begin() + kDiskErrorFixedSize, p.end());
+      return d;
+    }
   }
   FTVM_CHECK(false);
   return Progress{};
@@ -129,7 +153,7 @@ RecordType Record::type() const {
   static constexpr RecordType kTypes[] = {
       RecordType::kConsoleInput, RecordType::kNetFrame,     RecordType::kEntropy,
       RecordType::kTimeSkip,     RecordType::kStateHash,    RecordType::kOutputDigest,
-      RecordType::kProgress,     RecordType::kEnd,
+      RecordType::kProgress,     RecordType::kEnd,          RecordType::kDiskError,
   };
   static_assert(std::size(kTypes) == std::variant_size_v<Payload>);
   return kTypes[payload.index()];
@@ -141,6 +165,7 @@ std::string_view record_type_name(RecordType type) {
     case RecordType::kNetFrame: return "net-frame";
     case RecordType::kEntropy: return "entropy";
     case RecordType::kTimeSkip: return "time-skip";
+    case RecordType::kDiskError: return "disk-error";
     case RecordType::kStateHash: return "state-hash";
     case RecordType::kOutputDigest: return "output-digest";
     case RecordType::kProgress: return "progress";
@@ -168,6 +193,12 @@ std::string to_string(const Record& record) {
                      d->console_bytes, d->frames, d->frame_bytes);
   } else if (auto* e = std::get_if<End>(&record.payload)) {
     s += fmt::format(" exit status {}", e->exit_status);
+  } else if (auto* d = std::get_if<DiskError>(&record.payload)) {
+    s += fmt::format(" op {} sector {} length {}{}", d->op, d->sector, d->length,
+                     d->unreadable ? " unreadable after the failure"
+                                   : d->op == 1 ? fmt::format(" contents at +{}: {} bytes",
+                                                              d->chunk_offset, d->data.size())
+                                                : std::string());
   }
   return s;
 }

@@ -2,7 +2,8 @@
 //
 // A record is one nondeterministic input (a console byte run, a received
 // frame, entropy, a time skip), one check (a state hash, an output digest) or
-// one stream-control mark (progress, end), tagged with the instret at which it
+// one stream-control mark (progress, end), or a disk request that failed on
+// the recording host, tagged with the instret at which it
 // applies. The byte layout is specified in docs/log-format.md; this header is
 // the C++ view of it, shared by the file reader/writer and the logging channel.
 //
@@ -33,6 +34,7 @@ enum class RecordType : uint8_t {
   kNetFrame = 0x02,
   kEntropy = 0x03,
   kTimeSkip = 0x04,
+  kDiskError = 0x05,
   kStateHash = 0x10,
   kOutputDigest = 0x11,
   kProgress = 0x20,
@@ -63,6 +65,26 @@ struct TimeSkip {
   bool operator==(const TimeSkip&) const = default;
 };
 
+// A disk request that failed on the recording host: every copy of the
+// machine completes it with an I/O error instead of performing it (a read's
+// data bytes are zeroed). For a write, `data` holds the recording host's disk
+// contents after the failure over [chunk_offset, chunk_offset + data.size())
+// of the request's range; a replica writes them into its own copy, so the
+// copies stay equal. A write longer than kMaxDiskErrorChunk takes several
+// records at the same instret, in chunk order. `unreadable`: the recording
+// host could not read the range back (no data; a replica cannot mirror it).
+struct DiskError {
+  uint8_t op = 0;  // the virtio-blk request type: 0 read, 1 write, 4 flush
+  bool unreadable = false;
+  uint64_t sector = 0;   // the request's first 512-byte sector
+  uint64_t length = 0;   // the request's data bytes
+  uint64_t chunk_offset = 0;
+  Bytes data;
+  bool operator==(const DiskError&) const = default;
+};
+inline constexpr size_t kDiskErrorFixedSize = 1 + 1 + 8 + 8 + 8;
+inline constexpr size_t kMaxDiskErrorChunk = size_t{256} << 10;
+
 // SHA-256 of the machine state at the record's instret.
 struct StateHash {
   Sha256 hash{};
@@ -90,8 +112,8 @@ struct End {
   bool operator==(const End&) const = default;
 };
 
-using Payload =
-    std::variant<ConsoleInput, NetFrame, Entropy, TimeSkip, StateHash, OutputDigest, Progress, End>;
+using Payload = std::variant<ConsoleInput, NetFrame, Entropy, TimeSkip, StateHash, OutputDigest,
+                             Progress, End, DiskError>;
 
 struct Record {
   uint64_t instret = 0;

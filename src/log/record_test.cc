@@ -85,6 +85,42 @@ TEST(RecordRoundTrip, End) { ExpectRoundTrip({42, End{3}}); }
 
 TEST(RecordRoundTrip, EndWithNegativeStatus) { ExpectRoundTrip({42, End{-1}}); }
 
+TEST(RecordRoundTrip, DiskErrorOfARead) {
+  ExpectRoundTrip({77, DiskError{0, false, 1234, 4096, 0, {}}});
+}
+
+TEST(RecordRoundTrip, DiskErrorOfAWriteWithItsContents) {
+  ExpectRoundTrip({78, DiskError{1, false, 8, 1 << 20, 256 << 10, Bytes(kMaxDiskErrorChunk, 0xa5)}});
+}
+
+TEST(RecordRoundTrip, DiskErrorOfAWriteThatCouldNotBeReadBack) {
+  ExpectRoundTrip({79, DiskError{1, true, 8, 512, 0, {}}});
+}
+
+TEST(RecordRoundTrip, DiskErrorLayoutIsTheSpecs) {
+  const std::string bytes = Encode({5, DiskError{1, true, 0x0102, 0x0300, 0x40, {0xee}}});
+  ASSERT_EQ(bytes.size(), kRecordOverhead + 26 + 1);
+  EXPECT_EQ(bytes[0], 0x05);
+  const std::string p = bytes.substr(kRecordHeaderSize, 27);
+  EXPECT_EQ(p, std::string("\x01\x01\x02\x01\0\0\0\0\0\0\0\x03\0\0\0\0\0\0\x40\0\0\0\0\0\0\0\xee", 27));
+}
+
+TEST(RecordCorruption, DiskErrorShorterThanItsFixedFields) {
+  std::string bytes = Encode({9, DiskError{}});
+  bytes.erase(kRecordHeaderSize + 25, 1);
+  PutU32(bytes, 9, 25);
+  FixHeaderCrc(bytes);
+  FixRecordCrc(bytes);
+  const std::string e = DecodeError(bytes);
+  EXPECT_TRUE(Contains(e, "disk-error payload must be 26 to")) << e;
+}
+
+TEST(RecordCorruption, DiskErrorChunkOverItsLimitIsRefusedWhenWriting) {
+  const Status s = check_record({9, DiskError{1, false, 0, 1 << 20, 0, Bytes(kMaxDiskErrorChunk + 1)}});
+  ASSERT_FALSE(s);
+  EXPECT_TRUE(Contains(s.error(), "disk-error payload must be 26 to")) << s.error();
+}
+
 TEST(RecordRoundTrip, PayloadAtTheLimit) {
   ExpectRoundTrip({1, NetFrame{Bytes(kMaxPayloadSize, 0x5a)}});
 }
@@ -94,6 +130,7 @@ TEST(RecordRoundTrip, TypeCodesAreTheSpecs) {
   EXPECT_EQ(Encode({0, NetFrame{{1}}})[0], 0x02);
   EXPECT_EQ(Encode({0, Entropy{{1}}})[0], 0x03);
   EXPECT_EQ(Encode({0, TimeSkip{}})[0], 0x04);
+  EXPECT_EQ(Encode({0, DiskError{}})[0], 0x05);
   EXPECT_EQ(Encode({0, StateHash{}})[0], 0x10);
   EXPECT_EQ(Encode({0, OutputDigest{}})[0], 0x11);
   EXPECT_EQ(Encode({0, Progress{}})[0], 0x20);

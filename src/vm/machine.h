@@ -137,6 +137,15 @@ class Machine final : private SbiPlatform {
   bool deliver_frame(std::span<const uint8_t> frame);
   bool net_can_receive() const { return net_ && net_->can_receive(); }
   bool has_net() const { return net_ != nullptr; }
+  bool has_disk() const { return blk_ != nullptr; }
+  // How the disk's host I/O failures are logged or replayed (virtio_blk.h);
+  // null: they only complete with IOERR. No effect without a disk.
+  void set_disk_faults(DiskFaults* faults) {
+    if (blk_) blk_->set_faults(faults);
+  }
+  // Host I/O failures of the disk so far, and the last one's description.
+  uint64_t disk_host_errors() const { return blk_ ? blk_->host_errors() : 0; }
+  std::string disk_last_host_error() const { return blk_ ? blk_->last_host_error() : std::string(); }
 
   // Console output (UART and SBI console), byte by byte, in guest order.
   void set_console_sink(std::function<void(uint8_t)> sink) { console_sink_ = std::move(sink); }

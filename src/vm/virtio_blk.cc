@@ -93,24 +93,62 @@ bool VirtioBlk::handle(Virtqueue& queue, const DescriptorChain& chain) {
   std::memcpy(&sector, hdr.data() + 8, 8);
 
   const uint64_t in_len = chain.writable_len - 1;  // writable bytes before the status
+  const uint64_t out_len = chain.readable_len - kHeaderBytes;
   uint8_t status = kStatusUnsupp;
   uint64_t written = 0;  // data bytes written, before the status byte
+  // A request that reaches the disk: the recording may say how it ended.
+  auto recorded = [&](const DiskRequest& request) {
+    return faults_ != nullptr ? faults_->recorded(request) : DiskFaults::Recorded{};
+  };
   switch (type) {
-    case kTypeIn:
+    case kTypeIn: {
+      if (!in_range(sector, in_len)) {
+        status = kStatusIoErr;
+        break;
+      }
+      const DiskRequest request{kTypeIn, sector, in_len};
+      if (DiskFaults::Recorded r = recorded(request); r.failed) {
+        status = replay_failure(queue, chain, request, std::move(r));
+        break;
+      }
       status = do_read(queue, chain, sector, in_len);
-      if (status == kStatusOk) written = in_len;
+      if (status == kStatusOk) {
+        written = in_len;
+      } else {
+        zero_data(queue, chain, in_len);
+        report_failure(request);
+      }
       break;
-    case kTypeOut:
-      status = do_write(queue, chain, sector, chain.readable_len - kHeaderBytes);
+    }
+    case kTypeOut: {
+      if (disk_->read_only() || !in_range(sector, out_len)) {
+        status = kStatusIoErr;
+        break;
+      }
+      const DiskRequest request{kTypeOut, sector, out_len};
+      if (DiskFaults::Recorded r = recorded(request); r.failed) {
+        status = replay_failure(queue, chain, request, std::move(r));
+        break;
+      }
+      status = do_write(queue, chain, sector, out_len);
+      if (status != kStatusOk) report_failure(request);
       break;
-    case kTypeFlush:
+    }
+    case kTypeFlush: {
+      const DiskRequest request{kTypeFlush, 0, 0};
+      if (DiskFaults::Recorded r = recorded(request); r.failed) {
+        status = replay_failure(queue, chain, request, std::move(r));
+        break;
+      }
       if (Status s = disk_->flush(); s) {
         status = kStatusOk;
       } else {
         host_error("flush", s);
+        report_failure(request);
         status = kStatusIoErr;
       }
       break;
+    }
     case kTypeGetId: {
       std::array<uint8_t, kIdBytes> id{};
       std::memcpy(id.data(), serial_.data(), serial_.size());
@@ -136,7 +174,6 @@ bool VirtioBlk::in_range(uint64_t sector, uint64_t len) const {
 
 uint8_t VirtioBlk::do_read(Virtqueue& queue, const DescriptorChain& chain, uint64_t sector,
                            uint64_t len) {
-  if (!in_range(sector, len)) return kStatusIoErr;
   uint64_t off = sector * kSectorSize;
   for (const GuestRange& r : slice_ranges(chain.writable, 0, len)) {
     uint8_t* p = queue.memory().writable(r.addr, r.len);
@@ -152,13 +189,8 @@ uint8_t VirtioBlk::do_read(Virtqueue& queue, const DescriptorChain& chain, uint6
 
 uint8_t VirtioBlk::do_write(Virtqueue& queue, const DescriptorChain& chain, uint64_t sector,
                             uint64_t len) {
-  if (disk_->read_only() || !in_range(sector, len)) return kStatusIoErr;
   uint64_t off = sector * kSectorSize;
-  if (len > 0) {
-    const uint64_t first = off / kTrackBlockBytes, last = (off + len - 1) / kTrackBlockBytes;
-    std::fill(dirty_.begin() + static_cast<ptrdiff_t>(first),
-              dirty_.begin() + static_cast<ptrdiff_t>(last + 1), uint8_t{1});
-  }
+  mark_dirty(off, len);
   for (const GuestRange& r : slice_ranges(chain.readable, kHeaderBytes, len)) {
     const uint8_t* p = queue.memory().readable(r.addr, r.len);
     FTVM_CHECK(p != nullptr);
@@ -169,6 +201,47 @@ uint8_t VirtioBlk::do_write(Virtqueue& queue, const DescriptorChain& chain, uint
     off += r.len;
   }
   return kStatusOk;
+}
+
+void VirtioBlk::mark_dirty(uint64_t off, uint64_t len) {
+  if (len == 0) return;
+  const uint64_t first = off / kTrackBlockBytes, last = (off + len - 1) / kTrackBlockBytes;
+  std::fill(dirty_.begin() + static_cast<ptrdiff_t>(first),
+            dirty_.begin() + static_cast<ptrdiff_t>(last + 1), uint8_t{1});
+}
+
+void VirtioBlk::zero_data(Virtqueue& queue, const DescriptorChain& chain, uint64_t len) {
+  for (const GuestRange& r : slice_ranges(chain.writable, 0, len)) {
+    uint8_t* p = queue.memory().writable(r.addr, r.len);
+    FTVM_CHECK(p != nullptr);
+    std::memset(p, 0, r.len);
+  }
+}
+
+void VirtioBlk::report_failure(const DiskRequest& request) {
+  if (faults_ == nullptr) return;
+  std::optional<std::vector<uint8_t>> after;
+  if (request.type == kTypeOut && request.length <= kMaxReadBack) {
+    std::vector<uint8_t> bytes(request.length);
+    if (disk_->read(request.sector * kSectorSize, bytes)) after = std::move(bytes);
+  }
+  faults_->failed(request, after, last_host_error_);
+}
+
+uint8_t VirtioBlk::replay_failure(Virtqueue& queue, const DescriptorChain& chain,
+                                  const DiskRequest& request, DiskFaults::Recorded recorded) {
+  if (request.type == kTypeIn) zero_data(queue, chain, request.length);
+  if (request.type == kTypeOut && recorded.after) {
+    FTVM_CHECK(recorded.after->size() == request.length);
+    const uint64_t off = request.sector * kSectorSize;
+    mark_dirty(off, request.length);
+    if (Status s = disk_->write(off, *recorded.after); !s) {
+      host_error(fmt::format("write of the recorded contents, {} bytes at {}", request.length, off),
+                 s);
+      faults_->failed(request, std::nullopt, last_host_error_);
+    }
+  }
+  return kStatusIoErr;
 }
 
 void VirtioBlk::host_error(const std::string& what, const Status& status) {

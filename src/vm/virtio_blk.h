@@ -20,10 +20,12 @@
 //
 // Data lengths of reads and writes must be whole 512-byte sectors and lie
 // within the capacity, checked without overflow; otherwise IOERR and no data
-// moves. A host I/O error also completes the request with IOERR; it is
-// counted in host_errors() and described in last_host_error(), and the
-// machine must treat it as a divergence of this host, since the guest saw
-// something another host would not.
+// moves. A host I/O error also completes the request with IOERR (a read's
+// data bytes all zeroed, however far it got); it is counted in host_errors()
+// and described in last_host_error(). Since the guest then saw something
+// another host's copy would not give it, a replicated machine needs
+// DiskFaults (below): the live side logs each failure, a replica completes
+// the same request the same way.
 //
 // A writable disk's contents are guest state: the device marks every
 // kTrackBlockBytes block a write touches (dirty_blocks(), one byte a block,
@@ -43,6 +45,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -89,6 +92,37 @@ class MemoryBlockBackend final : public BlockBackend {
   bool read_only_;
   bool failing_ = false;
   unsigned flushes_ = 0;
+};
+
+// One virtio-blk request, as DiskFaults sees it.
+struct DiskRequest {
+  uint32_t type = 0;    // VirtioBlk::kTypeIn, kTypeOut or kTypeFlush
+  uint64_t sector = 0;  // 0 for a flush
+  uint64_t length = 0;  // data bytes (0 for a flush)
+  bool operator==(const DiskRequest&) const = default;
+};
+
+// How host I/O failures of a disk become the same guest-visible outcome on
+// every copy of a machine (ft:: logs them on the live side and replays them
+// on a replica). Called from inside the notifying register write, at the
+// machine's current instret.
+class DiskFaults {
+ public:
+  virtual ~DiskFaults() = default;
+  // What the recording did with a request before this host performs it.
+  struct Recorded {
+    bool failed = false;  // complete with IOERR without performing it
+    // A failed write: the recording host's contents over the request's
+    // range after its failure, for this copy to take (nullopt: none; the
+    // disk is left alone).
+    std::optional<std::vector<uint8_t>> after;
+  };
+  virtual Recorded recorded(const DiskRequest& request) = 0;
+  // `request` failed on this host (and recorded() had not said it would).
+  // For a write, `after` is this host's contents over the request's range,
+  // read back after the failure (nullopt: unreadable too).
+  virtual void failed(const DiskRequest& request, const std::optional<std::vector<uint8_t>>& after,
+                      const std::string& why) = 0;
 };
 
 class VirtioBlk final : public VirtioDeviceBackend {
@@ -140,10 +174,16 @@ class VirtioBlk final : public VirtioDeviceBackend {
   // Blocks written since their flag was last cleared (by whoever hashes
   // them); all set at first, since nothing has hashed them yet.
   static constexpr uint64_t kTrackBlockBytes = 4096;
+  // A failed write longer than this is reported as unreadable rather than
+  // read back into memory.
+  static constexpr uint64_t kMaxReadBack = uint64_t{64} << 20;
   std::vector<uint8_t>& dirty_blocks() { return dirty_; }
   void mark_all_dirty() { std::fill(dirty_.begin(), dirty_.end(), uint8_t{1}); }
   uint64_t host_errors() const { return host_errors_; }
   const std::string& last_host_error() const { return last_host_error_; }
+  // May be null (the default): failures only complete with IOERR. Must
+  // outlive the device.
+  void set_faults(DiskFaults* faults) { faults_ = faults; }
 
   State state() const { return {}; }
   void restore(const State&) {}
@@ -157,8 +197,16 @@ class VirtioBlk final : public VirtioDeviceBackend {
                    uint64_t len);
   bool in_range(uint64_t sector, uint64_t len) const;
   void host_error(const std::string& what, const Status& status);
+  void mark_dirty(uint64_t off, uint64_t len);
+  void zero_data(Virtqueue& queue, const DescriptorChain& chain, uint64_t len);
+  // A failed request: counts it and tells faults_ (reading a write's range back).
+  void report_failure(const DiskRequest& request);
+  // A request the recording saw fail: takes its recorded contents; IOERR.
+  uint8_t replay_failure(Virtqueue& queue, const DescriptorChain& chain,
+                         const DiskRequest& request, DiskFaults::Recorded recorded);
 
   BlockBackend* disk_;
+  DiskFaults* faults_ = nullptr;
   std::string serial_;
   std::vector<uint8_t> dirty_;
   uint64_t host_errors_ = 0;

@@ -297,6 +297,158 @@ TEST_F(VirtioBlkTest, HostFlushErrorIsIoErr) {
   EXPECT_EQ(blk_.host_errors(), 1u);
 }
 
+// --- host failures and DiskFaults (how a replicated machine keeps its copies equal) ---
+
+// Records what the device reports, and answers recorded() with `next`.
+struct TestFaults final : DiskFaults {
+  struct Failure {
+    DiskRequest request;
+    std::optional<std::vector<uint8_t>> after;
+    std::string why;
+  };
+  std::vector<DiskRequest> asked;
+  std::vector<Failure> failures;
+  std::optional<DiskRequest> fail_request;  // recorded() says this one failed
+  std::optional<std::vector<uint8_t>> recorded_after;
+  Recorded recorded(const DiskRequest& r) override {
+    asked.push_back(r);
+    if (fail_request && *fail_request == r) return {true, recorded_after};
+    return {};
+  }
+  void failed(const DiskRequest& r, const std::optional<std::vector<uint8_t>>& after,
+              const std::string& why) override {
+    failures.push_back({r, after, why});
+  }
+};
+
+// A disk whose writes stop with an error after `budget` more bytes (reads work).
+struct PartialWriteDisk final : BlockBackend {
+  MemoryBlockBackend inner;
+  uint64_t budget = 0;
+  explicit PartialWriteDisk(std::vector<uint8_t> bytes) : inner(std::move(bytes)) {}
+  uint64_t size() const override { return inner.size(); }
+  bool read_only() const override { return false; }
+  Status read(uint64_t off, std::span<uint8_t> out) override { return inner.read(off, out); }
+  Status write(uint64_t off, std::span<const uint8_t> data) override {
+    const uint64_t n = std::min<uint64_t>(budget, data.size());
+    budget -= n;
+    if (Status s = inner.write(off, data.first(n)); !s) return s;
+    if (n < data.size()) return make_error("no space left on device");
+    return {};
+  }
+  Status flush() override { return inner.flush(); }
+};
+
+TEST_F(VirtioBlkTest, AFailedReadZeroesItsDataAndIsReported) {
+  bring_up();
+  TestFaults faults;
+  blk_.set_faults(&faults);
+  const std::vector<uint8_t> junk(1024, 0xcc);
+  ram_.put(kData, junk.data(), junk.size());
+  disk_.set_failing(true);
+  EXPECT_EQ(request(VirtioBlk::kTypeIn, 4, 1024, true), VirtioBlk::kStatusIoErr);
+  EXPECT_EQ(ram_.get(kData, 1024), std::vector<uint8_t>(1024, 0));  // never half a read
+  ASSERT_EQ(faults.failures.size(), 1u);
+  EXPECT_EQ(faults.failures[0].request, (DiskRequest{VirtioBlk::kTypeIn, 4, 1024}));
+  EXPECT_FALSE(faults.failures[0].after.has_value());
+  EXPECT_NE(faults.failures[0].why.find("injected read failure"), std::string::npos);
+}
+
+TEST(VirtioBlkFaults, AFailedWriteIsReadBackWithWhateverReachedTheDisk) {
+  TestRam ram;
+  FakeLine line;
+  PartialWriteDisk disk(pattern(kDiskSectors * 512, 3));
+  VirtioBlk blk(&disk, "d");
+  VirtioMmio dev(ram.memory(), &line, &blk);
+  TestDriver drv(dev, ram);
+  ASSERT_TRUE(drv.negotiate());
+  TestQueue q = drv.setup_queue(0);
+  drv.driver_ok();
+  TestFaults faults;
+  blk.set_faults(&faults);
+  disk.budget = 512;  // the first sector of two reaches the disk
+  const std::vector<uint8_t> data = pattern(1024, 99);
+  ram.put(kData, data.data(), data.size());
+  ram.put_le<uint32_t>(kHdr, VirtioBlk::kTypeOut);
+  ram.put_le<uint32_t>(kHdr + 4, 0);
+  ram.put_le<uint64_t>(kHdr + 8, 2);
+  q.add(ram, {{kHdr, 16, false}, {kData, 1024, false}, {kStatusByte, 1, true}});
+  drv.notify(0);
+  EXPECT_EQ(ram.get_le<uint8_t>(kStatusByte), VirtioBlk::kStatusIoErr);
+  ASSERT_EQ(faults.failures.size(), 1u);
+  EXPECT_EQ(faults.failures[0].request, (DiskRequest{VirtioBlk::kTypeOut, 2, 1024}));
+  ASSERT_TRUE(faults.failures[0].after.has_value());
+  std::vector<uint8_t> expected(data.begin(), data.begin() + 512);
+  const std::vector<uint8_t> old = pattern(kDiskSectors * 512, 3);
+  expected.insert(expected.end(), old.begin() + 3 * 512, old.begin() + 4 * 512);
+  EXPECT_EQ(*faults.failures[0].after, expected);
+  EXPECT_EQ(blk.dirty_blocks()[0], 1);
+}
+
+TEST_F(VirtioBlkTest, ARecordedWriteFailureTakesTheRecordedContentsInsteadOfTheWrite) {
+  bring_up();
+  std::fill(blk_.dirty_blocks().begin(), blk_.dirty_blocks().end(), uint8_t{0});
+  TestFaults faults;
+  faults.fail_request = DiskRequest{VirtioBlk::kTypeOut, 8, 1024};
+  faults.recorded_after = std::vector<uint8_t>(1024, 0x42);
+  blk_.set_faults(&faults);
+  const std::vector<uint8_t> data(1024, 0x77);
+  ram_.put(kData, data.data(), data.size());
+  EXPECT_EQ(request(VirtioBlk::kTypeOut, 8, 1024, false), VirtioBlk::kStatusIoErr);
+  EXPECT_EQ(disk_bytes(8 * 512, 1024), std::vector<uint8_t>(1024, 0x42));
+  EXPECT_EQ(blk_.host_errors(), 0u);
+  EXPECT_TRUE(faults.failures.empty());
+  EXPECT_EQ(blk_.dirty_blocks()[1], 1);  // sector 8 is in the second 4 KiB block
+  // The next request is performed as usual.
+  EXPECT_EQ(request(VirtioBlk::kTypeOut, 10, 1024, false), VirtioBlk::kStatusOk);
+  EXPECT_EQ(disk_bytes(10 * 512, 1024), data);
+  ASSERT_EQ(faults.asked.size(), 2u);
+}
+
+TEST_F(VirtioBlkTest, ARecordedReadFailureNeverTouchesTheDisk) {
+  bring_up();
+  TestFaults faults;
+  faults.fail_request = DiskRequest{VirtioBlk::kTypeIn, 0, 512};
+  blk_.set_faults(&faults);
+  disk_.set_failing(true);  // a read would fail here too: it must not happen
+  const std::vector<uint8_t> junk(512, 0xcc);
+  ram_.put(kData, junk.data(), junk.size());
+  EXPECT_EQ(request(VirtioBlk::kTypeIn, 0, 512, true), VirtioBlk::kStatusIoErr);
+  EXPECT_EQ(ram_.get(kData, 512), std::vector<uint8_t>(512, 0));
+  EXPECT_EQ(blk_.host_errors(), 0u);
+  EXPECT_TRUE(faults.failures.empty());
+}
+
+TEST_F(VirtioBlkTest, ARecordedFlushFailureCompletesWithIoErr) {
+  bring_up();
+  TestFaults faults;
+  faults.fail_request = DiskRequest{VirtioBlk::kTypeFlush, 0, 0};
+  blk_.set_faults(&faults);
+  EXPECT_EQ(request(VirtioBlk::kTypeFlush, 0, 0, false), VirtioBlk::kStatusIoErr);
+  EXPECT_EQ(disk_.flush_count(), 0u);
+}
+
+TEST_F(VirtioBlkTest, AReplicaWhoseOwnCopyFailsTellsItsFaults) {
+  bring_up();
+  TestFaults faults;
+  faults.fail_request = DiskRequest{VirtioBlk::kTypeOut, 0, 512};
+  faults.recorded_after = std::vector<uint8_t>(512, 1);
+  blk_.set_faults(&faults);
+  disk_.set_failing(true);
+  EXPECT_EQ(request(VirtioBlk::kTypeOut, 0, 512, false), VirtioBlk::kStatusIoErr);
+  ASSERT_EQ(faults.failures.size(), 1u);
+  EXPECT_NE(faults.failures[0].why.find("recorded contents"), std::string::npos);
+}
+
+TEST_F(VirtioBlkTest, RequestsTheDeviceRefusesAreNotDiskFailures) {
+  bring_up();
+  TestFaults faults;
+  blk_.set_faults(&faults);
+  EXPECT_EQ(request(VirtioBlk::kTypeIn, kDiskSectors, 512, true), VirtioBlk::kStatusIoErr);
+  EXPECT_TRUE(faults.asked.empty());
+  EXPECT_TRUE(faults.failures.empty());
+}
+
 TEST_F(VirtioBlkTest, ShortHeaderNeedsReset) {
   bring_up();
   q_.add(ram_, {{kHdr, 8, false}, {kStatusByte, 1, true}});
