@@ -7,7 +7,8 @@ split brain on the LAN or client-visible error.
 
 Schedule I of seed S is drawn from a generator seeded with "S/I" alone, so
 it is the same on every run and every machine. Each schedule:
-  1. `ftvm up --name NAME` (namespaces NAME-*; default NAME camp);
+  1. `ftvm up --name NAME --fresh` (namespaces NAME-*; default NAME camp; new
+     disk copies, so Redis starts empty);
   2. an AF_PACKET audit of the LAN (in NAME-lan): every frame the guest's MAC
      sends into the switch from each host's port, kernel-timestamped;
   3. when the schedule impairs a link, a relay (bench/netrelay.py) spliced
@@ -562,7 +563,9 @@ class Run:
         t_start = time.monotonic()
         self.ftvm("down", "--name", self.name, check=False)
         try:
-            self.ftvm("up", "--name", self.name, "--timeout-ms", str(a.timeout_ms),
+            # Every schedule starts from the guest image's disk (--fresh):
+            # its keys' histories begin empty.
+            self.ftvm("up", "--name", self.name, "--timeout-ms", str(a.timeout_ms), "--fresh",
                       timeout=a.up_timeout)
         except (RuntimeError, subprocess.TimeoutExpired) as e:
             self.problems.append(("pair-up", f"ftvm up failed: {str(e).strip()[-400:]}"))
@@ -785,6 +788,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--schedules", type=int, default=10, help="schedules 0..N-1 (default 10)")
     ap.add_argument("--seed", type=int, default=1, help="the campaign's seed (default 1)")
+    ap.add_argument("--first", type=int, default=0,
+                    help="start at schedule I (schedules I..N-1; default 0)")
     ap.add_argument("--only", type=int, default=None, help="run schedule I alone")
     ap.add_argument("--resume", action="store_true", help="skip schedules already in the results")
     ap.add_argument("--out", default=None, help="results directory (default bench/results/campaign-S)")
@@ -810,7 +815,9 @@ def main():
     if not re.fullmatch(r"[a-z0-9]{1,8}", a.name):
         ap.error("--name: 1 to 8 lower-case letters or digits")
     a.seed_int = a.seed * 1_000_003
-    indexes = [a.only] if a.only is not None else list(range(a.schedules))
+    if not 0 <= a.first < a.schedules:
+        ap.error(f"--first {a.first}: must be below --schedules {a.schedules}")
+    indexes = [a.only] if a.only is not None else list(range(a.first, a.schedules))
     if a.print_schedules:
         for i in indexes:
             print(f"{i}: " + "; ".join(describe(f) for f in make_schedule(a.seed, i, a.window)))

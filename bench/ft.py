@@ -114,7 +114,8 @@ class Bench:
         for attempt in (1, 2):
             t0 = time.monotonic()
             try:
-                self.ftvm("up", "--name", name, "--timeout-ms", str(self.a.timeout_ms), timeout=400)
+                self.ftvm("up", "--name", name, "--timeout-ms", str(self.a.timeout_ms), "--fresh",
+                          timeout=400)
                 return time.monotonic() - t0
             except Exception as e:
                 # Recorded as a problem, with the pair's logs; one retry.

@@ -8,7 +8,7 @@
 #   Image               Linux 6.1 (linux-source-6.1), uncompressed RISC-V Image
 #   initramfs.cpio.gz   busybox and Redis (Debian sources), /init, ftvm-poweroff,
 #                       cpubench
-#   data.ext2           64 MiB ext2 data disk (README, empty redis/), for vda
+#   data.img            64 MiB ext4 data disk (README, empty redis/), for vda
 #   manifest.txt        versions, hash, sizes, sha256s, build times
 #   System.map, linux.config, busybox.config, build.log   for debugging
 # <hash> is the sha256 over every file in guest/ and the versions of the
@@ -103,7 +103,7 @@ if ((print_hash)); then
 fi
 
 is_complete() {
-  [[ -f $1/Image && -f $1/initramfs.cpio.gz && -f $1/data.ext2 && -f $1/manifest.txt ]]
+  [[ -f $1/Image && -f $1/initramfs.cpio.gz && -f $1/data.img && -f $1/manifest.txt ]]
 }
 
 # Best effort: a read-only cache still serves its entries.
@@ -332,7 +332,7 @@ mkdir "$work/out"
 cp "$ksrc/arch/riscv/boot/Image" "$work/out/Image"
 gzip -n -9 <"$work/initramfs.cpio" >"$work/out/initramfs.cpio.gz"
 
-stage 7 "data disk: data.ext2"
+stage 7 "data disk: data.img (ext4)"
 # The files come from guest/data/ (plus an empty redis/ for Redis's dir). The
 # UUID and directory hash seed are fixed, E2FSPROGS_FAKE_TIME fixes the
 # superblock's and new inodes' times, and debugfs then sets every copied
@@ -345,18 +345,22 @@ cp -R "$recipe/data/." "$data/"
 mkdir -p "$data/redis"
 chmod -R u=rwX,go=rX "$data"
 export E2FSPROGS_FAKE_TIME=$epoch
-run mke2fs -q -F -t ext2 -b 4096 -I 256 -m 0 -L ftvm-data \
+# ext4 with its journal, so a guest killed in the middle of a write (a pair
+# stopped with `ftvm down`) leaves a file system the next boot recovers;
+# inode tables and journal are written out now rather than by the guest's
+# lazy-init thread after its first mount.
+run mke2fs -q -F -t ext4 -b 4096 -I 256 -m 0 -L ftvm-data \
   -U 6674766d-6461-7461-0000-000000000001 \
-  -E hash_seed=6674766d-6461-7461-0000-000000000002,root_owner=0:0 \
-  -d "$data" "$work/out/data.ext2" 64M
+  -E hash_seed=6674766d-6461-7461-0000-000000000002,root_owner=0:0,lazy_itable_init=0,lazy_journal_init=0 \
+  -d "$data" "$work/out/data.img" 64M
 (cd "$data" && find . -print | LC_ALL=C sort) | while IFS= read -r path; do
   path=/${path#./}
   path=${path%/.}
   for field in atime mtime ctime; do printf 'sif "%s" %s @%s\n' "${path:-/}" "$field" "$epoch"; done
   printf 'sif "%s" uid 0\nsif "%s" gid 0\n' "${path:-/}" "${path:-/}"
 done >"$work/debugfs.cmds"
-run debugfs -w -f "$work/debugfs.cmds" "$work/out/data.ext2"
-run e2fsck -fn "$work/out/data.ext2"
+run debugfs -w -f "$work/debugfs.cmds" "$work/out/data.img"
+run e2fsck -fn "$work/out/data.img"
 unset E2FSPROGS_FAKE_TIME
 cp "$ksrc/System.map" "$work/out/System.map"
 cp "$ksrc/.config" "$work/out/linux.config"
@@ -384,7 +388,7 @@ sha_of() { sha256sum "$1" | cut -d' ' -f1; }
   printf 'redis-server: %s bytes (%s)\n' "$(size_of "$root/usr/bin/redis-server")" "$redis_release"
   printf 'redis-cli: %s bytes\n' "$(size_of "$root/usr/bin/redis-cli")"
   printf '\n[data disk]\n'
-  printf 'data.ext2: %s bytes, sha256 %s\n' "$(size_of "$work/out/data.ext2")" "$(sha_of "$work/out/data.ext2")"
+  printf 'data.img: %s bytes, sha256 %s\n' "$(size_of "$work/out/data.img")" "$(sha_of "$work/out/data.img")"
   printf '\n[build]\n'
   printf 'host: %s cores (make -j%s)\n' "$(nproc)" "$jobs"
   printf 'kernel compile: %s s\n' "$t_kernel"

@@ -46,13 +46,13 @@ seconds() { printf '%d.%03d' $(($1 / 1000000)) $(($1 % 1000000 / 1000)); }
 # QEMU options added to every boot() while set: devices (disk, network).
 qemu_devices=()
 
-# A fresh copy of the image's data disk at $tmp/$1.ext2.
-disk_copy() { cp "$image_dir/data.ext2" "$tmp/$1.ext2"; }
-# QEMU options for the disk $tmp/$1.ext2 as virtio-blk; $2 is "ro" for read-only.
+# A fresh copy of the image's data disk at $tmp/$1.img.
+disk_copy() { cp "$image_dir/data.img" "$tmp/$1.img"; }
+# QEMU options for the disk $tmp/$1.img as virtio-blk; $2 is "ro" for read-only.
 disk_opts() {
   local ro=
   [[ ${2:-} == ro ]] && ro=,readonly=on
-  printf '%s\n' -drive "file=$tmp/$1.ext2,format=raw,if=none,id=d0$ro" \
+  printf '%s\n' -drive "file=$tmp/$1.img,format=raw,if=none,id=d0$ro" \
     -device virtio-blk-device,drive=d0
 }
 # QEMU options for a virtio-net device on QEMU's user-mode network (the guest
@@ -214,7 +214,7 @@ check_boot redis-disk-net "$net_arg ftvm.service=redis ftvm.cmd=$(hex \
   'redis-cli ping; redis-cli set k v; redis-cli get k; redis-cli --raw config get dir; ls /data | cat;
    grep " /data " /proc/mounts; ip -4 -o addr show dev eth0; ip route')" 0 \
   '^PONG$' '^OK$' '^"v"$' '^/data/redis$' '^README$' '^redis$' '^lost\+found$' \
-  '^/dev/vda /data ext2 rw[ ,]' 'inet 10\.0\.2\.15/24 ' '^default via 10\.0\.2\.2 dev eth0'
+  '^/dev/vda /data ext4 rw[ ,]' 'inet 10\.0\.2\.15/24 ' '^default via 10\.0\.2\.2 dev eth0'
 boot_redis_total=$run_total_us
 # The services start before the command even with the command line's words in
 # another order, and an unknown name costs one line and nothing else.
@@ -234,12 +234,12 @@ check_boot redis-load "ftvm.service=redis ftvm.cmd=$(hex 'redis-cli --raw get ke
 disk_copy ro
 mapfile -t qemu_devices < <(disk_opts ro ro)
 check_boot data-read-only "ftvm.service=redis ftvm.cmd=$(hex 'grep " /data " /proc/mounts; redis-cli --raw config get dir; cat /data/README')" 0 \
-  '^/dev/vda /data ext2 ro[ ,]' '^/tmp$' '^ftvm data disk$'
+  '^/dev/vda /data ext4 ro[ ,]' '^/tmp$' '^ftvm data disk$'
 
-# A disk that is not ext2: one line, and the command still runs.
-head -c 1048576 /dev/zero >"$tmp/zero.ext2"
+# A disk that is not ext4: one line, and the command still runs.
+head -c 1048576 /dev/zero >"$tmp/zero.img"
 mapfile -t qemu_devices < <(disk_opts zero)
-check_cmd data-not-ext2 'grep -c " /data " /proc/mounts' 1 \
+check_cmd data-not-ext4 'grep -c " /data " /proc/mounts' 1 \
   '^ftvm-guest: cannot mount /dev/vda on /data' '^0$'
 
 # Without a disk and without ftvm.net: nothing from init, /data empty, eth0
@@ -334,14 +334,14 @@ check_ftvm() {
 if [[ -x $ftvm ]]; then
   disk_copy ftvm
   common=(--kernel "$image_dir/Image" --initrd "$image_dir/initramfs.cpio.gz")
-  check_ftvm disk 0 "${common[@]}" --disk "$tmp/ftvm.ext2" -- \
+  check_ftvm disk 0 "${common[@]}" --disk "$tmp/ftvm.img" -- \
     'ls /data | cat; redis-server --version' '^README$' '^redis$' '^Redis server v=[0-9.]+ .*malloc=libc'
-  check_ftvm redis 0 "${common[@]}" --disk "$tmp/ftvm.ext2" --append ftvm.service=redis -- \
+  check_ftvm redis 0 "${common[@]}" --disk "$tmp/ftvm.img" --append ftvm.service=redis -- \
     'redis-cli ping; redis-cli set k v; redis-cli get k; redis-cli --raw config get dir' \
     '^PONG$' '^OK$' '^"v"$' '^/data/redis$'
-  check_ftvm read-only 0 "${common[@]}" --disk "$tmp/ftvm.ext2" --disk-read-only --append ftvm.service=redis -- \
+  check_ftvm read-only 0 "${common[@]}" --disk "$tmp/ftvm.img" --disk-read-only --append ftvm.service=redis -- \
     'grep " /data " /proc/mounts; redis-cli -h 127.0.0.1 ping; redis-cli --raw config get dir' \
-    '^/dev/vda /data ext2 ro[ ,]' '^PONG$' '^/tmp$'
+    '^/dev/vda /data ext4 ro[ ,]' '^PONG$' '^/tmp$'
   check_ftvm no-disk 0 "${common[@]}" -- 'ls -A /data | wc -l' '^0$'
   if grep -q ftvm-guest "$tmp/ftvm-no-disk.log"; then
     fail ftvm-no-disk "init printed something without a disk" "$tmp/ftvm-no-disk.log"

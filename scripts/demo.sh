@@ -25,7 +25,7 @@ trap cleanup EXIT
 cleanup
 
 step "ftvm up: arbiter, primary (host a), backup (host b), LAN and client namespaces; Redis in the guest"
-"$ftvm" up --name "$pair"
+"$ftvm" up --name "$pair" --fresh
 "$ftvm" status --name "$pair"
 
 step "redis-benchmark from the client namespace, through the primary (every reply waits for the backup's acknowledgement)"

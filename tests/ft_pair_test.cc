@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -245,14 +246,16 @@ class FtPair : public ::testing::Test {
       if (thread.joinable()) thread.join();  // a failed assertion returned early
     }
   };
-  std::unique_ptr<Load> start_load(int duration_s, int connections = 4) {
+  std::unique_ptr<Load> start_load(int duration_s, int connections = 4,
+                                   std::vector<std::string> extra = {}) {
     auto load = std::make_unique<Load>();
     const std::string out = dir() + "/load.json";
-    load->thread = std::thread([this, l = load.get(), duration_s, connections, out] {
-      l->result = run_process({"/bin/bash", kFtnet, "exec", name_, "client", kLoad, "--connections",
-                               std::to_string(connections), "--duration",
-                               std::to_string(duration_s), "--out", out},
-                              seconds(duration_s + 120));
+    load->thread = std::thread([this, l = load.get(), duration_s, connections, out, extra] {
+      std::vector<std::string> argv = {"/bin/bash", kFtnet, "exec", name_, "client", kLoad,
+                                       "--connections", std::to_string(connections), "--duration",
+                                       std::to_string(duration_s), "--out", out};
+      argv.insert(argv.end(), extra.begin(), extra.end());
+      l->result = run_process(argv, seconds(duration_s + 120));
       std::ifstream in(out);
       l->report = json::parse(in, nullptr, false);
     });
@@ -441,6 +444,50 @@ TEST_F(FtPair, KillingTheBackupLetsThePrimaryGoSolo) {
   EXPECT_TRUE(s.value("backup", json("x")).is_null());
 }
 
+// The backup's own copy of the disk fails (it lies on a tmpfs with 5 MiB
+// more room than the image's data, which the guest's writes fill; the
+// primary's copy has room): the backup cannot follow any more and leaves
+// the pair (exit 3), saying why; the primary goes solo and the clients
+// carry on, losing nothing.
+TEST_F(FtPair, ABackupWhoseDiskFailsLeavesAndThePrimaryGoesOnAlone) {
+  struct stat image{};
+  ASSERT_EQ(stat((guest_dir() + "/data.img").c_str(), &image), 0);
+  const uint64_t mib = (static_cast<uint64_t>(image.st_blocks) * 512 >> 20) + 5;
+  const std::string b_dir = store() + "/b";
+  std::filesystem::create_directories(b_dir);
+  ASSERT_EQ(run_process({"/usr/bin/mount", "-t", "tmpfs", "-o", "size=" + std::to_string(mib) + "m",
+                         "ftvm-test", b_dir},
+                        seconds(10))
+                .exit_code,
+            0);
+  struct Unmount {  // the nodes first: a file open on the tmpfs keeps it busy
+    std::string name, dir;
+    ~Unmount() {
+      run_process({kFtvm, "down", "--name", name}, seconds(60));
+      EXPECT_EQ(run_process({"/usr/bin/umount", dir}, seconds(30)).exit_code, 0)
+          << "tmpfs left at " << dir;
+    }
+  } unmount{name_, b_dir};
+  ASSERT_NO_FATAL_FAILURE(up({"--timeout-ms", "2000"}));
+  // 16 KiB values, each in Redis's append-only file: the backup's copy is
+  // full after a few hundred (and the guest's 64 MiB file system is not).
+  auto load = start_load(8, 2, {"--value-size", "16384"});
+  const json after = wait_for(
+      [&](const json& s) {
+        const json a = node(s, "a");
+        return role_of(a) == "primary" && str(a, {"status", "state"}) == "solo";
+      },
+      seconds(kSanitized ? 120 : 60), "the primary to go solo when the backup's disk fails");
+  ASSERT_NO_FATAL_FAILURE(finish(*load));
+  expect_load_survived(*load);
+  EXPECT_EQ(role_of(node(after, "b")), "gone") << after.dump();
+  std::ifstream in(dir() + "/b.log");
+  const std::string b_log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(b_log.find("leaving the pair"), std::string::npos) << b_log;
+  EXPECT_NE(b_log.find("this host's copy of the disk failed"), std::string::npos) << b_log;
+  EXPECT_EQ(str(node(status(), "a"), {"status", "last_failover", "kind"}), "went solo (backup lost)");
+}
+
 TEST_F(FtPair, CuttingTheLoggingLinkLeavesExactlyOneSideRunning) {
   ASSERT_NO_FATAL_FAILURE(up());
   LanAudit audit(name_);
@@ -521,14 +568,34 @@ TEST_F(FtPair, WithoutTheArbiterNobodyGoesLiveUntilItReturns) {
   EXPECT_EQ(audit.frames_since(a_won ? "bak" : "pri", window_end), 0u);
 }
 
+// Restarting a whole pair keeps its arbiter store and its disks: each host's
+// copy of /data (Redis's append-only file, fsynced before every reply) lives
+// in the pair's state directory; after a failover the survivor's copy is the
+// most advanced, and the next `ftvm up` starts both hosts from it, so every
+// write a client saw acknowledged, before and after the failover, is there.
 TEST_F(FtPair, ARestartedPairKeepsItsStoreAndStartsAtTheNextEpoch) {
   ASSERT_NO_FATAL_FAILURE(up());
   EXPECT_TRUE(std::filesystem::exists(store() + "/grants.log"));
+  EXPECT_TRUE(std::filesystem::exists(store() + "/a/data.img"));
+  EXPECT_TRUE(std::filesystem::exists(store() + "/b/data.img"));
+  // `ftvm up` empties the run directory: the reports are kept with the store.
+  auto keep_report = [&](const std::string& as) {
+    std::filesystem::copy_file(dir() + "/load.json", store() + "/" + as,
+                               std::filesystem::copy_options::overwrite_existing);
+  };
+  auto before = start_load(3);
+  ASSERT_NO_FATAL_FAILURE(finish(*before));
+  expect_load_survived(*before);
+  keep_report("before.json");
   ProcessResult k = run_process({kFtvm, "kill", "primary", "--name", name_}, seconds(20));
   ASSERT_EQ(k.exit_code, 0) << k.err;
   wait_for([&](const json& st) { return role_of(node(st, "b")) == "primary" &&
                                         num(node(st, "b"), {"status", "epoch"}) == 2; },
            seconds(30), "the backup to take over at epoch 2");
+  auto after = start_load(2);
+  ASSERT_NO_FATAL_FAILURE(finish(*after));
+  expect_load_survived(*after);
+  keep_report("after.json");
   ProcessResult d = run_process({kFtvm, "down", "--name", name_}, seconds(60));
   ASSERT_EQ(d.exit_code, 0) << d.err;
   // Up again: the grant history is still there, and the pair goes on from it.
@@ -538,10 +605,20 @@ TEST_F(FtPair, ARestartedPairKeepsItsStoreAndStartsAtTheNextEpoch) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("last held epoch 2 (by host-b#"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("no arbiter store yet"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("host b's copy is the most advanced"), std::string::npos) << r.err;
   const json s = status();
   EXPECT_EQ(str(node(s, "a"), {"status", "state"}), "paired") << s.dump();
   EXPECT_EQ(num(node(s, "a"), {"status", "epoch"}), 3) << s.dump();
   EXPECT_EQ(str(node(s, "b"), {"status", "role"}), "backup") << s.dump();
+  // Redis reloaded its append-only file: every acknowledged write is there.
+  for (const char* report : {"before.json", "after.json"}) {
+    ProcessResult v = run_process({"/bin/bash", kFtnet, "exec", name_, "client", kLoad,
+                                   "--verify-report", store() + "/" + report},
+                                  seconds(120));
+    EXPECT_EQ(v.exit_code, 0) << report << ": " << v.out << v.err;
+    const json j = json::parse(v.out, nullptr, false);
+    EXPECT_GT(num(j, {"verify", "ok"}), 100) << report << ": " << v.out;
+  }
 }
 
 TEST_F(FtPair, ForgedReplayedAndStaleMessagesAreRejectedAndCounted) {

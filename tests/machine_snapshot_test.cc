@@ -73,7 +73,7 @@ TEST(MachineStateHash, IncrementalDigestEqualsAFullOneThroughABoot) {
   vm::MachineConfig config;
   config.ram_size = 64 << 20;
   Result<std::unique_ptr<hostio::FileBlockBackend>> disk =
-      hostio::FileBlockBackend::open(guest_dir() + "/data.ext2", /*read_only=*/true);
+      hostio::FileBlockBackend::open(guest_dir() + "/data.img", /*read_only=*/true);
   ASSERT_TRUE(disk.ok()) << disk.error();
   config.disk = disk->get();
   vm::SeededEntropy entropy(7);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <variant>
@@ -238,13 +239,13 @@ TEST_F(RecordReplay, AHostDiskFailureIsLoggedAndTheReplaySeesTheSame) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root (a tmpfs in a mount namespace)";
   const std::string dir = temp_path("full-" + std::to_string(getpid()));
   const std::string log = dir + ".log";
-  ASSERT_EQ(run_process({"mkdir", "-p", dir}, seconds(10)).exit_code, 0);
+  std::filesystem::create_directories(dir);
   const std::string guest =
       "dd if=/dev/urandom of=/dev/vda bs=64k count=32 oflag=direct 2>&1 | grep -o 'I/O error' "
       "| head -n 1; dd if=/dev/vda bs=64k count=32 iflag=direct 2>/dev/null | md5sum; "
       "echo disk-test-done";
   ProcessResult r = run_process(
-      {"unshare", "--mount", "--propagation", "private", "sh", "-c",
+      {"/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
        "mount -t tmpfs -o size=1m ftvm-test \"$1\" && truncate -s 8M \"$1/disk\" && "
        "exec \"$2\" run --record \"$3\" --disk \"$1/disk\" --hash-interval 10000000 -- \"$4\"",
        "sh", dir, kFtvm, log, guest},

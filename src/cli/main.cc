@@ -132,6 +132,9 @@ int main(int argc, char** argv) {
   up_cmd->add_option("--entropy", up.entropy,
                      "The guest's randomness: host (logged to the backup) or none")
       ->capture_default_str();
+  up_cmd->add_flag("--fresh", up.fresh,
+                   "Start from new copies of the guest image's data disk (the arbiter's grants "
+                   "and the pair's history are kept: the epoch still grows)");
   std::string pair_name = "ft";
   bool status_json = false;
   CLI::App* status_cmd = app.add_subcommand("status", "Show an FT pair: roles, epoch, instret, lag, "

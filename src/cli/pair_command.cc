@@ -32,6 +32,7 @@
 #include "ft/node.h"
 #include "ft/pair_view.h"
 #include "ft/status.h"
+#include "hostio/disk_copy.h"
 #include "hostio/entropy.h"
 #include "hostio/netns.h"
 #include "vm/machine.h"
@@ -73,6 +74,77 @@ PairPaths paths_of(const std::string& name) { return {name, pair_dir(name), stat
 // The pair's history (ft/pair_view.h): beside the arbiter's store, kept as
 // long as the store is.
 std::string history_path(const PairPaths& p) { return p.state + "/history.jsonl"; }
+
+// Each host's copy of the guest's data disk, kept with the pair's state.
+std::string disk_path(const PairPaths& p, const char* host) {
+  return fmt::format("{}/{}/data.img", p.state, host);
+}
+
+// Makes both hosts' disk copies ready to start a pair: equal, and as far as
+// the pair ever got. Prints what it did.
+Status prepare_disks(const PairPaths& p, bool fresh) {
+  const std::string image = default_guest_dir() + "/data.img";
+  std::error_code ec;
+  for (const char* h : kHosts) {
+    fs::create_directories(fmt::format("{}/{}", p.state, h), ec);
+    if (ec) return make_error(fmt::format("cannot create {}/{}: {}", p.state, h, ec.message()));
+    if (fresh && fs::exists(disk_path(p, h))) {
+      fs::remove(disk_path(p, h), ec);
+      if (ec) return make_error(fmt::format("cannot remove {}: {}", disk_path(p, h), ec.message()));
+    }
+  }
+  if (fresh) {
+    fmt::print(stderr, "ftvm up: --fresh: discarded the hosts' disk copies (the arbiter's grants "
+                       "and the history are kept)\n");
+  }
+  const bool have_a = fs::exists(disk_path(p, "a")), have_b = fs::exists(disk_path(p, "b"));
+  auto copy = [](const std::string& from, const std::string& to) -> Status {
+    Result<hostio::DiskCopy> c = hostio::copy_disk_image(from, to);
+    if (!c) return make_error(c.error());
+    return {};
+  };
+  if (!have_a && !have_b) {
+    if (access(image.c_str(), R_OK) != 0) {
+      return make_error(fmt::format("no data disk in the guest image ({}): run scripts/setup.sh",
+                                    image));
+    }
+    for (const char* h : kHosts) {
+      if (Status s = copy(image, disk_path(p, h)); !s) return s;
+    }
+    fmt::print(stderr, "ftvm up: each host's copy of the data disk made from {}: {}, {}\n", image,
+               disk_path(p, "a"), disk_path(p, "b"));
+    return {};
+  }
+  // The most advanced copy is the one of the host that last held the
+  // highest epoch: a backup's copy is a prefix of its primary's run.
+  std::string newest = have_a ? "a" : "b";
+  std::string why = "the only copy";
+  if (have_a && have_b) {
+    uint64_t top = 0;
+    std::string holder;
+    for (const nlohmann::json& e : ft::read_history(history_path(p))) {
+      const uint64_t epoch = e.value("epoch", uint64_t{0});
+      if (epoch >= top) {
+        top = epoch;
+        holder = e.value("host", std::string());
+      }
+    }
+    if (holder == "host-a" || holder == "host-b") {
+      newest = holder.substr(5);
+      why = fmt::format("host {} held the highest epoch, {}", newest, top);
+    } else {
+      newest = "a";
+      why = "no history names a holder: host a's, where the pair starts";
+    }
+  }
+  const std::string other = newest == "a" ? "b" : "a";
+  if (Status s = copy(disk_path(p, newest.c_str()), disk_path(p, other.c_str())); !s) return s;
+  fmt::print(stderr,
+             "ftvm up: keeping the data disk: host {}'s copy is the most advanced ({}); copied "
+             "to host {}\n",
+             newest, why, other);
+  return {};
+}
 
 // The processes `ftvm up` starts, each named by its pid file.
 enum class PairProcess { kNodeA, kNodeB, kArbiter };
@@ -323,7 +395,11 @@ void add_node_options(CLI::App* app, NodeCli& o, bool primary) {
     app->add_option("--initrd", o.initrd, "initramfs (default: the built guest image's)");
     app->add_option("--append", o.append, "Words to append to the kernel command line");
     app->add_option("--memory", o.memory, "Guest RAM in MiB (or 512M, 1G)")->capture_default_str();
-    app->add_option("--disk", o.disk, "Raw disk image, attached read-only on both hosts");
+    app->add_option("--disk", o.disk,
+                    "This host's copy of the guest's disk (vda), written as the guest writes; "
+                    "the backup's copy must be equal to it when the backup joins");
+    app->add_flag("--disk-read-only", o.disk_read_only,
+                  "Attach --disk read-only on both hosts (nothing is ever written)");
     app->add_option("--entropy", o.entropy,
                     "The guest's randomness (device-tree rng-seed and virtio-rng): host "
                     "(getrandom, logged to the backup), none, or seed:N (reproducible)")
@@ -344,7 +420,9 @@ void add_node_options(CLI::App* app, NodeCli& o, bool primary) {
         ->capture_default_str();
     app->add_option("--kernel", o.kernel, "This host's copy of the Linux Image");
     app->add_option("--initrd", o.initrd, "This host's copy of the initramfs");
-    app->add_option("--disk", o.disk, "This host's copy of the disk image");
+    app->add_option("--disk", o.disk,
+                    "This host's copy of the disk image (writable unless the primary made it "
+                    "read-only); equal to the primary's when joining");
   }
   app->add_option("--tap", o.tap, "TAP device of the guest NIC on this host (the LAN)");
   app->add_option("--guest-ip", o.guest_ip,
@@ -358,8 +436,8 @@ void add_node_options(CLI::App* app, NodeCli& o, bool primary) {
                   "failover, solo); `ftvm status` shows them");
   app->footer(
       "Exit status: the guest's own when it powers off; 2 unusable options, images or peer;\n"
-      "3 the backup's replay diverged; 4 lost the arbiter's test-and-set (halted for good);\n"
-      "125 the machine failed.");
+      "3 the backup cannot follow the primary (its replay diverged, or its disk failed);\n"
+      "4 lost the arbiter's test-and-set (halted for good); 125 the machine failed.");
 }
 
 int node_command(const NodeCli& c, bool primary) {
@@ -399,6 +477,8 @@ int node_command(const NodeCli& c, bool primary) {
                            dir));
   }
   o.spec.disk_path = c.disk;
+  // The primary decides the mode (the header carries it to the backup).
+  o.spec.disk_writable = primary && !c.disk.empty() && !c.disk_read_only;
   o.spec.ram_size = mib << 20;
   o.spec.cmdline = "console=ttyS0" + (c.append.empty() ? std::string() : " " + c.append);
   if (primary) {
@@ -534,6 +614,11 @@ int up_command(const UpOptions& o) {
                o.name, latest->epoch, latest->holder, epoch);
   }
 
+  if (Status s = prepare_disks(paths, o.fresh); !s) {
+    fmt::print(stderr, "ftvm up: {}\nftvm up: `ftvm down --name {}` cleans up\n", s.error(), o.name);
+    return kExitMachineError;
+  }
+
   std::string append = fmt::format("ftvm.net={} ftvm.service=redis", hostio::kLanGuestCidr);
   if (!o.append.empty()) append += " " + o.append;
   auto common = [&](const char* host) {
@@ -547,9 +632,10 @@ int up_command(const UpOptions& o) {
                                   std::to_string(epoch), "--append", append,
                                   "--memory", o.memory, "--entropy", o.entropy, "--hash-interval",
                                   std::to_string(o.hash_interval), "--max-lag-ms",
-                                  std::to_string(o.max_lag_ms)};
+                                  std::to_string(o.max_lag_ms), "--disk", disk_path(paths, "a")};
   for (std::string& a : common("a")) pri.push_back(a);
-  std::vector<std::string> bak = {exe, "backup", "--primary", kChannelAddr};
+  std::vector<std::string> bak = {exe, "backup", "--primary", kChannelAddr, "--disk",
+                                  disk_path(paths, "b")};
   for (std::string& a : common("b")) bak.push_back(a);
   Result<pid_t> a = spawn_in(o.name + "-pri", pri, dir + "/a.console", dir + "/a.log");
   if (!a) return bad(a.error());
@@ -720,6 +806,15 @@ int status_command(const std::string& name, bool json) {
     }
     if (s.contains("last_failover")) {
       fmt::print("        last failover: {}\n", s["last_failover"].dump());
+    }
+    if (s.contains("disk") && s["disk"].is_object()) {
+      const nlohmann::json& d = s["disk"];
+      const double failures = num(d, "host_failures");
+      fmt::print("        disk {} ({}){}\n", d.value("path", "?"),
+                 d.value("writable", false) ? "writable" : "read-only",
+                 failures > 0 ? fmt::format("; {:.0f} request(s) failed on this host, the last: {}",
+                                            failures, d.value("last_failure", ""))
+                              : std::string());
     }
   }
   return 0;

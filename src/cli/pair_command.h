@@ -15,6 +15,7 @@ namespace ftvm::cli {
 // Flags shared by `ftvm primary` and `ftvm backup`.
 struct NodeCli {
   std::string kernel, initrd, append, disk;
+  bool disk_read_only = false;
   std::string memory = "256";
   std::string entropy = "host";  // primary: parsed by hostio::parse_entropy_choice
   std::string tap, mac, guest_ip;
@@ -39,6 +40,7 @@ struct UpOptions {
   uint64_t ready_timeout_s = 300;
   std::string append;  // extra kernel command-line words
   std::string entropy = "host";  // the primary's --entropy
+  bool fresh = false;  // discard the hosts' disk copies (never the arbiter's grants)
 };
 
 // The directory holding a pair's pids, sockets, logs and secret:
@@ -52,6 +54,11 @@ std::string state_dir(const std::string& name);
 
 // Starts the pair at the vm's next epoch (the arbiter's latest grant + 1);
 // makes the arbiter's store (`--init`) only when state_dir(name) has none.
+// Each host has its own copy of the guest's data disk in state_dir(name)
+// (a/data.img, b/data.img): made from the guest image's disk the first time
+// (or with --fresh), otherwise kept, the most advanced copy (the host that
+// held the highest epoch in the history) copied over the other so both
+// start equal.
 int up_command(const UpOptions& o);
 int down_command(const std::string& name);
 int status_command(const std::string& name, bool json);

@@ -228,8 +228,10 @@ CoreOptions Node::core_options(const log::Header& header) const {
 }
 
 Status Node::build_machine(const MachineSpec& spec, bool with_entropy) {
-  // Both hosts must see the same disk: load_images attaches it read-only.
-  Result<LoadedImages> images = load_images(spec);
+  // A read-only disk is the same file contents on both hosts; a writable
+  // one is each host's own copy, equal at the join (the header's hash) and
+  // kept equal by the replay, so each node writes its copy in place.
+  Result<LoadedImages> images = load_images(spec, /*disk_in_place=*/true);
   if (!images) return make_error(images.error());
   disk_ = std::move(images->disk_file);
   disk_overlay_ = std::move(images->disk_overlay);
@@ -239,6 +241,9 @@ Status Node::build_machine(const MachineSpec& spec, bool with_entropy) {
   if (Status s = machine_->load_linux(images->kernel, images->initrd, spec.cmdline); !s) {
     return make_error(fmt::format("{}: {}", spec.kernel_path, s.error()));
   }
+  // The first state hash reads every block of a writable disk; done here,
+  // before the guest runs, it does not stall the guest at its first check.
+  if (spec.disk_writable) (void)machine_->state_digest();
   if (is_primary_) {
     live_entropy_ = hostio::entropy_source_for(o_.entropy);
   } else {
@@ -283,6 +288,10 @@ void Node::publish(bool force) {
   }
   st.pid = getpid();
   st.arbiter = o_.arbiter;
+  if (machine_ && machine_->has_disk()) {
+    st.disk = NodeStatus::Disk{o_.spec.disk_path, disk_ && !disk_->read_only(),
+                               machine_->disk_host_errors(), machine_->disk_last_host_error()};
+  }
   const double dt = std::chrono::duration<double>(now - rate_at_).count();
   if (st.log.channel_bytes < rate_bytes_) rate_bytes_ = 0;  // a new link
   if (dt >= 1.0) {
@@ -509,7 +518,13 @@ int Node::backup_main() {
   Result<log::Header> mine = make_header(spec);
   if (!mine) return refuse(mine.error());
   if (Status s = log::check_same_machine(hello->header, *mine); !s) {
-    return refuse("the hosts' machines differ: " + s.error());
+    std::string hint;
+    if (spec.disk_writable && hello->header.disk != mine->disk) {
+      hint = fmt::format("; this host's copy of the disk ({}) is not the primary's: copy the "
+                         "primary's over it before joining",
+                         spec.disk_path);
+    }
+    return refuse("the hosts' machines differ: " + s.error() + hint);
   }
   header_ = hello->header;
   core_ = std::make_unique<NodeCore>(Role::kBackup, core_options(header_), *this);

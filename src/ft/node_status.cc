@@ -77,6 +77,12 @@ nlohmann::json to_json(const NodeStatus& s) {
     j["last_failover"] = std::move(fj);
   }
   if (s.halted_because) j["halted_because"] = *s.halted_because;
+  if (s.disk) {
+    j["disk"] = {{"path", s.disk->path},
+                 {"writable", s.disk->writable},
+                 {"host_failures", s.disk->host_failures},
+                 {"last_failure", s.disk->last_failure}};
+  }
   return j;
 }
 

@@ -89,6 +89,14 @@ struct NodeStatus {
   } peer;
   std::optional<Failover> last_failover;
   std::optional<std::string> halted_because;
+  // The guest's disk on this host, when it has one.
+  struct Disk {
+    std::string path;
+    bool writable = false;
+    uint64_t host_failures = 0;  // requests that failed on this host's copy
+    std::string last_failure;
+  };
+  std::optional<Disk> disk;
 };
 
 nlohmann::json to_json(const NodeStatus& s);

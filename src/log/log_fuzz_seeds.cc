@@ -33,6 +33,8 @@ std::vector<Record> every_type() {
       {10, ConsoleInput{{'l', 's', '\n'}}},
       {10, NetFrame{Bytes(64, 0xa5)}},
       {40, TimeSkip{123456}},
+      {60, DiskError{1, false, 8, 1024, 0, Bytes(1024, 0x3c)}},
+      {70, DiskError{0, false, 2, 512, 0, {}}},
       {100, StateHash{h}},
       {100, OutputDigest{h, 3, 1, 64}},
       {150, Progress{}},

@@ -42,6 +42,7 @@
 //                         value; acknowledged keys never read back (a
 //                         connection failed while verifying)
 //   start_unix_ns         wall-clock time of the start
+//   key_prefix            the keys' prefix
 // With --gaps-over-ms MS, two more fields:
 //   gaps_over_ms          MS
 //   gaps                  [{start_unix_ns, end_unix_ns, ms, end}]: every
@@ -54,6 +55,11 @@
 //                         +OK or not. Wall-clock times, for lining up with
 //                         events outside (a failure injected at a known
 //                         time); at most 100000 gaps are kept.
+//
+// --verify-report FILE skips the write phase: it reads back, on one fresh
+// connection, every key a earlier run's report (FILE) says was acknowledged
+// (e.g. after the server restarted) and prints
+//   {ok, verify: {checked, ok, missing, wrong, unchecked}, errors}.
 //
 // Exit status: 0 when nothing failed, every connection stayed up and every
 // acknowledged key read back with its value; 1 otherwise; 2 for bad usage,
@@ -116,6 +122,7 @@ struct Options {
   double request_timeout_s = 30;
   std::optional<double> wait_ready_s;
   std::optional<double> gaps_over_ms;
+  std::string verify_report;
 };
 
 constexpr std::string_view kUsage = R"(usage: ftvm-redis-load [options]
@@ -131,6 +138,8 @@ constexpr std::string_view kUsage = R"(usage: ftvm-redis-load [options]
   --gaps-over-ms MS       list in the report ("gaps") every silence of the
                           write phase longer than MS in which no connection
                           got a reply, with wall-clock start and end
+  --verify-report FILE    no writing: read back every key acknowledged in the
+                          earlier run whose report is FILE
 Runs the write phase, then reads every acknowledged key back. JSON report on
 stdout, progress on stderr. Exit 0: no error and every acknowledged key read
 back intact; 1: otherwise; 2: bad usage, cannot connect, not ready in time.
@@ -180,6 +189,8 @@ Options parse_options(int argc, char** argv) {
       o.request_timeout_s = parse_number<double>(flag, value, 0.001, 86400);
     } else if (flag == "--wait-ready") {
       o.wait_ready_s = parse_number<double>(flag, value, 0, 86400);
+    } else if (flag == "--verify-report") {
+      o.verify_report = value;
     } else if (flag == "--gaps-over-ms") {
       o.gaps_over_ms = parse_number<double>(flag, value, 0.001, 86400e3);
     } else {
@@ -524,6 +535,20 @@ class Run {
     last_acked_ = 0;
   }
 
+  // --verify-report: the keys an earlier run had acknowledged, per
+  // connection, to be read back on a fresh connection.
+  void take_acked(const std::vector<uint64_t>& acked) {
+    for (size_t c = 0; c < states_.size(); ++c) {
+      states_[c].acked.store(acked[c]);
+      states_[c].usable = false;
+      states_[c].writing.store(false);
+    }
+  }
+  std::vector<Error> errors() const {
+    std::lock_guard lock(errors_mu_);
+    return errors_;
+  }
+
   VerifyCounts verify() {
     std::vector<VerifyCounts> counts(states_.size() + 1);
     std::vector<int> dead;
@@ -598,6 +623,7 @@ class Run {
         {"connections", o_.connections},
         {"connections_alive", alive},
         {"value_size", o_.value_size},
+        {"key_prefix", o_.key_prefix},
         {"duration_s", write_s},
         {"acked", acked},
         {"errors", errors},
@@ -803,6 +829,37 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  if (!o.verify_report.empty()) {
+    std::ifstream in(o.verify_report);
+    const Json earlier = Json::parse(in, nullptr, false);
+    if (earlier.is_discarded() || !earlier.contains("per_connection_acked") ||
+        !earlier["per_connection_acked"].is_array() || earlier["per_connection_acked"].empty()) {
+      usage_error(fmt::format("--verify-report {}: not a report of ftvm-redis-load", o.verify_report));
+    }
+    std::vector<uint64_t> acked;
+    for (const Json& n : earlier["per_connection_acked"]) acked.push_back(n.get<uint64_t>());
+    o.connections = static_cast<int>(acked.size());
+    o.value_size = earlier.value("value_size", o.value_size);
+    o.key_prefix = earlier.value("key_prefix", o.key_prefix);
+    Run run(o);
+    if (o.wait_ready_s && !wait_ready(o, run.addr())) return kExitUsage;
+    run.take_acked(acked);
+    const VerifyCounts v = run.verify();
+    Json errors = Json::array();
+    for (const Error& e : run.errors()) {
+      errors.push_back({{"conn", e.conn}, {"phase", e.phase}, {"message", e.message}});
+    }
+    const bool ok = errors.empty() && v.missing == 0 && v.wrong == 0 && v.unchecked == 0;
+    const Json report = {{"ok", ok},
+                         {"verify", {{"checked", v.checked}, {"ok", v.ok}, {"missing", v.missing},
+                                     {"wrong", v.wrong}, {"unchecked", v.unchecked}}},
+                         {"errors", errors}};
+    fmt::print("{}\n", report.dump(2));
+    fmt::print(stderr, "ftvm-redis-load: verified {}'s keys: ok={} missing={} wrong={} unchecked={}\n",
+               o.verify_report, v.ok, v.missing, v.wrong, v.unchecked);
+    return ok ? kExitOk : kExitFailed;
+  }
 
   Run run(o);
   if (o.wait_ready_s && !wait_ready(o, run.addr())) return kExitUsage;
