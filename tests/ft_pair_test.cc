@@ -470,8 +470,9 @@ TEST_F(FtPair, ABackupWhoseDiskFailsLeavesAndThePrimaryGoesOnAlone) {
   } unmount{name_, b_dir};
   ASSERT_NO_FATAL_FAILURE(up({"--timeout-ms", "2000"}));
   // 16 KiB values, each in Redis's append-only file: the backup's copy is
-  // full after a few hundred (and the guest's 64 MiB file system is not).
-  auto load = start_load(8, 2, {"--value-size", "16384"});
+  // full after about 300 (a second or so); 4 s of them (at most about 2000,
+  // 32 MiB) leave room in the guest's own 64 MiB file system.
+  auto load = start_load(4, 2, {"--value-size", "16384"});
   const json after = wait_for(
       [&](const json& s) {
         const json a = node(s, "a");
