@@ -6,7 +6,10 @@ client in a namespace the project makes (nothing leaves them):
 
   throughput  redis-benchmark -c 50 -t set,get --csv (requests/s, p50, p99)
               on an FT pair (`ftvm up`) and on the same guest without FT
-              (`ftvm run --net --lan L --append ftvm.service=redis`), each on
+              (`ftvm run --net --lan L --disk COPY --append
+              ftvm.service=redis`, COPY a fresh copy of the image's data
+              disk, as each host of the pair has: Redis fsyncs its
+              append-only file before every reply in both), each on
               a fresh machine, alternating (FT first in even repetitions,
               non-FT first in odd ones); medians over the repetitions. Also
               one client (-c 1), where p50 is a round trip rather than a
@@ -68,6 +71,11 @@ DONE_KEY = "ftvm-bench-done"
 # The non-FT guest's command: wait until the bench says it is done.
 GUEST_CMD = (f"i=0; until [ \"$(redis-cli get {DONE_KEY} 2>/dev/null)\" = 1 ] || [ $i -ge 3000 ]; "
              "do sleep 0.2; i=$((i+1)); done")
+
+
+def guest_dir():
+    """The guest image's directory, as ftvm finds it."""
+    return os.path.join(os.environ.get("FTVM_CACHE") or "/var/cache/ftvm", "guest", "current")
 
 
 def log(msg):
@@ -150,8 +158,12 @@ class Bench:
     def nonft_start(self, lan):
         self.lans.add(lan)
         console = open(os.path.join(self.work, f"{lan}.console"), "wb")
-        p = subprocess.Popen([self.a.ftvm, "run", "--net", "--lan", lan, "--append", "ftvm.service=redis",
-                              "--", GUEST_CMD], stdin=subprocess.DEVNULL, stdout=console,
+        # The same disk as each host of a pair: a fresh copy of the guest
+        # image's data disk, so Redis keeps its append-only file here too.
+        disk = os.path.join(self.work, f"{lan}.img")
+        sh(["cp", "--sparse=always", os.path.join(guest_dir(), "data.img"), disk])
+        p = subprocess.Popen([self.a.ftvm, "run", "--net", "--lan", lan, "--disk", disk, "--append",
+                              "ftvm.service=redis", "--", GUEST_CMD], stdin=subprocess.DEVNULL, stdout=console,
                              stderr=subprocess.STDOUT)
         console.close()
         self.procs.append(p)

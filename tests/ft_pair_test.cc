@@ -193,14 +193,31 @@ class FtPair : public ::testing::Test {
   std::string store() const { return state_dir_ + "/" + name_; }
 
   void up(std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {kFtvm, "up", "--name", name_, "--memory", "128",
-                                     "--hash-interval", "200000000"};
+    std::vector<std::string> argv = {kFtvm, "up", "--name", name_, "--memory", "128"};
+    if (std::find(extra.begin(), extra.end(), "--hash-interval") == extra.end()) {
+      argv.insert(argv.end(), {"--hash-interval", "200000000"});
+    }
     argv.insert(argv.end(), extra.begin(), extra.end());
     if (kSanitized && std::find(extra.begin(), extra.end(), "--timeout-ms") == extra.end()) {
       argv.insert(argv.end(), {"--timeout-ms", "3000"});
     }
     ProcessResult r = run_process(argv, seconds(240));
     ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+
+  // Mounts the tmpfs of a SmallDisk (declared below the fixture).
+  template <typename Small>
+  void small_disk(Small& small) {
+    struct stat image{};
+    ASSERT_EQ(stat((guest_dir() + "/data.img").c_str(), &image), 0);
+    const uint64_t mib = (static_cast<uint64_t>(image.st_blocks) * 512 >> 20) + 5;
+    std::filesystem::create_directories(small.dir);
+    ASSERT_EQ(run_process({"/usr/bin/mount", "-t", "tmpfs", "-o",
+                           "size=" + std::to_string(mib) + "m", "ftvm-test", small.dir},
+                          seconds(10))
+                  .exit_code,
+              0);
+    small.mounted = true;
   }
 
   json status() {
@@ -444,30 +461,27 @@ TEST_F(FtPair, KillingTheBackupLetsThePrimaryGoSolo) {
   EXPECT_TRUE(s.value("backup", json("x")).is_null());
 }
 
-// The backup's own copy of the disk fails (it lies on a tmpfs with 5 MiB
-// more room than the image's data, which the guest's writes fill; the
-// primary's copy has room): the backup cannot follow any more and leaves
-// the pair (exit 3), saying why; the primary goes solo and the clients
-// carry on, losing nothing.
+// Puts host `h`'s copy of the pair's disk (store()/h) on a tmpfs with 5 MiB
+// more room than the guest image's disk has data, which the guest's writes
+// soon fill; the other host's copy has room. Removed (after `ftvm down`: a
+// file open on it keeps it busy) when the returned guard goes.
+struct SmallDisk {
+  std::string name, dir;
+  bool mounted = false;
+  ~SmallDisk() {
+    if (!mounted) return;
+    run_process({kFtvm, "down", "--name", name}, seconds(60));
+    EXPECT_EQ(run_process({"/usr/bin/umount", dir}, seconds(30)).exit_code, 0)
+        << "tmpfs left at " << dir;
+  }
+};
+
+// The backup's own copy of the disk fails: it cannot follow any more and
+// leaves the pair (exit 3), saying why; the primary goes solo and the
+// clients carry on, losing nothing.
 TEST_F(FtPair, ABackupWhoseDiskFailsLeavesAndThePrimaryGoesOnAlone) {
-  struct stat image{};
-  ASSERT_EQ(stat((guest_dir() + "/data.img").c_str(), &image), 0);
-  const uint64_t mib = (static_cast<uint64_t>(image.st_blocks) * 512 >> 20) + 5;
-  const std::string b_dir = store() + "/b";
-  std::filesystem::create_directories(b_dir);
-  ASSERT_EQ(run_process({"/usr/bin/mount", "-t", "tmpfs", "-o", "size=" + std::to_string(mib) + "m",
-                         "ftvm-test", b_dir},
-                        seconds(10))
-                .exit_code,
-            0);
-  struct Unmount {  // the nodes first: a file open on the tmpfs keeps it busy
-    std::string name, dir;
-    ~Unmount() {
-      run_process({kFtvm, "down", "--name", name}, seconds(60));
-      EXPECT_EQ(run_process({"/usr/bin/umount", dir}, seconds(30)).exit_code, 0)
-          << "tmpfs left at " << dir;
-    }
-  } unmount{name_, b_dir};
+  SmallDisk small{name_, store() + "/b"};
+  ASSERT_NO_FATAL_FAILURE(small_disk(small));
   ASSERT_NO_FATAL_FAILURE(up({"--timeout-ms", "2000"}));
   // 16 KiB values, each in Redis's append-only file: the backup's copy is
   // full after about 300 (a second or so); 4 s of them (at most about 2000,
@@ -487,6 +501,34 @@ TEST_F(FtPair, ABackupWhoseDiskFailsLeavesAndThePrimaryGoesOnAlone) {
   EXPECT_NE(b_log.find("leaving the pair"), std::string::npos) << b_log;
   EXPECT_NE(b_log.find("this host's copy of the disk failed"), std::string::npos) << b_log;
   EXPECT_EQ(str(node(status(), "a"), {"status", "last_failover", "kind"}), "went solo (backup lost)");
+}
+
+// The primary's own copy fails: its guest sees I/O errors (Redis, which
+// cannot write its append-only file, gives up), and the backup's guest sees
+// the same ones, since the failures are in the log with what reached the
+// primary's disk. The backup never leaves, and the state hashes, which
+// cover each host's copy, go on matching: the copies stay equal.
+TEST_F(FtPair, APrimaryDiskFailureIsSeenByBothGuestsAndTheCopiesStayEqual) {
+  SmallDisk small{name_, store() + "/a"};
+  ASSERT_NO_FATAL_FAILURE(small_disk(small));
+  ASSERT_NO_FATAL_FAILURE(up({"--timeout-ms", "2000", "--hash-interval", "5000000"}));
+  auto load = start_load(4, 2, {"--value-size", "16384"});
+  ASSERT_NO_FATAL_FAILURE(finish(*load));  // it fails once Redis cannot write: the guest's business
+  const json failed = wait_for(
+      [&](const json& s) { return num(node(s, "a"), {"status", "disk", "host_failures"}) > 0; },
+      seconds(60), "the primary's disk to fail");
+  const double hashes = num(node(failed, "b"), {"status", "checks", "state_hashes_matched"});
+  const json later = wait_for(
+      [&](const json& s) {
+        return num(node(s, "b"), {"status", "checks", "state_hashes_matched"}) >= hashes + 2;
+      },
+      seconds(kSanitized ? 180 : 90), "two more state hashes to match after the failure");
+  EXPECT_EQ(str(node(later, "a"), {"status", "state"}), "paired") << later.dump();
+  EXPECT_EQ(str(node(later, "b"), {"status", "state"}), "replaying") << later.dump();
+  EXPECT_EQ(num(node(later, "b"), {"status", "disk", "host_failures"}), 0) << later.dump();
+  std::ifstream in(dir() + "/a.log");
+  const std::string a_log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(a_log.find("logged for the backup"), std::string::npos) << a_log;
 }
 
 TEST_F(FtPair, CuttingTheLoggingLinkLeavesExactlyOneSideRunning) {
@@ -593,6 +635,13 @@ TEST_F(FtPair, ARestartedPairKeepsItsStoreAndStartsAtTheNextEpoch) {
   wait_for([&](const json& st) { return role_of(node(st, "b")) == "primary" &&
                                         num(node(st, "b"), {"status", "epoch"}) == 2; },
            seconds(30), "the backup to take over at epoch 2");
+  // The survivor marked its copy with the epoch it took.
+  {
+    std::ifstream mark(store() + "/b/data.img.epoch.json");
+    const json m = json::parse(mark, nullptr, false);
+    EXPECT_EQ(m.value("epoch", 0), 2) << m.dump();
+    EXPECT_EQ(m.value("kind", ""), "failover") << m.dump();
+  }
   auto after = start_load(2);
   ASSERT_NO_FATAL_FAILURE(finish(*after));
   expect_load_survived(*after);

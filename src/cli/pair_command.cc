@@ -91,6 +91,7 @@ Status prepare_disks(const PairPaths& p, bool fresh) {
     if (fresh && fs::exists(disk_path(p, h))) {
       fs::remove(disk_path(p, h), ec);
       if (ec) return make_error(fmt::format("cannot remove {}: {}", disk_path(p, h), ec.message()));
+      fs::remove(ft::disk_mark_path(disk_path(p, h)), ec);
     }
   }
   if (fresh) {
@@ -109,36 +110,41 @@ Status prepare_disks(const PairPaths& p, bool fresh) {
                                     image));
     }
     for (const char* h : kHosts) {
+      fs::remove(ft::disk_mark_path(disk_path(p, h)), ec);  // a mark of a copy long gone
       if (Status s = copy(image, disk_path(p, h)); !s) return s;
     }
     fmt::print(stderr, "ftvm up: each host's copy of the data disk made from {}: {}, {}\n", image,
                disk_path(p, "a"), disk_path(p, "b"));
     return {};
   }
-  // The most advanced copy is the one of the host that last held the
-  // highest epoch: a backup's copy is a prefix of its primary's run.
+  // The most advanced copy is the one whose node last took the highest
+  // epoch (its mark, ft::write_disk_mark): a backup's copy is a prefix of
+  // its primary's run. Without marks, the history says who held it.
   std::string newest = have_a ? "a" : "b";
   std::string why = "the only copy";
   if (have_a && have_b) {
-    uint64_t top = 0;
-    std::string holder;
-    for (const nlohmann::json& e : ft::read_history(history_path(p))) {
-      const uint64_t epoch = e.value("epoch", uint64_t{0});
-      if (epoch >= top) {
-        top = epoch;
-        holder = e.value("host", std::string());
-      }
-    }
-    if (holder == "host-a" || holder == "host-b") {
-      newest = holder.substr(5);
-      why = fmt::format("host {} held the highest epoch, {}", newest, top);
-    } else {
-      newest = "a";
-      why = "no history names a holder: host a's, where the pair starts";
-    }
+    const ft::CopyChoice c =
+        ft::most_advanced_copy(ft::read_disk_mark_epoch(disk_path(p, "a")),
+                               ft::read_disk_mark_epoch(disk_path(p, "b")),
+                               ft::read_history(history_path(p)));
+    newest = c.host;
+    why = c.why;
   }
   const std::string other = newest == "a" ? "b" : "a";
   if (Status s = copy(disk_path(p, newest.c_str()), disk_path(p, other.c_str())); !s) return s;
+  // The copy is now as advanced as its source: so is its mark.
+  std::error_code mark_ec;
+  const std::string from_mark = ft::disk_mark_path(disk_path(p, newest.c_str()));
+  if (fs::exists(from_mark)) {
+    fs::copy_file(from_mark, ft::disk_mark_path(disk_path(p, other.c_str())),
+                  fs::copy_options::overwrite_existing, mark_ec);
+  } else {
+    fs::remove(ft::disk_mark_path(disk_path(p, other.c_str())), mark_ec);
+  }
+  if (mark_ec) {
+    return make_error(fmt::format("cannot copy the mark of host {}'s disk copy: {}", newest,
+                                  mark_ec.message()));
+  }
   fmt::print(stderr,
              "ftvm up: keeping the data disk: host {}'s copy is the most advanced ({}); copied "
              "to host {}\n",

@@ -167,7 +167,8 @@ class Node final : public CoreEnv {
   void publish(bool force = false);
   // Appends this node's entry to the pair's history when it has just taken
   // an epoch: paired as primary (start), live after a takeover (failover),
-  // or alone after losing its backup (solo).
+  // or alone after losing its backup (solo); and marks this host's copy of
+  // a writable disk with that epoch (pair_view.h, write_disk_mark).
   void record_history();
   void wake() {
     const uint64_t one = 1;
@@ -313,7 +314,8 @@ void Node::publish(bool force) {
 }
 
 void Node::record_history() {
-  if (o_.history.empty()) return;
+  const bool disk_mark = disk_ && !disk_->read_only();
+  if (o_.history.empty() && !disk_mark) return;
   const uint64_t epoch = core_->role().epoch();
   if (core_->role().role() != Role::kPrimary || epoch <= history_epoch_) return;
   HistoryKind kind;
@@ -328,8 +330,18 @@ void Node::record_history() {
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::system_clock::now().time_since_epoch())
                       .count();
-  if (Status s = append_history(o_.history, {epoch, o_.host_id, kind, ms}); !s) {
-    note("{} (the pair's history misses epoch {})", s.error(), epoch);
+  if (!o_.history.empty()) {
+    if (Status s = append_history(o_.history, {epoch, o_.host_id, kind, ms}); !s) {
+      note("{} (the pair's history misses epoch {})", s.error(), epoch);
+    }
+  }
+  // This host's copy of the disk is now the pair's most advanced.
+  if (disk_mark) {
+    if (Status s = write_disk_mark(o_.spec.disk_path, {epoch, o_.host_id, kind, ms},
+                                   machine_->instret());
+        !s) {
+      note("{} (a restart may not find this copy the most advanced)", s.error());
+    }
   }
 }
 

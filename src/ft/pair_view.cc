@@ -61,6 +61,72 @@ Status append_history(const std::string& path, const HistoryEntry& e) {
   return {};
 }
 
+std::string disk_mark_path(const std::string& disk_path) { return disk_path + ".epoch.json"; }
+
+Status write_disk_mark(const std::string& disk_path, const HistoryEntry& e, uint64_t instret) {
+  const std::string path = disk_mark_path(disk_path);
+  const std::string tmp = path + ".partial";
+  const std::string text = nlohmann::json({{"epoch", e.epoch},
+                                           {"host", e.host},
+                                           {"kind", std::string(history_kind_name(e.kind))},
+                                           {"instret", instret},
+                                           {"at_unix_ms", e.at_unix_ms}})
+                               .dump() +
+                           "\n";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return make_error(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
+  }
+  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+                       ::fdatasync(fd) == 0;
+  const int err = errno;
+  ::close(fd);
+  if (!written || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e2 = written ? errno : err;
+    ::unlink(tmp.c_str());
+    return make_error(fmt::format("cannot write {}: {}", path, std::strerror(e2)));
+  }
+  return {};
+}
+
+std::optional<uint64_t> read_disk_mark_epoch(const std::string& disk_path) {
+  std::ifstream in(disk_mark_path(disk_path));
+  if (!in) return std::nullopt;
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("epoch") ||
+      !j["epoch"].is_number_unsigned()) {
+    return std::nullopt;
+  }
+  return j["epoch"].get<uint64_t>();
+}
+
+CopyChoice most_advanced_copy(std::optional<uint64_t> mark_a, std::optional<uint64_t> mark_b,
+                              const nlohmann::json& history) {
+  auto mark = [](std::optional<uint64_t> m) { return m ? std::to_string(*m) : "none"; };
+  if (mark_a || mark_b) {
+    const bool a = mark_a.value_or(0) >= mark_b.value_or(0);
+    return {a ? "a" : "b", fmt::format("its node was live at epoch {}, the other's at {}",
+                                       mark(a ? mark_a : mark_b), mark(a ? mark_b : mark_a))};
+  }
+  uint64_t top = 0;
+  std::string holder;
+  if (history.is_array()) {
+    for (const nlohmann::json& e : history) {
+      const uint64_t epoch = e.value("epoch", uint64_t{0});
+      if (epoch >= top) {
+        top = epoch;
+        holder = e.value("host", std::string());
+      }
+    }
+  }
+  if (holder == "host-a" || holder == "host-b") {
+    return {holder.substr(5),
+            fmt::format("no copy is marked; the history says host {} held epoch {}",
+                        holder.substr(5), top)};
+  }
+  return {"a", "no copy is marked and no history names a holder: host a's, where the pair starts"};
+}
+
 nlohmann::json read_history(const std::string& path, size_t* skipped) {
   nlohmann::json out = nlohmann::json::array();
   if (skipped) *skipped = 0;

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,29 @@ Status append_history(const std::string& path, const HistoryEntry& entry);
 // an empty history, and a line that does not parse (a write torn by a
 // crash) is skipped and counted in `*skipped`.
 nlohmann::json read_history(const std::string& path, size_t* skipped = nullptr);
+
+// A copy of a writable disk records the last epoch its node took (went
+// live at: start, failover, solo), beside it in DISK.epoch.json:
+//   {"epoch":N,"host":H,"kind":K,"instret":I,"at_unix_ms":T}
+// written to a temporary file, synced and renamed, so it is whole or the
+// previous one. Only a node that takes an epoch writes it; a backup's copy
+// is a prefix of its primary's run, so among the copies of a pair the one
+// with the highest epoch is the most advanced.
+std::string disk_mark_path(const std::string& disk_path);
+Status write_disk_mark(const std::string& disk_path, const HistoryEntry& entry, uint64_t instret);
+// The epoch in a copy's mark; nullopt when it has none (or it does not parse).
+std::optional<uint64_t> read_disk_mark_epoch(const std::string& disk_path);
+
+// Which of the two hosts' copies ("a" or "b") a restarted pair starts from:
+// the one with the higher mark (a tie, which only copies made equal have,
+// goes to a); without marks, the host the history names as holder of its
+// highest epoch ("host-a"/"host-b"); else a. `why` says which rule decided.
+struct CopyChoice {
+  std::string host;
+  std::string why;
+};
+CopyChoice most_advanced_copy(std::optional<uint64_t> mark_a, std::optional<uint64_t> mark_b,
+                              const nlohmann::json& history);
 
 // What `ftvm status` knows of one host of the pair.
 struct HostView {

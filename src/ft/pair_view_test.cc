@@ -88,5 +88,49 @@ TEST(PairHistory, AnUnwritablePathIsAnErrorNamingIt) {
   EXPECT_NE(s.error().find("/nonexistent-dir/history.jsonl"), std::string::npos);
 }
 
+TEST(DiskMark, RecordsTheEpochAndReplacesTheLastWhole) {
+  const std::string disk = ::testing::TempDir() + "/mark-" + std::to_string(getpid()) + ".img";
+  EXPECT_FALSE(read_disk_mark_epoch(disk).has_value());
+  ASSERT_TRUE(write_disk_mark(disk, {3, "host-a", HistoryKind::kStart, 1000}, 77).ok());
+  EXPECT_EQ(read_disk_mark_epoch(disk), 3u);
+  ASSERT_TRUE(write_disk_mark(disk, {5, "host-a", HistoryKind::kSolo, 2000}, 99).ok());
+  EXPECT_EQ(read_disk_mark_epoch(disk), 5u);
+  std::ifstream in(disk_mark_path(disk));
+  const json j = json::parse(in);
+  EXPECT_EQ(j["kind"], "solo");
+  EXPECT_EQ(j["instret"], 99);
+  EXPECT_NE(access((disk_mark_path(disk) + ".partial").c_str(), F_OK), 0);
+  std::remove(disk_mark_path(disk).c_str());
+}
+
+TEST(DiskMark, AMarkThatDoesNotParseIsNoMark) {
+  const std::string disk = ::testing::TempDir() + "/badmark-" + std::to_string(getpid()) + ".img";
+  std::ofstream(disk_mark_path(disk)) << "{\"epoch\": 4";  // torn
+  EXPECT_FALSE(read_disk_mark_epoch(disk).has_value());
+  std::remove(disk_mark_path(disk).c_str());
+}
+
+TEST(MostAdvancedCopy, TheHigherMarkWins) {
+  EXPECT_EQ(most_advanced_copy(3, 5, json::array()).host, "b");
+  EXPECT_EQ(most_advanced_copy(7, 5, json::array()).host, "a");
+  EXPECT_EQ(most_advanced_copy(std::nullopt, 2, json::array()).host, "b");
+  // The marks outrank a history that says otherwise (it may be torn or lost).
+  const json history = json::array({{{"epoch", 9}, {"host", "host-a"}, {"kind", "solo"}}});
+  const CopyChoice c = most_advanced_copy(3, 4, history);
+  EXPECT_EQ(c.host, "b");
+  EXPECT_NE(c.why.find("epoch 4"), std::string::npos) << c.why;
+}
+
+TEST(MostAdvancedCopy, EqualMarksAreEqualCopiesAndGoToA) {
+  EXPECT_EQ(most_advanced_copy(4, 4, json::array()).host, "a");
+}
+
+TEST(MostAdvancedCopy, WithoutMarksTheHistorysLastHolderWins) {
+  const json history = json::array({{{"epoch", 1}, {"host", "host-a"}, {"kind", "start"}},
+                                    {{"epoch", 2}, {"host", "host-b"}, {"kind", "failover"}}});
+  EXPECT_EQ(most_advanced_copy(std::nullopt, std::nullopt, history).host, "b");
+  EXPECT_EQ(most_advanced_copy(std::nullopt, std::nullopt, json::array()).host, "a");
+}
+
 }  // namespace
 }  // namespace ftvm::ft
