@@ -245,6 +245,10 @@ Status Node::build_machine(const MachineSpec& spec, bool with_entropy) {
   // The first state hash reads every block of a writable disk; done here,
   // before the guest runs, it does not stall the guest at its first check.
   if (spec.disk_writable) (void)machine_->state_digest();
+  // A backup's guest flushes as the primary's did, but its copy only needs
+  // to be durable once it goes live (it syncs then, record_history): until
+  // then a real fdatasync at most once a second keeps the replay fast.
+  if (spec.disk_writable && !is_primary_ && disk_) disk_->set_lazy_flush(milliseconds(1000));
   if (is_primary_) {
     live_entropy_ = hostio::entropy_source_for(o_.entropy);
   } else {
@@ -335,7 +339,12 @@ void Node::record_history() {
       note("{} (the pair's history misses epoch {})", s.error(), epoch);
     }
   }
-  // This host's copy of the disk is now the pair's most advanced.
+  // This host's copy of the disk is now the pair's most advanced: durable
+  // first (a backup gone live had lazy flushes), then marked.
+  if (disk_mark && disk_->lazy_flush()) {
+    disk_->set_lazy_flush(std::nullopt);
+    if (Status s = disk_->sync_now(); !s) note("{}", s.error());
+  }
   if (disk_mark) {
     if (Status s = write_disk_mark(o_.spec.disk_path, {epoch, o_.host_id, kind, ms},
                                    machine_->instret());

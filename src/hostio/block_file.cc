@@ -84,6 +84,13 @@ Status FileBlockBackend::write(uint64_t offset, std::span<const uint8_t> data) {
 }
 
 Status FileBlockBackend::flush() {
+  if (lazy_ && std::chrono::steady_clock::now() - last_sync_ < *lazy_) return {};
+  return sync_now();
+}
+
+Status FileBlockBackend::sync_now() {
+  last_sync_ = std::chrono::steady_clock::now();
+  ++syncs_;
   while (::fdatasync(fd_) != 0) {
     if (errno == EINTR) continue;
     return make_error(fmt::format("flushing {}: {}", path_, std::strerror(errno)));

@@ -8,13 +8,22 @@
 // request completes only after it returns. Writes the guest never flushed
 // may be lost if the host crashes, as with a real disk's write cache.
 //
+// A replica (the backup of an FT pair) may make its flushes lazy: each
+// returns at once without syncing, unless the last real sync is at least
+// the interval old; sync_now() makes everything written durable. The guest
+// sees the same completions either way (the recording decides them); what
+// changes is only how far behind its host's stable storage may be, which
+// matters once the replica goes live, and then it syncs.
+//
 // The image size is taken once, at open; capacity is that size in 512-byte
 // sectors, rounded down. The file is not locked: running two writable
 // machines on one image corrupts it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -38,6 +47,14 @@ class FileBlockBackend final : public vm::BlockBackend {
   Status write(uint64_t offset, std::span<const uint8_t> data) override;
   Status flush() override;
 
+  // Lazy flushes (see above) with at most `interval` between real syncs;
+  // nullopt: every flush syncs (the default).
+  void set_lazy_flush(std::optional<std::chrono::milliseconds> interval) { lazy_ = interval; }
+  bool lazy_flush() const { return lazy_.has_value(); }
+  // fdatasync now, whatever the mode.
+  Status sync_now();
+  uint64_t syncs() const { return syncs_; }
+
  private:
   FileBlockBackend(int fd, std::string path, uint64_t size, bool read_only)
       : fd_(fd), path_(std::move(path)), size_(size), read_only_(read_only) {}
@@ -46,6 +63,9 @@ class FileBlockBackend final : public vm::BlockBackend {
   std::string path_;
   uint64_t size_;
   bool read_only_;
+  std::optional<std::chrono::milliseconds> lazy_;
+  std::chrono::steady_clock::time_point last_sync_ = std::chrono::steady_clock::now();
+  uint64_t syncs_ = 0;
 };
 
 }  // namespace ftvm::hostio

@@ -95,4 +95,24 @@ TEST_F(BlockFileTest, ImageThatShrankIsAReadError) {
 }
 
 }  // namespace
+TEST_F(BlockFileTest, EveryFlushSyncsUnlessLazy) {
+  auto disk = FileBlockBackend::open(path_, false);
+  ASSERT_TRUE(disk.ok());
+  ASSERT_TRUE((*disk)->flush().ok());
+  ASSERT_TRUE((*disk)->flush().ok());
+  EXPECT_EQ((*disk)->syncs(), 2u);
+  // A replica's flushes: no sync while the last one is younger than the
+  // interval; sync_now() syncs whatever the mode.
+  (*disk)->set_lazy_flush(std::chrono::hours(1));
+  ASSERT_TRUE((*disk)->flush().ok());
+  EXPECT_EQ((*disk)->syncs(), 2u);
+  ASSERT_TRUE((*disk)->sync_now().ok());
+  EXPECT_EQ((*disk)->syncs(), 3u);
+  (*disk)->set_lazy_flush(std::chrono::milliseconds(0));  // the interval has always passed
+  ASSERT_TRUE((*disk)->flush().ok());
+  EXPECT_EQ((*disk)->syncs(), 4u);
+  (*disk)->set_lazy_flush(std::nullopt);
+  EXPECT_FALSE((*disk)->lazy_flush());
+}
+
 }  // namespace ftvm::hostio
