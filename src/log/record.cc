@@ -70,6 +70,23 @@ std::optional<std::string> length_problem(RecordType type, uint64_t length) {
   return std::nullopt;
 }
 
+// A disk-error payload's fields beyond its length: one encoding per value.
+std::optional<std::string> disk_error_problem(std::span<const uint8_t> p) {
+  const uint8_t op = p[0], flags = p[1];
+  if (op != 0 && op != 1 && op != 4) {
+    return fmt::format("disk-error op {} is not a read (0), write (1) or flush (4)", op);
+  }
+  if ((flags & ~1u) != 0) {
+    return fmt::format("disk-error flags {:#04x} has bits other than bit 0 (unreadable)", flags);
+  }
+  const bool has_data = p.size() > kDiskErrorFixedSize;
+  if (has_data && (op != 1 || (flags & 1) != 0)) {
+    return "disk-error contents belong only to a write that was read back";
+  }
+  if ((flags & 1) != 0 && op != 1) return "disk-error: only a write can be unreadable";
+  return std::nullopt;
+}
+
 const Bytes* byte_payload(const Record& record) {
   if (auto* p = std::get_if<ConsoleInput>(&record.payload)) return &p->bytes;
   if (auto* p = std::get_if<NetFrame>(&record.payload)) return &p->frame;
@@ -207,6 +224,13 @@ Status check_record(const Record& record) {
   if (auto problem = length_problem(record.type(), payload_size(record))) {
     return make_error(fmt::format("cannot log record at instret {}: {}", record.instret, *problem));
   }
+  if (std::holds_alternative<DiskError>(record.payload)) {
+    std::string p;
+    put_payload(p, record);
+    if (auto problem = disk_error_problem(internal::as_bytes(p))) {
+      return make_error(fmt::format("cannot log record at instret {}: {}", record.instret, *problem));
+    }
+  }
   return {};
 }
 
@@ -271,6 +295,12 @@ Result<std::optional<DecodedRecord>> decode_record(std::span<const uint8_t> byte
                     offset, stored, computed));
   }
   const RecordType type = static_cast<RecordType>(bytes[0]);
+  if (type == RecordType::kDiskError) {
+    const std::span<const uint8_t> p = bytes.subspan(kRecordHeaderSize, crc_at - kRecordHeaderSize);
+    if (auto problem = disk_error_problem(p)) {
+      return make_error(fmt::format("offset {}: {}", offset, *problem));
+    }
+  }
   DecodedRecord d;
   d.record.instret = get_u64(bytes.data() + 1);
   d.record.payload = parse_payload(type, bytes.subspan(kRecordHeaderSize, crc_at - kRecordHeaderSize));
