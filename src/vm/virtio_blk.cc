@@ -96,9 +96,14 @@ bool VirtioBlk::handle(Virtqueue& queue, const DescriptorChain& chain) {
   const uint64_t out_len = chain.readable_len - kHeaderBytes;
   uint8_t status = kStatusUnsupp;
   uint64_t written = 0;  // data bytes written, before the status byte
-  // A request that reaches the disk: the recording may say how it ended.
-  auto recorded = [&](const DiskRequest& request) {
-    return faults_ != nullptr ? faults_->recorded(request) : DiskFaults::Recorded{};
+  // A request that reaches the disk: if the recording says it failed, it
+  // completes as recorded (replay_failure) and true is returned.
+  auto replayed = [&](const DiskRequest& request) {
+    if (faults_ == nullptr) return false;
+    DiskFaults::Recorded r = faults_->recorded(request);
+    if (!r.failed) return false;
+    status = replay_failure(queue, chain, request, std::move(r));
+    return true;
   };
   switch (type) {
     case kTypeIn: {
@@ -107,10 +112,7 @@ bool VirtioBlk::handle(Virtqueue& queue, const DescriptorChain& chain) {
         break;
       }
       const DiskRequest request{kTypeIn, sector, in_len};
-      if (DiskFaults::Recorded r = recorded(request); r.failed) {
-        status = replay_failure(queue, chain, request, std::move(r));
-        break;
-      }
+      if (replayed(request)) break;
       status = do_read(queue, chain, sector, in_len);
       if (status == kStatusOk) {
         written = in_len;
@@ -126,20 +128,14 @@ bool VirtioBlk::handle(Virtqueue& queue, const DescriptorChain& chain) {
         break;
       }
       const DiskRequest request{kTypeOut, sector, out_len};
-      if (DiskFaults::Recorded r = recorded(request); r.failed) {
-        status = replay_failure(queue, chain, request, std::move(r));
-        break;
-      }
+      if (replayed(request)) break;
       status = do_write(queue, chain, sector, out_len);
       if (status != kStatusOk) report_failure(request);
       break;
     }
     case kTypeFlush: {
       const DiskRequest request{kTypeFlush, 0, 0};
-      if (DiskFaults::Recorded r = recorded(request); r.failed) {
-        status = replay_failure(queue, chain, request, std::move(r));
-        break;
-      }
+      if (replayed(request)) break;
       if (Status s = disk_->flush(); s) {
         status = kStatusOk;
       } else {
