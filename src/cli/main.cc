@@ -135,7 +135,15 @@ int main(int argc, char** argv) {
   up_cmd->add_flag("--fresh", up.fresh,
                    "Start from new copies of the guest image's data disk (the arbiter's grants "
                    "and the pair's history are kept: the epoch still grows)");
+  up_cmd->add_flag("--no-reprotect", up.no_reprotect,
+                   "Do not start a new backup after a failure (the survivor runs alone)");
   std::string pair_name = "ft";
+  std::string supervise_dir;
+  CLI::App* supervise_cmd = app.add_subcommand(
+      "supervise", "Keep a pair made by `ftvm up` protected: start a new backup on a failed host "
+                   "(started by `ftvm up`, stopped by `ftvm down`)");
+  supervise_cmd->add_option("--name", pair_name, "The pair's name")->capture_default_str();
+  supervise_cmd->add_option("--run-dir", supervise_dir, "The pair's run directory")->required();
   bool status_json = false;
   CLI::App* status_cmd = app.add_subcommand("status", "Show an FT pair: roles, epoch, instret, lag, "
                                                       "log bandwidth, held outputs, last failover");
@@ -177,6 +185,7 @@ int main(int argc, char** argv) {
   if (backup_cmd->parsed()) return ftvm::cli::node_command(backup, false);
   if (up_cmd->parsed()) return ftvm::cli::up_command(up);
   if (down_cmd->parsed()) return ftvm::cli::down_command(pair_name);
+  if (supervise_cmd->parsed()) return ftvm::cli::supervise_command(pair_name, supervise_dir);
   if (status_cmd->parsed()) return ftvm::cli::status_command(pair_name, status_json);
   if (kill_cmd->parsed()) return ftvm::cli::kill_command(pair_name, kill_which, kill_signal);
   if (arbiter_cmd->parsed()) {

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -43,7 +44,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
-constexpr const char* kChannelAddr = "10.78.0.1:7100";
+constexpr const char* kChannelAddr = "10.78.0.1:7100";     // host a's end of the logging link
+constexpr const char* kChannelAddrB = "10.78.0.2:7100";    // host b's
 constexpr const char* kArbiterAddr = "10.79.0.1:7000";
 constexpr const char* kEtcdAddr = "10.79.0.1:2379";
 constexpr const char* kHosts[] = {"a", "b"};  // host a = NAME-pri, host b = NAME-bak
@@ -153,7 +155,7 @@ Status prepare_disks(const PairPaths& p, bool fresh) {
 }
 
 // The processes `ftvm up` starts, each named by its pid file.
-enum class PairProcess { kNodeA, kNodeB, kArbiter };
+enum class PairProcess { kNodeA, kNodeB, kArbiter, kSupervisor };
 
 const char* host_of(PairProcess p) { return p == PairProcess::kNodeA ? "a" : "b"; }
 
@@ -203,6 +205,9 @@ bool alive(pid_t pid, const PairPaths& p, PairProcess what) {
     return (has_word(argv, "arbiter") && has_option(argv, "--secret", p.dir + "/secret")) ||
            has_option(argv, "--data-dir", p.state + "/etcd");
   }
+  if (what == PairProcess::kSupervisor) {
+    return has_word(argv, "supervise") && has_option(argv, "--run-dir", p.dir);
+  }
   return (has_word(argv, "primary") || has_word(argv, "backup")) &&
          has_option(argv, "--control", fmt::format("{}/{}.sock", p.dir, host_of(what)));
 }
@@ -216,10 +221,17 @@ pid_t read_pid(const std::string& path) {
 
 // Starts `argv` in network namespace `ns`, in its own session, with output
 // to `log` (stderr) and `out` (stdout); returns its pid.
+Result<pid_t> spawn(std::vector<std::string> full, const std::string& out, const std::string& log);
+
 Result<pid_t> spawn_in(const std::string& ns, std::vector<std::string> argv, const std::string& out,
                        const std::string& log) {
   std::vector<std::string> full = {"ip", "netns", "exec", ns};
   full.insert(full.end(), argv.begin(), argv.end());
+  return spawn(std::move(full), out, log);
+}
+
+// Starts `full` (found on PATH) in its own session, as spawn_in does.
+Result<pid_t> spawn(std::vector<std::string> full, const std::string& out, const std::string& log) {
   // Everything is made before fork(): the child may only make
   // async-signal-safe calls until exec (another thread may hold the
   // allocator's lock at the moment of the fork).
@@ -237,7 +249,7 @@ Result<pid_t> spawn_in(const std::string& ns, std::vector<std::string> argv, con
     dup2(null, STDIN_FILENO);
     dup2(o, STDOUT_FILENO);
     dup2(e, STDERR_FILENO);
-    execvp("ip", args.data());
+    execvp(args[0], args.data());
     _exit(127);
   }
   return pid;
@@ -421,7 +433,13 @@ void add_node_options(CLI::App* app, NodeCli& o, bool primary) {
                     "Log bytes the backup may lag before the primary slows down")
         ->capture_default_str();
   } else {
-    app->add_option("--primary", o.primary, "The primary's logging channel ADDR:PORT")->required();
+    app->add_option("--primary", o.primary,
+                    "The primary's logging channel ADDR:PORT; a primary already running is "
+                    "joined by state transfer")
+        ->required();
+    app->add_option("--listen", o.listen,
+                    "ADDR:PORT of this host's logging channel, served once this node is primary "
+                    "(after a takeover) so a new backup can join it");
     app->add_option("--join-timeout", o.join_timeout_s, "Seconds to wait for the primary")
         ->capture_default_str();
     app->add_option("--kernel", o.kernel, "This host's copy of the Linux Image");
@@ -548,7 +566,8 @@ int up_command(const UpOptions& o) {
   const PairPaths paths = paths_of(o.name);
   const std::string& dir = paths.dir;
   for (auto [file, what] : {std::pair{"a", PairProcess::kNodeA}, std::pair{"b", PairProcess::kNodeB},
-                            std::pair{"arbiter", PairProcess::kArbiter}}) {
+                            std::pair{"arbiter", PairProcess::kArbiter},
+                            std::pair{"supervisor", PairProcess::kSupervisor}}) {
     const pid_t pid = read_pid(fmt::format("{}/{}.pid", dir, file));
     if (alive(pid, paths, what)) {
       return bad(fmt::format("pair '{}' is already up (pid {}); `ftvm status --name {}` shows it, "
@@ -640,9 +659,22 @@ int up_command(const UpOptions& o) {
                                   std::to_string(o.hash_interval), "--max-lag-ms",
                                   std::to_string(o.max_lag_ms), "--disk", disk_path(paths, "a")};
   for (std::string& a : common("a")) pri.push_back(a);
-  std::vector<std::string> bak = {exe, "backup", "--primary", kChannelAddr, "--disk",
-                                  disk_path(paths, "b")};
-  for (std::string& a : common("b")) bak.push_back(a);
+  // A backup on host h joins the other host's primary, and serves h's own
+  // end of the logging link once it has taken over; the supervisor starts
+  // the same command again on a host whose node is gone (re-protection).
+  auto backup_argv = [&](const char* host) {
+    const bool on_a = std::string(host) == "a";
+    std::vector<std::string> v = {exe, "backup", "--primary", on_a ? kChannelAddrB : kChannelAddr,
+                                  "--listen", on_a ? kChannelAddr : kChannelAddrB, "--disk",
+                                  disk_path(paths, host)};
+    for (std::string& a : common(host)) v.push_back(a);
+    return v;
+  };
+  const std::vector<std::string> bak = backup_argv("b");
+  for (const char* h : {"a", "b"}) {
+    std::ofstream(fmt::format("{}/{}.backup.json", dir, h)) << nlohmann::json(backup_argv(h)).dump()
+                                                           << "\n";
+  }
   Result<pid_t> a = spawn_in(o.name + "-pri", pri, dir + "/a.console", dir + "/a.log");
   if (!a) return bad(a.error());
   std::ofstream(dir + "/a.pid") << *a << "\n";
@@ -686,6 +718,18 @@ int up_command(const UpOptions& o) {
     pollfd none{-1, 0, 0};
     poll(&none, 0, 200);  // polling interval of a readiness check with a deadline
   }
+  if (o.no_reprotect) {
+    fmt::print(stderr, "ftvm up: --no-reprotect: after a failure the survivor runs alone\n");
+  } else {
+    Result<pid_t> sup = spawn({exe, "supervise", "--name", o.name, "--run-dir", dir},
+                              dir + "/supervisor.log", dir + "/supervisor.log");
+    if (!sup) return bad(sup.error());
+    std::ofstream(dir + "/supervisor.pid") << *sup << "\n";
+    fmt::print(stderr,
+               "ftvm up: supervisor pid {}: after a failure it starts a new backup on the failed "
+               "host, which joins the survivor (log {}/supervisor.log)\n",
+               *sup, dir);
+  }
   fmt::print(stderr,
              "ftvm up: pair '{}' is up in {:.1f} s: Redis answers at {} from the client namespace.\n"
              "  ftvm status --name {}            roles, epoch, lag, log bandwidth, held outputs\n"
@@ -701,6 +745,19 @@ int down_command(const std::string& name) {
   const PairPaths paths = paths_of(name);
   const std::string& dir = paths.dir;
   std::vector<std::pair<pid_t, PairProcess>> pids;
+  // The supervisor first, so it starts nothing while the rest stop.
+  const pid_t sup = read_pid(dir + "/supervisor.pid");
+  if (alive(sup, paths, PairProcess::kSupervisor)) {
+    kill(sup, SIGTERM);
+    const auto sup_deadline = Clock::now() + std::chrono::seconds(5);
+    while (alive(sup, paths, PairProcess::kSupervisor) && Clock::now() < sup_deadline) {
+      waitpid(sup, nullptr, WNOHANG);
+      pollfd none{-1, 0, 0};
+      poll(&none, 0, 20);
+    }
+    if (alive(sup, paths, PairProcess::kSupervisor)) kill(sup, SIGKILL);
+    pids.push_back({sup, PairProcess::kSupervisor});
+  }
   for (auto [file, what] : {std::pair{"a", PairProcess::kNodeA}, std::pair{"b", PairProcess::kNodeB},
                             std::pair{"arbiter", PairProcess::kArbiter}}) {
     const pid_t pid = read_pid(fmt::format("{}/{}.pid", dir, file));
@@ -733,6 +790,96 @@ int down_command(const std::string& name) {
   return 0;
 }
 
+int supervise_command(const std::string& name, const std::string& run_dir) {
+  const PairPaths paths = paths_of(name);
+  if (fs::path(run_dir).lexically_normal() != fs::path(paths.dir)) {
+    fmt::print(stderr, "ftvm supervise: --run-dir {} is not pair '{}''s run directory {}\n", run_dir,
+               name, paths.dir);
+    return kExitBadInput;
+  }
+  const std::string& dir = paths.dir;
+  auto say = [](const std::string& line) {
+    const auto now = std::chrono::system_clock::now();
+    fmt::print(stderr, "{:%H:%M:%S} ftvm supervise: {}\n",
+               std::chrono::floor<std::chrono::seconds>(now), line);
+  };
+  say(fmt::format("watching pair '{}' (pid {})", name, getpid()));
+  struct Host {
+    const char* key;
+    PairProcess what;
+    const char* ns_role;
+    Clock::time_point next_try{};
+    std::chrono::seconds backoff{1};
+    pid_t started = 0;  // the backup this supervisor started last, if any
+    Clock::time_point started_at{};
+  };
+  Host hosts[2] = {{"a", PairProcess::kNodeA, "pri"}, {"b", PairProcess::kNodeB, "bak"}};
+  for (;;) {
+    if (!fs::exists(dir)) {
+      say("the run directory is gone; stopping");
+      return 0;
+    }
+    // Reap the backups this process started.
+    for (Host& h : hosts) {
+      int st = 0;
+      if (h.started > 0 && waitpid(h.started, &st, WNOHANG) == h.started) {
+        const double lived = std::chrono::duration<double>(Clock::now() - h.started_at).count();
+        say(fmt::format("the backup on host {} (pid {}) exited with {} after {:.1f} s; see {}/{}.log",
+                        h.key, h.started, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st),
+                        lived, dir, h.key));
+        h.started = 0;
+        // One that failed soon (its join did not work) is retried later.
+        h.backoff = lived < 30 ? std::min(h.backoff * 2, std::chrono::seconds(30))
+                               : std::chrono::seconds(1);
+        h.next_try = Clock::now() + h.backoff;
+      }
+    }
+    bool up[2];
+    for (int i = 0; i < 2; ++i) {
+      up[i] = alive(read_pid(fmt::format("{}/{}.pid", dir, hosts[i].key)), paths, hosts[i].what);
+    }
+    if (!up[0] && !up[1]) {
+      say("both nodes are gone; nothing left to protect");
+      return 0;
+    }
+    for (int i = 0; i < 2; ++i) {
+      Host& h = hosts[i];
+      const Host& other = hosts[1 - i];
+      if (up[i] || !up[1 - i] || Clock::now() < h.next_try) continue;
+      // Only a primary running alone takes a new backup.
+      Result<nlohmann::json> st =
+          ft::query_status(control_path(dir, other.key), std::chrono::seconds(1));
+      if (!st || st->value("role", "") != "primary" || st->value("state", "") != "solo") continue;
+      std::ifstream f(fmt::format("{}/{}.backup.json", dir, h.key));
+      const nlohmann::json argv = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
+      if (!argv.is_array() || argv.empty()) {
+        say(fmt::format("{}/{}.backup.json is missing or unreadable: cannot re-protect host {}",
+                        dir, h.key, h.key));
+        h.next_try = Clock::now() + std::chrono::seconds(30);
+        continue;
+      }
+      std::vector<std::string> args;
+      for (const nlohmann::json& a : argv) args.push_back(a.is_string() ? a.get<std::string>() : "");
+      Result<pid_t> pid = spawn_in(name + "-" + h.ns_role, args, fmt::format("{}/{}.console", dir, h.key),
+                                   fmt::format("{}/{}.log", dir, h.key));
+      if (!pid) {
+        say(fmt::format("cannot start a backup on host {}: {}", h.key, pid.error()));
+        h.next_try = Clock::now() + std::chrono::seconds(5);
+        continue;
+      }
+      std::ofstream(fmt::format("{}/{}.pid", dir, h.key)) << *pid << "\n";
+      h.started = *pid;
+      h.started_at = Clock::now();
+      h.next_try = Clock::now() + h.backoff;
+      say(fmt::format("host {}'s node is gone and host {} runs alone at epoch {}: started a new "
+                      "backup on host {} (pid {}) that joins it by state transfer",
+                      h.key, other.key, st->value("epoch", 0), h.key, *pid));
+    }
+    pollfd none{-1, 0, 0};
+    poll(&none, 0, 200);  // the supervisor's polling interval
+  }
+}
+
 int status_command(const std::string& name, bool json) {
   const std::string dir = pair_dir(name);
   if (!fs::exists(dir)) {
@@ -744,6 +891,8 @@ int status_command(const std::string& name, bool json) {
   std::vector<NodeView> nodes = view_nodes(paths);
   const pid_t arb = read_pid(dir + "/arbiter.pid");
   const bool arb_running = alive(arb, paths, PairProcess::kArbiter);
+  const pid_t sup = read_pid(dir + "/supervisor.pid");
+  const bool sup_running = alive(sup, paths, PairProcess::kSupervisor);
   std::vector<ft::HostView> views;
   for (const NodeView& v : nodes) views.push_back({v.host, v.running, v.status});
   size_t torn = 0;
@@ -753,15 +902,23 @@ int status_command(const std::string& name, bool json) {
     out["pair"] = name;
     for (const auto& [k, v] : summary.items()) out[k] = v;
     out["arbiter"] = {{"pid", arb}, {"running", arb_running}, {"store", paths.state}};
+    out["supervisor"] = {{"pid", sup}, {"running", sup_running}};
     for (const NodeView& v : nodes) {
       out["hosts"][v.host] = {{"pid", v.pid}, {"running", v.running}, {"status", v.status}};
     }
     fmt::print("{}\n", out.dump(2));
     return 0;
   }
-  fmt::print("pair '{}'   arbiter: {}   store: {}\n", name,
+  fmt::print("pair '{}'   arbiter: {}   store: {}   re-protection: {}\n", name,
              arb_running ? fmt::format("running (pid {})", arb) : std::string("not running"),
-             paths.state);
+             paths.state,
+             sup_running ? fmt::format("on (supervisor pid {})", sup) : std::string("off"));
+  if (summary["transfer"].is_object()) {
+    const nlohmann::json& t = summary["transfer"];
+    fmt::print("a backup is joining: {} round {}, {:.1f} MB copied in {:.0f} ms\n",
+               t.value("phase", "?"), t.value("rounds", 0), t.value("bytes", 0) / 1e6,
+               t.value("elapsed_ms", 0.0));
+  }
   auto name_or = [](const nlohmann::json& j, const char* none) {
     return j.is_string() ? j.get<std::string>() : std::string(none);
   };

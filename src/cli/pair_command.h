@@ -41,6 +41,7 @@ struct UpOptions {
   std::string append;  // extra kernel command-line words
   std::string entropy = "host";  // the primary's --entropy
   bool fresh = false;  // discard the hosts' disk copies (never the arbiter's grants)
+  bool no_reprotect = false;  // no supervisor: a survivor runs alone
 };
 
 // The directory holding a pair's pids, sockets, logs and secret:
@@ -61,6 +62,12 @@ std::string state_dir(const std::string& name);
 // start equal.
 int up_command(const UpOptions& o);
 int down_command(const std::string& name);
+// `ftvm supervise` (started by `ftvm up`, stopped by `ftvm down`): while
+// one host's node is gone and the other runs alone as primary, starts a new
+// backup on the first (the command in RUN_DIR/H.backup.json), which joins
+// the primary by state transfer. Exits when both nodes are gone or the run
+// directory is removed.
+int supervise_command(const std::string& name, const std::string& run_dir);
 int status_command(const std::string& name, bool json);
 // `which`: primary, backup, arbiter (the role the node has now).
 int kill_command(const std::string& name, const std::string& which, const std::string& signal);

@@ -44,6 +44,12 @@ class Cursor {
  public:
   explicit Cursor(std::span<const uint8_t> b) : b_(b) {}
   bool u8(uint8_t& v) { if (left() < 1) return false; v = b_[pos_++]; return true; }
+  bool flag(bool& v) {
+    uint8_t b = 0;
+    if (!u8(b) || b > 1) return false;
+    v = b == 1;
+    return true;
+  }
   bool u32(uint32_t& v) { if (left() < 4) return false; v = get_u32(&b_[pos_]); pos_ += 4; return true; }
   bool u64(uint64_t& v) { if (left() < 8) return false; v = get_u64(&b_[pos_]); pos_ += 8; return true; }
   bool str(std::string& s, size_t max) {
@@ -245,6 +251,7 @@ std::string encode_hello(const Hello& h) {
   put_str(out, h.vm);
   put_u64(out, h.heartbeat_ms);
   put_u64(out, h.timeout_ms);
+  out.push_back(h.running ? 1 : 0);
   Result<std::string> header = log::encode_header(h.header);
   FTVM_CHECK(header.ok());
   out += *header;
@@ -260,8 +267,9 @@ Result<Hello> decode_hello(std::span<const uint8_t> payload) {
                                   "same ftvm version on both hosts",
                                   h.version, kProtocolVersion));
   }
-  if (!c.nonce(h.nonce) || !c.str(h.vm, 255) || !c.u64(h.heartbeat_ms) || !c.u64(h.timeout_ms)) {
-    return make_error("hello: truncated");
+  if (!c.nonce(h.nonce) || !c.str(h.vm, 255) || !c.u64(h.heartbeat_ms) || !c.u64(h.timeout_ms) ||
+      !c.flag(h.running)) {
+    return make_error("hello: truncated or a flag byte other than 0 or 1");
   }
   Result<std::optional<log::DecodedHeader>> d = log::decode_header(c.rest());
   if (!d) return make_error("hello: " + d.error());
@@ -589,6 +597,13 @@ ChannelAcceptor::ChannelAcceptor(int listen_fd, AcceptorOptions o)
 ChannelAcceptor::~ChannelAcceptor() = default;
 
 size_t ChannelAcceptor::open_connections() const { return pending_.size() + strays_.size(); }
+
+void ChannelAcceptor::reoffer(uint64_t epoch, bool running) {
+  if (o_.epoch == epoch && o_.hello.running == running) return;
+  o_.epoch = epoch;
+  o_.hello.running = running;
+  while (!pending_.empty()) close_pending(pending_.size() - 1, /*timed_out=*/false);
+}
 
 void ChannelAcceptor::close_pending(size_t i, bool timed_out) {
   Pending& p = *pending_[i];

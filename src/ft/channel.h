@@ -37,7 +37,8 @@
 namespace ftvm::ft {
 
 // 3: the log may carry disk-error records (log format version 2).
-inline constexpr uint32_t kProtocolVersion = 3;
+// 4: a backup may join a running primary by state transfer (transfer.h).
+inline constexpr uint32_t kProtocolVersion = 4;
 inline constexpr size_t kMaxMessageBody = size_t{4} << 20;
 inline constexpr size_t kMessageOverhead = 4 + 18 + auth::kMacSize;
 // The largest message a connection that has not finished the handshake may
@@ -55,6 +56,8 @@ enum class MsgType : uint8_t {
   kHeartbeat = 5,   // both ways: still here (Heartbeat)
   kConfirm = 6,     // primary -> backup: the session key works (empty)
   kReady = 7,       // backup -> primary: its machine is built, or why not (Ready)
+  kTransfer = 8,       // primary -> backup: pages, disk blocks, final state (transfer.h)
+  kTransferReply = 9,  // backup -> primary: disk hashes, messages applied (transfer.h)
 };
 
 enum class Direction : uint8_t { kToBackup = 0, kToPrimary = 1 };
@@ -150,6 +153,11 @@ struct Hello {
   std::string vm;
   uint64_t heartbeat_ms = 0;
   uint64_t timeout_ms = 0;
+  // The primary's guest is already running: the backup gets its state by
+  // transfer (transfer.h) instead of booting, and its copy of a writable
+  // disk need only be the same size (the header's disk hash is the disk
+  // the primary started with).
+  bool running = false;
   log::Header header;  // the machine the primary runs
 };
 std::string encode_hello(const Hello& h);
@@ -346,6 +354,11 @@ class ChannelAcceptor {
   // the sequence number `paired` (the live channel, which must outlive this
   // call; may be null) has reached, and counted as unexpected if it passes.
   void guard(int stop_fd, const Connection* paired);
+
+  // What later connections are offered: the epoch the primary now holds and
+  // whether its guest is running (Hello::running). Connections in the
+  // middle of their handshake were offered the old terms: they are closed.
+  void reoffer(uint64_t epoch, bool running);
 
   const RejectCounts& rejected() const { return rejected_; }
   // Authentic messages or handshakes that were not the paired backup's.

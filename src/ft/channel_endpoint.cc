@@ -76,6 +76,9 @@ std::optional<ChannelEndpoint::Reply> ChannelEndpoint::on_message(Time now, cons
         reply = ack_locked(now);
         last_sent_ = now;
       }
+    } else if ((!primary_ && m.type == MsgType::kTransfer) ||
+               (primary_ && m.type == MsgType::kTransferReply)) {
+      transfer_.push_back(m.payload);
     } else if (!primary_ && m.type == MsgType::kHeartbeat) {
       if (Result<Heartbeat> h = decode_heartbeat(as_span(m.payload)); h) {
         primary_instret_ = h->instret;
@@ -161,6 +164,14 @@ ChannelEndpoint::Time ChannelEndpoint::last_heard() const {
 std::chrono::nanoseconds ChannelEndpoint::peer_stuck_for(Time now) const {
   std::lock_guard<std::mutex> lock(mu_);
   return detector_.stuck_for(now);
+}
+
+void ChannelEndpoint::take_transfer(std::deque<std::string>& out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  while (!transfer_.empty()) {
+    out.push_back(std::move(transfer_.front()));
+    transfer_.pop_front();
+  }
 }
 
 }  // namespace ftvm::ft

@@ -85,6 +85,9 @@ class ChannelEndpoint {
   // Primary: records the backup acknowledged having received.
   uint64_t acked() const { return acked_.load(std::memory_order_acquire); }
   PeerExec peer_exec() const;
+  // The state transfer's messages received so far (kTransfer on a backup,
+  // kTransferReply on a primary), in order, moved to `out`.
+  void take_transfer(std::deque<std::string>& out);
   // Backup: moves the records received so far to `out`.
   void take_records(std::deque<QueuedRecord>& out);
   uint64_t received() const { return received_; }
@@ -112,6 +115,7 @@ class ChannelEndpoint {
   Time last_sent_;
   std::optional<std::string> failed_;
   std::deque<QueuedRecord> queue_;
+  std::deque<std::string> transfer_;
   PeerExec peer_exec_;
   bool peer_should_run_ = true;
   uint64_t peer_instret_ = 0;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <deque>
 #include <thread>
 
 #include "arbiter/client.h"
@@ -30,6 +31,7 @@
 #include "ft/node_core.h"
 #include "ft/pair_view.h"
 #include "ft/status.h"
+#include "ft/transfer.h"
 #include "hostio/block_file.h"
 #include "hostio/entropy.h"
 #include "hostio/tap.h"
@@ -148,7 +150,9 @@ class Node final : public CoreEnv {
  private:
   template <typename... Args>
   void note(fmt::format_string<Args...> f, Args&&... args) {
-    print_line(fmt::format("{} e{}: {}", is_primary_ ? "primary" : "backup",
+    print_line(fmt::format("{} e{}: {}",
+                           core_ ? role_name(core_->role().role())
+                                 : std::string_view(is_primary_ ? "primary" : "backup"),
                            core_ ? core_->role().epoch() : o_.epoch,
                            fmt::format(f, std::forward<Args>(args)...)));
   }
@@ -163,6 +167,17 @@ class Node final : public CoreEnv {
   int drive();
   // Primary in kWaitingForBackup: one bounded attempt to pair.
   void try_pair(milliseconds wait);
+  // A primary running alone: serves its channel port (opening it first on
+  // a backup gone live) and starts a state transfer to a new backup.
+  void try_reprotect();
+  // One step of a running transfer; true while it has more to send now.
+  bool transfer_step();
+  void abandon_transfer(const std::string& why);
+  // Watches the channel port for replays of the paired session (a thread).
+  void start_guard();
+  // The backup's join of a running primary: receives its state.
+  int join_running(Joining& joining, const MachineSpec& spec, uint64_t epoch);
+  Status open_channel_port();
   void stop_guard();
   void publish(bool force = false);
   // Appends this node's entry to the pair's history when it has just taken
@@ -199,6 +214,16 @@ class Node final : public CoreEnv {
   std::unique_ptr<ChannelAcceptor> acceptor_;
   std::shared_ptr<Connection> paired_conn_;  // kept alive while the guard reads it
   std::thread guard_thread_;
+  // A state transfer to a joining backup (primary), and the channel it runs
+  // on until the core takes it over at the pause.
+  std::unique_ptr<TransferSender> sender_;
+  std::unique_ptr<ChannelEndpoint> xfer_endpoint_;
+  std::unique_ptr<TcpLink> xfer_link_;
+  std::shared_ptr<Connection> xfer_conn_;
+  std::deque<std::string> xfer_in_;
+  // The transfer running now and the last one that ended, for status.
+  std::optional<TransferProgress> transfer_, last_transfer_;
+  Clock::time_point next_accept_{};
 
   // Status.
   StatusBoard board_;
@@ -207,6 +232,7 @@ class Node final : public CoreEnv {
   NodeState published_state_ = NodeState::kStarting;
   Role published_role_ = Role::kPrimary;
   uint64_t history_epoch_ = 0;  // the last epoch this node wrote to the history
+  bool led_pair_ = false;       // this node has been a paired primary
   uint64_t rate_bytes_ = 0;
   Clock::time_point rate_at_ = Clock::now();
   double log_mbit_ = 0;
@@ -314,7 +340,11 @@ void Node::publish(bool force) {
     st.rejected.timed_out += r.timed_out;
     st.rejected.unexpected_connection = acceptor_->unexpected();
   }
-  board_.publish(to_json(st));
+  nlohmann::json j = to_json(st);
+  if (sender_) transfer_ = sender_->progress();
+  j["transfer"] = transfer_ ? to_json(*transfer_) : nlohmann::json(nullptr);
+  j["last_transfer"] = last_transfer_ ? to_json(*last_transfer_) : nlohmann::json(nullptr);
+  board_.publish(std::move(j));
 }
 
 void Node::record_history() {
@@ -325,8 +355,11 @@ void Node::record_history() {
   HistoryKind kind;
   if (core_->role().state() == NodeState::kPaired) {
     kind = HistoryKind::kStart;
+    led_pair_ = true;
   } else if (core_->role().state() == NodeState::kSolo) {
-    kind = is_primary_ ? HistoryKind::kSolo : HistoryKind::kFailover;
+    // Alone after leading a pair (this node's first, or one it
+    // re-protected), or live after replaying a lost primary's log.
+    kind = is_primary_ || led_pair_ ? HistoryKind::kSolo : HistoryKind::kFailover;
   } else {
     return;
   }
@@ -381,13 +414,179 @@ int Node::drive() {
       try_pair(milliseconds(200));
       continue;
     }
-    if (s.kind == Step::Kind::kWait) {
-      const CoreTime left = s.until - mono_now();
+    bool busy = false;
+    if (sender_) {
+      busy = transfer_step();
+    } else if (core_->can_reprotect()) {
+      try_reprotect();
+      busy = sender_ != nullptr;
+    }
+    if (s.kind == Step::Kind::kWait && !busy) {
+      CoreTime left = s.until - mono_now();
+      // A primary alone looks at its channel port at least every 200 ms.
+      if (core_->can_reprotect() && !sender_) left = std::min<CoreTime>(left, milliseconds(200));
       if (left <= CoreTime{0}) continue;
       std::vector<int> fds{wake_fd_};
       if (tap_) fds.push_back(tap_->fd());
       if (hostio::wait_any_readable(fds, left)) drain_wake();
     }
+  }
+}
+
+Status Node::open_channel_port() {
+  if (acceptor_) return {};
+  Result<int> lfd = listen_tcp(o_.listen);
+  if (!lfd) return make_error(lfd.error());
+  listen_fd_ = *lfd;
+  AcceptorOptions ao;
+  ao.secret = o_.secret;
+  ao.epoch = core_->role().epoch();
+  ao.hello.vm = o_.vm;
+  ao.hello.heartbeat_ms = static_cast<uint64_t>(o_.heartbeat.count());
+  ao.hello.timeout_ms = static_cast<uint64_t>(o_.timeout.count());
+  ao.hello.header = header_;
+  ao.stall_timeout = o_.timeout;
+  // An unauthenticated connection gets this long to answer the Hello; the
+  // backup's handshake takes milliseconds (it builds its machine after).
+  ao.handshake_timeout = std::max(milliseconds(1000), std::min(milliseconds(2000), o_.timeout));
+  ao.ready_timeout = milliseconds(30'000);
+  ao.note = [this](const std::string& line) { note("{}", line); };
+  acceptor_ = std::make_unique<ChannelAcceptor>(listen_fd_, std::move(ao));
+  return {};
+}
+
+void Node::try_reprotect() {
+  if (o_.listen.empty()) return;
+  const auto now = Clock::now();
+  if (now < next_accept_) return;
+  next_accept_ = now + milliseconds(200);
+  if (!acceptor_) {
+    if (Status s = open_channel_port(); !s) {
+      note("cannot serve the channel port for a new backup: {}", s.error());
+      next_accept_ = now + std::chrono::seconds(5);
+      return;
+    }
+    note("running alone; a new backup may join on {} (ftvm backup --primary {})", o_.listen,
+         o_.listen);
+  }
+  acceptor_->reoffer(core_->role().epoch(), /*running=*/true);
+  Result<std::optional<Accepted>> a = acceptor_->accept(milliseconds(0));
+  if (!a) {
+    note("the channel port failed: {}", a.error());
+    return;
+  }
+  if (!a->has_value()) return;
+  if ((*a)->conn == nullptr) {
+    note("a backup refused to join: {}", (*a)->refusal);
+    return;
+  }
+  xfer_conn_ = std::move((*a)->conn);
+  xfer_endpoint_ = make_endpoint();
+  xfer_link_ = std::make_unique<TcpLink>(xfer_conn_, xfer_endpoint_.get(), o_.heartbeat);
+  sender_ = std::make_unique<TransferSender>(*machine_, disk_ && !disk_->read_only() ? disk_.get() : nullptr);
+  transfer_ = sender_->progress();
+  note("a new backup joins at instret {}: copying this machine's RAM{} while the guest runs",
+       machine_->instret(), disk_ && !disk_->read_only() ? " and disk" : "");
+  publish(true);
+}
+
+void Node::abandon_transfer(const std::string& why) {
+  note("the state transfer to the new backup stopped ({}); the half-made backup is discarded "
+       "and this node goes on alone",
+       why);
+  sender_->abandon();
+  if (transfer_) {
+    transfer_->phase = "failed";
+    last_transfer_ = transfer_;
+  }
+  transfer_.reset();
+  sender_.reset();
+  xfer_link_.reset();  // its thread first
+  xfer_endpoint_.reset();
+  xfer_conn_.reset();
+  xfer_in_.clear();
+  publish(true);
+}
+
+bool Node::transfer_step() {
+  if (!core_->can_reprotect()) {
+    abandon_transfer("this node is no longer running alone");
+    return false;
+  }
+  if (std::optional<std::string> why = xfer_endpoint_->failed()) {
+    abandon_transfer(*why);
+    return false;
+  }
+  xfer_endpoint_->set_local(mono_now(), {machine_->instret(), machine_->mtime(),
+                                         core_->should_run(), 0, 0, false});
+  xfer_endpoint_->take_transfer(xfer_in_);
+  while (!xfer_in_.empty()) {
+    const std::string m = std::move(xfer_in_.front());
+    xfer_in_.pop_front();
+    if (Status s = sender_->on_reply(as_span(m)); !s) {
+      abandon_transfer(s.error());
+      return false;
+    }
+  }
+  std::vector<std::string> out;
+  Result<bool> converged = sender_->pump(out);
+  if (!converged) {
+    abandon_transfer(converged.error());
+    return false;
+  }
+  for (const std::string& m : out) {
+    if (Status s = xfer_link_->send(MsgType::kTransfer, m); !s) {
+      abandon_transfer(s.error());
+      return false;
+    }
+  }
+  if (!out.empty()) xfer_endpoint_->sent(mono_now());
+  transfer_ = sender_->progress();
+  if (!*converged) {
+    publish();
+    return !out.empty();
+  }
+  // The pause: between two slices, the rest and the state, then the log.
+  Result<std::vector<std::string>> rest = sender_->finish();
+  if (!rest) {
+    abandon_transfer(rest.error());
+    return false;
+  }
+  for (const std::string& m : *rest) {
+    if (Status s = xfer_link_->send(MsgType::kTransfer, m); !s) {
+      abandon_transfer(s.error());
+      return false;
+    }
+  }
+  const TransferProgress p = sender_->progress();
+  sender_.reset();
+  last_transfer_ = p;
+  transfer_.reset();
+  paired_conn_ = std::move(xfer_conn_);
+  core_->reprotect(std::move(xfer_endpoint_), std::move(xfer_link_));
+  note("re-protected: {} rounds, {:.1f} MB in {:.0f} ms ({} pages, {} disk blocks sent, {} "
+       "already equal); the guest paused {:.1f} ms for the last copy",
+       p.rounds, p.bytes / 1e6, p.elapsed_ms, p.pages, p.blocks, p.blocks_equal, p.pause_ms);
+  if (!o_.history.empty()) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+    if (Status s = append_history(o_.history, {core_->role().epoch(), o_.host_id,
+                                               HistoryKind::kReprotect, ms});
+        !s) {
+      note("{} (the pair's history misses this re-protection)", s.error());
+    }
+  }
+  led_pair_ = true;
+  start_guard();
+  publish(true);
+  return false;
+}
+
+void Node::start_guard() {
+  // Anyone else on the channel port now: read, checked, counted, never applied.
+  if (pipe2(stop_pipe_, O_CLOEXEC) == 0) {
+    guard_thread_ = std::thread([this, c = paired_conn_.get()] { acceptor_->guard(stop_pipe_[0], c); });
   }
 }
 
@@ -406,10 +605,7 @@ void Node::try_pair(milliseconds wait) {
   std::unique_ptr<ChannelEndpoint> endpoint = make_endpoint();
   auto link = std::make_unique<TcpLink>(paired_conn_, endpoint.get(), o_.heartbeat);
   core_->pair(std::move(endpoint), std::move(link));
-  // Anyone else on the channel port now: read, checked, counted, never applied.
-  if (pipe2(stop_pipe_, O_CLOEXEC) == 0) {
-    guard_thread_ = std::thread([this, c = paired_conn_.get()] { acceptor_->guard(stop_pipe_[0], c); });
-  }
+  start_guard();
   publish(true);
 }
 
@@ -461,26 +657,10 @@ int Node::primary_main() {
       }
     }
   }
-  Result<int> lfd = listen_tcp(o_.listen);
-  if (!lfd) {
-    note("{}", lfd.error());
+  if (Status s = open_channel_port(); !s) {
+    note("{}", s.error());
     return kExitNodeBadInput;
   }
-  listen_fd_ = *lfd;
-  AcceptorOptions ao;
-  ao.secret = o_.secret;
-  ao.epoch = core_->role().epoch();
-  ao.hello.vm = o_.vm;
-  ao.hello.heartbeat_ms = static_cast<uint64_t>(o_.heartbeat.count());
-  ao.hello.timeout_ms = static_cast<uint64_t>(o_.timeout.count());
-  ao.hello.header = header_;
-  ao.stall_timeout = o_.timeout;
-  // An unauthenticated connection gets this long to answer the Hello; the
-  // backup's handshake takes milliseconds (it builds its machine after).
-  ao.handshake_timeout = std::max(milliseconds(1000), std::min(milliseconds(2000), o_.timeout));
-  ao.ready_timeout = milliseconds(30'000);
-  ao.note = [this](const std::string& line) { note("{}", line); };
-  acceptor_ = std::make_unique<ChannelAcceptor>(listen_fd_, std::move(ao));
   note("holds vm '{}' epoch {}; waiting up to {} s for a backup on {}", o_.vm,
        core_->role().epoch(), o_.join_timeout.count() / 1000, o_.listen);
   join_deadline_ = Clock::now() + o_.join_timeout;
@@ -538,6 +718,11 @@ int Node::backup_main() {
   const MachineSpec& spec = *built;
   Result<log::Header> mine = make_header(spec);
   if (!mine) return refuse(mine.error());
+  if (hello->running && spec.disk_writable && mine->disk && hello->header.disk &&
+      mine->disk->size == hello->header.disk->size) {
+    // Joining a running primary: the copy's contents come by transfer.
+    mine->disk = hello->header.disk;
+  }
   if (Status s = log::check_same_machine(hello->header, *mine); !s) {
     std::string hint;
     if (spec.disk_writable && hello->header.disk != mine->disk) {
@@ -548,7 +733,24 @@ int Node::backup_main() {
     return refuse("the hosts' machines differ: " + s.error() + hint);
   }
   header_ = hello->header;
-  core_ = std::make_unique<NodeCore>(Role::kBackup, core_options(header_), *this);
+  CoreOptions co = core_options(header_);
+  co.epoch = epoch;
+  core_ = std::make_unique<NodeCore>(Role::kBackup, co, *this);
+  if (hello->running) {
+    if (spec.disk_writable) {
+      // Never overwrite a copy more advanced than the primary (a primary
+      // that has not yet found out it was deposed), and never leave a
+      // half-made copy that looks advanced.
+      if (std::optional<uint64_t> mark = read_disk_mark_epoch(spec.disk_path); mark && *mark > epoch) {
+        return refuse(fmt::format("this host's copy of the disk ({}) was marked at epoch {}, after "
+                                  "the primary's epoch {}: that primary is stale",
+                                  spec.disk_path, *mark, epoch));
+      }
+      if (Status s = remove_disk_mark(spec.disk_path); !s) return refuse(s.error());
+    }
+    if (Status s = build_machine(spec, spec.entropy); !s) return refuse(s.error());
+    return join_running(*joining, spec, epoch);
+  }
   if (Status s = build_machine(spec, spec.entropy); !s) return refuse(s.error());
   Result<std::unique_ptr<Connection>> ready = joining->ready();
   if (!ready) {
@@ -560,6 +762,80 @@ int Node::backup_main() {
                                         endpoint.get(), o_.heartbeat);
   core_->join(epoch, std::move(endpoint), std::move(link));
   note("paired with the primary at {} (vm '{}', epoch {})", o_.primary, o_.vm, epoch);
+  publish(true);
+  return drive();
+}
+
+int Node::join_running(Joining& joining, const MachineSpec& spec, uint64_t epoch) {
+  TransferReceiver receiver(*machine_, spec.disk_writable && disk_ ? disk_.get() : nullptr);
+  transfer_ = receiver.progress();
+  publish(true);
+  // The copy's block hashes before the channel opens: reading the whole
+  // copy takes a while, and the primary waits for Ready meanwhile anyway.
+  Result<std::vector<std::string>> hashes = receiver.disk_hash_replies();
+  if (!hashes) {
+    joining.refuse(hashes.error());
+    note("cannot join: {}", hashes.error());
+    return kExitNodeBadInput;
+  }
+  Result<std::unique_ptr<Connection>> ready = joining.ready();
+  if (!ready) {
+    note("{}", ready.error());
+    return kExitNodeError;
+  }
+  std::unique_ptr<ChannelEndpoint> endpoint = make_endpoint();
+  auto link = std::make_unique<TcpLink>(std::shared_ptr<Connection>(std::move(*ready)),
+                                        endpoint.get(), o_.heartbeat);
+  note("joining the running primary at {} (vm '{}', epoch {}) by state transfer", o_.primary,
+       o_.vm, epoch);
+  for (const std::string& h : *hashes) {
+    if (Status s = link->send(MsgType::kTransferReply, h); !s) {
+      note("the primary's channel failed: {}", s.error());
+      return kExitNodeBadInput;
+    }
+  }
+  auto give_up = [&](const std::string& why) {
+    transfer_->phase = "failed";
+    publish(true);
+    note("the state transfer failed ({}): this half-made backup is discarded and never goes live; "
+         "start `ftvm backup --primary ADDR` again to join whichever node is primary",
+         why);
+    return kExitNodeBadInput;
+  };
+  std::deque<std::string> in;
+  auto last_progress_note = Clock::now();
+  for (;;) {
+    endpoint->set_local(mono_now(), {machine_->instret(), machine_->mtime(), false, 0, 0, false});
+    if (std::optional<std::string> why = endpoint->failed()) return give_up(*why);
+    endpoint->take_transfer(in);
+    bool done = false;
+    while (!in.empty() && !done) {
+      Result<bool> r = receiver.apply(as_span(in.front()));
+      in.pop_front();
+      if (!r) return give_up(r.error());
+      done = *r;
+    }
+    if (std::optional<std::string> reply = receiver.take_reply()) {
+      if (Status s = link->send(MsgType::kTransferReply, *reply); !s) return give_up(s.error());
+    }
+    transfer_ = receiver.progress();
+    if (done) break;
+    if (Clock::now() - last_progress_note > std::chrono::seconds(2)) {
+      last_progress_note = Clock::now();
+      note("state transfer: round {}, {:.1f} MB received ({:.1f} MB/s)", transfer_->rounds,
+           transfer_->bytes / 1e6, transfer_->elapsed_ms > 0 ? transfer_->bytes / 1e3 / transfer_->elapsed_ms : 0.0);
+    }
+    publish();
+    pollfd pfd{wake_fd_, POLLIN, 0};
+    if (poll(&pfd, 1, static_cast<int>(o_.heartbeat.count())) > 0) drain_wake();
+  }
+  last_transfer_ = transfer_;
+  transfer_.reset();
+  note("holds the primary's state at instret {} ({} rounds, {:.1f} MB, {} pages, {} disk blocks "
+       "written in {:.0f} ms); replaying its log from there",
+       receiver.final_instret(), last_transfer_->rounds, last_transfer_->bytes / 1e6,
+       last_transfer_->pages, last_transfer_->blocks, last_transfer_->elapsed_ms);
+  core_->join(epoch, std::move(endpoint), std::move(link));
   publish(true);
   return drive();
 }

@@ -37,7 +37,7 @@ struct NodeOptions {
   std::string host_id;         // this node's name as a claimant
   std::string arbiter;         // arbiter URL (see arbiter/client.h)
   std::shared_ptr<const auth::Secret> secret;
-  std::string listen;          // primary: the channel's ADDR:PORT
+  std::string listen;          // the channel's ADDR:PORT (a backup: once it is primary)
   std::string primary;         // backup: the primary's channel ADDR:PORT
   uint64_t epoch = 1;          // primary: the epoch it claims at start
   std::chrono::milliseconds heartbeat{50};

@@ -60,8 +60,8 @@ vm::EntropySource* NodeCore::entropy_device() { return &entropy_device_; }
 
 void NodeCore::EntropyDevice::fill(std::span<uint8_t> out) {
   NodeCore& c = *core;
-  if (c.replay_entropy_ != nullptr) {
-    c.replay_entropy_->fill(out);  // a backup: from the log (a live one: its fallback)
+  if (c.replay_entropy_ != nullptr && !c.entropy_live_) {
+    c.replay_entropy_->fill(out);  // a backup: from the log
     return;
   }
   if (c.live_entropy_ == nullptr) {
@@ -118,6 +118,25 @@ void NodeCore::pair(std::unique_ptr<ChannelEndpoint> endpoint, std::unique_ptr<L
   note("paired with the backup; the guest starts");
 }
 
+void NodeCore::reprotect(std::unique_ptr<ChannelEndpoint> endpoint, std::unique_ptr<Link> link) {
+  FTVM_CHECK(can_reprotect() && gate_.held() == 0);
+  endpoint_ = std::move(endpoint);
+  link_ = std::move(link);
+  rm_.reprotected();
+  // A new log: the backup's replay starts at this instret with record 0,
+  // its output digest empty, and a state hash due at once.
+  gate_ = OutputGate();
+  stream_ = LogStream(&gate_, o_.hash_interval, kMaxBatchBytes);
+  outputs_ = log::OutputDigester();
+  stream_.set_active(true);
+  gate_.set_mode(OutputGate::Mode::kPaired);
+  throttled_ = false;
+  last_alive_ = env_.now();
+  note("a new backup holds this machine's state at instret {}: paired again, outputs wait for "
+       "its acknowledgement",
+       machine_->instret());
+}
+
 void NodeCore::join(uint64_t epoch, std::unique_ptr<ChannelEndpoint> endpoint,
                     std::unique_ptr<Link> link) {
   endpoint_ = std::move(endpoint);
@@ -162,7 +181,7 @@ void NodeCore::checkpoint_maybe() {
 
 void NodeCore::check_stall() {
   const CoreTime now = env_.now();
-  if (paired() && initial_role_ == Role::kPrimary && now - last_alive_ > o_.timeout / 2) {
+  if (paired() && rm_.role() == Role::kPrimary && now - last_alive_ > o_.timeout / 2) {
     // Acknowledgements read from now on may predate a takeover: only one for
     // a record written after this point proves the backup is still ours.
     if (machine_ != nullptr) append({machine_->instret(), log::Progress{}});
@@ -176,7 +195,7 @@ void NodeCore::check_stall() {
 }
 
 bool NodeCore::fresh_before_send() {
-  if (!paired() || initial_role_ != Role::kPrimary) return true;
+  if (!paired() || rm_.role() != Role::kPrimary) return true;
   if (env_.now() - last_alive_ > o_.timeout / 2) {
     check_stall();
     return false;
@@ -215,7 +234,7 @@ void NodeCore::send_output(const HeldOutput& out) {
 void NodeCore::release_acked() {
   // Fault point: held outputs wait one step longer than they must.
   if (FTVM_BUGGIFY(0.1)) return;
-  if (paired() && initial_role_ == Role::kPrimary) gate_.on_ack(endpoint_->acked());
+  if (paired() && rm_.role() == Role::kPrimary) gate_.on_ack(endpoint_->acked());
   std::vector<HeldOutput> out;
   gate_.take_releasable(out);
   // A node frozen between the check above and a write (SIGSTOP, a hung
@@ -364,6 +383,9 @@ Step NodeCore::on_claim_won(const arbiter::Grant& g) {
       unpair();
       endpoint_.reset();
       replay_entropy_->set_fallback(live_entropy_);
+      // Every logged entropy read lies before the tail's end: from here the
+      // guest's randomness is this host's, logged for any later backup.
+      entropy_live_ = true;
       replay_disk_faults_->set_live(live_disk_faults_.get());
       // Outputs of the replayed tail are sent: the old primary may or may
       // not have released them, and TCP takes duplicates.
@@ -690,7 +712,7 @@ NodeStatus NodeCore::status() const {
   }
   st.uptime_seconds = std::chrono::duration<double>(now - started_).count();
   st.should_run = should_run_;
-  if (initial_role_ == Role::kPrimary && paired()) {
+  if (primary_side() && paired()) {
     PrimaryLag lag;
     const PeerExec pe = endpoint_->peer_exec();
     const uint64_t instret = machine_->instret();
@@ -716,7 +738,7 @@ NodeStatus NodeCore::status() const {
     lag.bytes = endpoint_->received_bytes() - std::min(endpoint_->received_bytes(), executed_bytes_);
     st.backup_lag = lag;
   }
-  if (initial_role_ == Role::kPrimary) {
+  if (primary_side()) {
     st.log.records = stream_.records();
     st.log.acked_records = endpoint_ ? endpoint_->acked() : gate_.acked();
     st.log.bytes = stream_.bytes();
@@ -727,7 +749,7 @@ NodeStatus NodeCore::status() const {
   }
   if (link_) {
     const Link::Stats ls = link_->stats();
-    st.log.channel_bytes = initial_role_ == Role::kPrimary ? ls.bytes_sent : ls.bytes_received;
+    st.log.channel_bytes = primary_side() ? ls.bytes_sent : ls.bytes_received;
     st.log.queued_bytes = ls.queued_bytes;
     st.rejected.forged = ls.forged;
     st.rejected.replayed = ls.replayed;

@@ -120,6 +120,15 @@ class NodeCore {
 
   // Primary in kWaitingForBackup: a backup completed the handshake.
   void pair(std::unique_ptr<ChannelEndpoint> endpoint, std::unique_ptr<Link> link);
+  // Solo primary: a new backup holds this machine's state as of now (a
+  // state transfer's final pause, transfer.h); the log starts again from
+  // record 0 at this instret and the Output Rule holds again.
+  void reprotect(std::unique_ptr<ChannelEndpoint> endpoint, std::unique_ptr<Link> link);
+  // Whether a new backup may join now: a live primary running alone.
+  bool can_reprotect() const {
+    return rm_.role() == Role::kPrimary && rm_.state() == NodeState::kSolo && !finishing_ &&
+           link_ == nullptr;
+  }
   // Backup: paired with a primary holding `epoch`.
   void join(uint64_t epoch, std::unique_ptr<ChannelEndpoint> endpoint, std::unique_ptr<Link> link);
 
@@ -176,6 +185,11 @@ class NodeCore {
   void report_progress(bool checkpointing = false);
   void finish(int exit_code);
   Status apply_queued(int* exit_code, size_t max_records);
+  // This node leads the log (a primary, or once was and halted).
+  bool primary_side() const {
+    return rm_.role() == Role::kPrimary ||
+           (rm_.role() == Role::kHalted && initial_role_ == Role::kPrimary);
+  }
 
   Role initial_role_;
   CoreOptions o_;
@@ -189,6 +203,8 @@ class NodeCore {
   vm::Machine* machine_ = nullptr;
   vm::EntropySource* live_entropy_ = nullptr;
   std::unique_ptr<ReplayEntropy> replay_entropy_;
+  // A backup gone live draws (and logs, once paired again) fresh entropy.
+  bool entropy_live_ = false;
   std::unique_ptr<Replayer> replayer_;
   // The disk's host failures: logged by a primary, replayed by a backup
   // (which hands new ones to live_disk_faults_ once it goes live).

@@ -21,6 +21,8 @@ std::string_view history_kind_name(HistoryKind k) {
       return "failover";
     case HistoryKind::kSolo:
       return "solo";
+    case HistoryKind::kReprotect:
+      return "reprotect";
   }
   return "?";
 }
@@ -86,6 +88,25 @@ Status write_disk_mark(const std::string& disk_path, const HistoryEntry& e, uint
     ::unlink(tmp.c_str());
     return make_error(fmt::format("cannot write {}: {}", path, std::strerror(e2)));
   }
+  return {};
+}
+
+Status remove_disk_mark(const std::string& disk_path) {
+  const std::string path = disk_mark_path(disk_path);
+  if (::unlink(path.c_str()) != 0) {
+    if (errno == ENOENT) return {};
+    return make_error(fmt::format("cannot remove {}: {}", path, std::strerror(errno)));
+  }
+  // The removal itself must be durable before the copy is overwritten.
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    const int e = errno;
+    if (fd >= 0) ::close(fd);
+    return make_error(fmt::format("cannot sync {}: {}", dir, std::strerror(e)));
+  }
+  ::close(fd);
   return {};
 }
 
@@ -195,7 +216,16 @@ nlohmann::json pair_summary(const std::vector<HostView>& hosts, const nlohmann::
                   str(primary->status, "state") == "paired" &&
                   str(backup->status, "state") == "replaying" && matched >= 1;
   out["history"] = history.is_array() ? history : nlohmann::json::array();
+  // A join in progress, as the joining backup (or else the primary) reports it.
   out["transfer"] = nullptr;
+  for (const HostView* h : {backup, primary}) {
+    if (h == nullptr || !h->status.contains("transfer")) continue;
+    const nlohmann::json& t = h->status["transfer"];
+    if (t.is_object() && str(t, "phase") != "done" && str(t, "phase") != "failed") {
+      out["transfer"] = t;
+      break;
+    }
+  }
   return out;
 }
 

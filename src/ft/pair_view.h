@@ -9,7 +9,9 @@
 //   {"epoch":N,"host":"host-a","kind":K,"at_unix_ms":T}
 // with K one of start (a primary paired with its first backup at a new
 // epoch), failover (a backup took over from a lost primary), solo (a
-// primary lost its backup and went on alone at the next epoch).
+// primary lost its backup and went on alone at the next epoch), reprotect
+// (a new backup joined a running primary by state transfer; the primary
+// keeps its epoch, so this entry repeats the epoch of the one before).
 #pragma once
 
 #include <cstdint>
@@ -23,7 +25,7 @@
 
 namespace ftvm::ft {
 
-enum class HistoryKind : uint8_t { kStart, kFailover, kSolo };
+enum class HistoryKind : uint8_t { kStart, kFailover, kSolo, kReprotect };
 std::string_view history_kind_name(HistoryKind k);
 
 struct HistoryEntry {
@@ -50,6 +52,9 @@ nlohmann::json read_history(const std::string& path, size_t* skipped = nullptr);
 // with the highest epoch is the most advanced.
 std::string disk_mark_path(const std::string& disk_path);
 Status write_disk_mark(const std::string& disk_path, const HistoryEntry& entry, uint64_t instret);
+// Removes a copy's mark (a backup about to overwrite its copy by state
+// transfer: a half-made copy must never look advanced). Missing is fine.
+Status remove_disk_mark(const std::string& disk_path);
 // The epoch in a copy's mark; nullopt when it has none (or it does not parse).
 std::optional<uint64_t> read_disk_mark_epoch(const std::string& disk_path);
 
@@ -83,7 +88,9 @@ struct HostView {
 //            at the same epoch and at least one state hash has matched
 //            since the backup joined
 //   history  the history file's entries
-//   transfer null (no state transfer runs in this version)
+//   transfer the join in progress (transfer.h's progress: phase, rounds,
+//            bytes, pages, blocks, pause_ms, ...), as the joining backup or
+//            else the primary reports it; null when none runs
 nlohmann::json pair_summary(const std::vector<HostView>& hosts, const nlohmann::json& history);
 
 }  // namespace ftvm::ft

@@ -137,6 +137,12 @@ Action RoleMachine::live() {
   return Action::kNone;
 }
 
+Action RoleMachine::reprotected() {
+  require(role_ == Role::kPrimary && state_ == NodeState::kSolo, "reprotected");
+  state_ = NodeState::kPaired;
+  return Action::kStartGuest;
+}
+
 Action RoleMachine::failed(int exit_code, std::string why) {
   reason_ = std::move(why);
   exit_code_ = exit_code;

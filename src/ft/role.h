@@ -92,6 +92,9 @@ class RoleMachine {
   Action guest_stopped(int exit_code);
   // Backup gone live: time advanced and MAC announced; now solo.
   Action live();
+  // Solo primary: a new backup joined it by state transfer (re-protection);
+  // the Output Rule holds again from here, at the same epoch.
+  Action reprotected();
   // A fatal local error (the machine or the host failed).
   Action failed(int exit_code, std::string why);
 

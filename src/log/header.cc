@@ -159,7 +159,11 @@ std::string describe_image(const std::optional<ImageDigest>& d) {
 
 }  // namespace
 
-Result<std::string> encode_header(const Header& header) {
+Result<std::string> encode_header(const Header& header, uint32_t version) {
+  if (version < kOldestReadableVersion || version > kFormatVersion) {
+    return make_error(fmt::format("cannot write log format version {}: this ftvm writes versions {} to {}",
+                                  version, kOldestReadableVersion, kFormatVersion));
+  }
   std::string body;
   put_u64(body, header.ram_size);
   put_u32(body, (header.initrd ? kFlagInitrd : 0) | (header.disk ? kFlagDisk : 0));
@@ -190,7 +194,7 @@ Result<std::string> encode_header(const Header& header) {
   std::string out;
   out.reserve(kHeaderPrefixSize + body.size() + 4);
   put_bytes(out, kMagic);
-  put_u32(out, kFormatVersion);
+  put_u32(out, version);
   put_u32(out, static_cast<uint32_t>(body.size()));
   out += body;
   put_u32(out, internal::crc32_of(internal::as_bytes(out)));

@@ -46,9 +46,11 @@ struct Header {
   bool operator==(const Header&) const = default;
 };
 
-// The header's encoding. Fails if a metadata key is empty or the body would
-// exceed kMaxHeaderBodySize.
-Result<std::string> encode_header(const Header& header);
+// The header's encoding, stamped with format `version` (the layout is the
+// same in every readable version; an older stamp re-encodes an older log
+// byte for byte). Fails if a metadata key is empty, the body would exceed
+// kMaxHeaderBodySize, or `version` is not one this code reads.
+Result<std::string> encode_header(const Header& header, uint32_t version = kFormatVersion);
 
 // Checks magic, version and body length at the start of `bytes` and returns
 // the header's whole encoded size. nullopt: too few bytes to tell yet.

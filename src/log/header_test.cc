@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <string>
 
 #include "log/coding.h"
@@ -319,6 +321,30 @@ TEST(HeaderEncode, EmptyMetadataKeyIsRefused) {
   auto e = encode_header(h);
   ASSERT_FALSE(e.ok());
   EXPECT_TRUE(Contains(e.error(), "empty key"));
+}
+
+TEST(HeaderEncode, AnOlderVersionReEncodesByteForByte) {
+  // A version-1 log's header decodes and encodes back to the same bytes when
+  // stamped with the version it was read at (the layout never changed).
+  std::string b = Encode(FullHeader());
+  PutU32(b, 8, 1);
+  Refresh(b);
+  auto decoded = decode_header(S(b));
+  ASSERT_TRUE(decoded.ok()) << decoded.error();
+  ASSERT_TRUE(decoded->has_value());
+  EXPECT_EQ((*decoded)->version, 1u);
+  auto again = encode_header((*decoded)->header, (*decoded)->version);
+  ASSERT_TRUE(again.ok()) << again.error();
+  EXPECT_EQ(*again, b);
+  EXPECT_NE(Encode((*decoded)->header), b);  // the default stamp is the current version
+}
+
+TEST(HeaderEncode, AVersionThisCodeDoesNotWriteIsRefused) {
+  for (uint32_t v : {0u, kFormatVersion + 1}) {
+    auto e = encode_header(MinimalHeader(), v);
+    ASSERT_FALSE(e.ok()) << v;
+    EXPECT_TRUE(Contains(e.error(), fmt::format("cannot write log format version {}", v))) << e.error();
+  }
 }
 
 TEST(HeaderEncode, HeaderOverTheLimitIsRefused) {

@@ -74,7 +74,7 @@ void fuzz_reader(std::span<const uint8_t> in) {
     FTVM_CHECK(!header.error().empty());
     return;
   }
-  auto encoded_header = encode_header(*header);
+  auto encoded_header = encode_header(*header, reader.version());
   FTVM_CHECK(encoded_header.ok());
   FTVM_CHECK(same_bytes(*encoded_header, in.first(reader.offset())));
   uint64_t previous_instret = 0;
@@ -119,7 +119,7 @@ void fuzz_record(std::span<const uint8_t> in) {
 void fuzz_header(std::span<const uint8_t> in) {
   auto decoded = decode_header(in);
   if (!decoded || !decoded->has_value()) return;
-  auto encoded = encode_header((*decoded)->header);
+  auto encoded = encode_header((*decoded)->header, (*decoded)->version);
   FTVM_CHECK(encoded.ok());
   FTVM_CHECK(same_bytes(*encoded, in.first((*decoded)->size)));
 }

@@ -396,6 +396,19 @@ void Machine::start_transfer_tracking() {
   for (uint8_t& d : bus_.dirty_pages()) d |= Bus::kDirtyForTransfer;
 }
 
+void Machine::start_disk_transfer_tracking() {
+  if (blk_ && !blk_->disk()->read_only()) blk_->start_transfer_tracking();
+}
+
+void Machine::stop_transfer_tracking() {
+  for (uint8_t& d : bus_.dirty_pages()) d &= static_cast<uint8_t>(~Bus::kDirtyForTransfer);
+  if (blk_) blk_->stop_transfer_tracking();
+}
+
+std::vector<uint32_t> Machine::take_transfer_dirty_blocks() {
+  return blk_ ? blk_->take_transfer_dirty_blocks() : std::vector<uint32_t>{};
+}
+
 std::vector<uint32_t> Machine::take_transfer_dirty_pages() {
   hart_.drop_write_tlb();  // later stores mark their pages again
   std::vector<uint32_t> pages;
@@ -490,9 +503,9 @@ std::array<uint8_t, 32> Machine::digest(bool full) const {
     } else {
       disk_block_hashes_.resize(dirty_blocks.size());
       for (size_t b = 0; b < dirty_blocks.size(); ++b) {
-        if (dirty_blocks[b] != 0) {
+        if (dirty_blocks[b] & VirtioBlk::kBlockDirtyForHash) {
           hash_disk_block(b, disk_block_hashes_[b]);
-          dirty_blocks[b] = 0;
+          dirty_blocks[b] &= static_cast<uint8_t>(~VirtioBlk::kBlockDirtyForHash);
         }
       }
       add(disk_block_hashes_.data(), disk_block_hashes_.size() * sizeof(PageHash));

@@ -170,6 +170,11 @@ class Machine final : private SbiPlatform {
   // the caller copies it is returned again by the next call.
   void start_transfer_tracking();
   std::vector<uint32_t> take_transfer_dirty_pages();
+  // The same for the 4 KiB blocks of a writable disk (none otherwise), and
+  // the end of both (a transfer that finished or was abandoned).
+  void start_disk_transfer_tracking();
+  std::vector<uint32_t> take_transfer_dirty_blocks();
+  void stop_transfer_tracking();
   // The same digest computed from scratch, ignoring the page-hash cache:
   // for tests that the dirty-page tracking misses no write.
   std::array<uint8_t, 32> state_digest_uncached() const;

@@ -847,6 +847,29 @@ Status encode_snapshot_to(const SnapshotInfo& info, const MachineState& state,
   return {};
 }
 
+Result<std::string> encode_machine_state(const MachineState& state) {
+  std::string out;
+  StateWriter w(out);
+  visit_state(w, state);
+  if (w.error()) return *w.error();
+  FTVM_CHECK(out.size() == kStateSectionSize);
+  return out;
+}
+
+Result<MachineState> decode_machine_state(std::span<const uint8_t> bytes) {
+  if (bytes.size() != kStateSectionSize) {
+    return make_error(fmt::format("machine state: {} bytes, not {}", bytes.size(), kStateSectionSize));
+  }
+  MachineState m;
+  StateReader r(bytes.data(), 0);
+  visit_state(r, m);
+  FTVM_CHECK(r.pos() == kStateSectionSize);
+  if (r.problem()) {
+    return make_error(fmt::format("machine state: offset {}: {}", r.problem()->first, r.problem()->second));
+  }
+  return m;
+}
+
 Result<std::string> encode_snapshot(const SnapshotInfo& info, const MachineState& state,
                                     std::span<const uint8_t> ram, const SnapshotOptions& options) {
   std::string out;

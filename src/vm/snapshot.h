@@ -82,6 +82,13 @@ Result<std::string> encode_snapshot(const SnapshotInfo& info, const MachineState
                                     std::span<const uint8_t> ram,
                                     const SnapshotOptions& options = {});
 
+// MachineState alone, as the snapshot's state section carries it
+// (kStateSectionSize bytes, no framing): for a live state transfer, whose
+// RAM travels separately. Encoding refuses what a snapshot would; decoding
+// checks every field as a snapshot's reader does ("state: FIELD ...").
+Result<std::string> encode_machine_state(const MachineState& state);
+Result<MachineState> decode_machine_state(std::span<const uint8_t> bytes);
+
 struct DecodedSnapshot {
   SnapshotInfo info;
   MachineState state;

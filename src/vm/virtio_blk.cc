@@ -202,8 +202,20 @@ uint8_t VirtioBlk::do_write(Virtqueue& queue, const DescriptorChain& chain, uint
 void VirtioBlk::mark_dirty(uint64_t off, uint64_t len) {
   if (len == 0) return;
   const uint64_t first = off / kTrackBlockBytes, last = (off + len - 1) / kTrackBlockBytes;
-  std::fill(dirty_.begin() + static_cast<ptrdiff_t>(first),
-            dirty_.begin() + static_cast<ptrdiff_t>(last + 1), uint8_t{1});
+  const uint8_t mark =
+      kBlockDirtyForHash | (transfer_tracking_ ? kBlockDirtyForTransfer : uint8_t{0});
+  for (uint64_t b = first; b <= last; ++b) dirty_[b] |= mark;
+}
+
+std::vector<uint32_t> VirtioBlk::take_transfer_dirty_blocks() {
+  std::vector<uint32_t> blocks;
+  for (size_t b = 0; b < dirty_.size(); ++b) {
+    if (dirty_[b] & kBlockDirtyForTransfer) {
+      blocks.push_back(static_cast<uint32_t>(b));
+      dirty_[b] &= static_cast<uint8_t>(~kBlockDirtyForTransfer);
+    }
+  }
+  return blocks;
 }
 
 void VirtioBlk::zero_data(Virtqueue& queue, const DescriptorChain& chain, uint64_t len) {

@@ -177,8 +177,26 @@ class VirtioBlk final : public VirtioDeviceBackend {
   // A failed write longer than this is reported as unreadable rather than
   // read back into memory.
   static constexpr uint64_t kMaxReadBack = uint64_t{64} << 20;
+  // One flag per reader, as the bus does for RAM pages: kBlockDirtyForHash
+  // for the state digest; kBlockDirtyForTransfer, once start_transfer_tracking()
+  // has run, for a live state transfer's rounds.
+  static constexpr uint8_t kBlockDirtyForHash = 1;
+  static constexpr uint8_t kBlockDirtyForTransfer = 2;
   std::vector<uint8_t>& dirty_blocks() { return dirty_; }
-  void mark_all_dirty() { std::fill(dirty_.begin(), dirty_.end(), uint8_t{1}); }
+  void mark_all_dirty() {
+    for (uint8_t& d : dirty_) d |= kBlockDirtyForHash;
+  }
+  // Marks every block for the transfer; from now on writes mark them again.
+  void start_transfer_tracking() {
+    transfer_tracking_ = true;
+    for (uint8_t& d : dirty_) d |= kBlockDirtyForTransfer;
+  }
+  void stop_transfer_tracking() {
+    transfer_tracking_ = false;
+    for (uint8_t& d : dirty_) d &= static_cast<uint8_t>(~kBlockDirtyForTransfer);
+  }
+  // The blocks marked for the transfer (ascending), their marks cleared.
+  std::vector<uint32_t> take_transfer_dirty_blocks();
   uint64_t host_errors() const { return host_errors_; }
   const std::string& last_host_error() const { return last_host_error_; }
   // May be null (the default): failures only complete with IOERR. Must
@@ -209,6 +227,7 @@ class VirtioBlk final : public VirtioDeviceBackend {
   DiskFaults* faults_ = nullptr;
   std::string serial_;
   std::vector<uint8_t> dirty_;
+  bool transfer_tracking_ = false;
   uint64_t host_errors_ = 0;
   std::string last_host_error_;
 };
