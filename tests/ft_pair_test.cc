@@ -198,6 +198,8 @@ class FtPair : public ::testing::Test {
       argv.insert(argv.end(), {"--hash-interval", "200000000"});
     }
     argv.insert(argv.end(), extra.begin(), extra.end());
+    // Most tests look at what one failure leaves behind: no new backup.
+    if (!reprotect_) argv.push_back("--no-reprotect");
     if (kSanitized && std::find(extra.begin(), extra.end(), "--timeout-ms") == extra.end()) {
       argv.insert(argv.end(), {"--timeout-ms", "3000"});
     }
@@ -327,6 +329,7 @@ class FtPair : public ::testing::Test {
   std::string run_dir_, state_dir_;
   std::string name_;
   std::vector<pid_t> extra_pids_;
+  bool reprotect_ = false;  // up() leaves the supervisor on
 };
 
 TEST_F(FtPair, KillingThePrimaryUnderLoadLosesNoAcknowledgedWrite) {
@@ -619,6 +622,49 @@ TEST_F(FtPair, WithoutTheArbiterNobodyGoesLiveUntilItReturns) {
 // in the pair's state directory; after a failover the survivor's copy is the
 // most advanced, and the next `ftvm up` starts both hosts from it, so every
 // write a client saw acknowledged, before and after the failover, is there.
+TEST_F(FtPair, ANewBackupJoinsAfterEachFailureSoTwoSuccessiveKillsLoseNoWrite) {
+  reprotect_ = true;
+  ASSERT_NO_FATAL_FAILURE(up());
+  auto load = start_load(kSanitized ? 60 : 30);
+  wait_for_traffic("a", kSanitized ? 200 : 1000);
+  // Each kill: the backup takes over, the supervisor starts a new backup on
+  // the dead host, it joins the running primary by state transfer, and the
+  // pair is protected again (a state hash matched since the join).
+  auto protected_again = [&](const char* primary, const char* backup, int epoch) {
+    return wait_for(
+        [&](const json& st) {
+          return at(st, {"primary"}) == json(std::string("host-") + primary) &&
+                 at(st, {"backup"}) == json(std::string("host-") + backup) &&
+                 at(st, {"epoch"}) == json(epoch) && at(st, {"paired"}) == json(true);
+        },
+        seconds(kSanitized ? 180 : 60), "the pair to be protected again");
+  };
+  ProcessResult k = run_process({kFtvm, "kill", "primary", "--name", name_}, seconds(20));
+  ASSERT_EQ(k.exit_code, 0) << k.err;
+  json s = protected_again("b", "a", 2);
+  const json t1 = at(node(s, "b"), {"status", "last_transfer"});
+  EXPECT_EQ(str(t1, {"phase"}), "done") << t1.dump();
+  EXPECT_GE(num(t1, {"rounds"}), 1) << t1.dump();
+  EXPECT_GE(num(t1, {"pages"}), 128 * 256) << t1.dump();  // every page of 128 MiB once
+  EXPECT_LT(num(t1, {"pause_ms"}), 1000) << t1.dump();
+  wait_for_traffic("b", 200);  // clients are served through the new primary
+  k = run_process({kFtvm, "kill", "primary", "--name", name_}, seconds(20));
+  ASSERT_EQ(k.exit_code, 0) << k.err;
+  s = protected_again("a", "b", 3);
+  ASSERT_NO_FATAL_FAILURE(finish(*load));
+  expect_load_survived(*load);
+  std::vector<std::string> kinds;
+  for (const json& e : at(s, {"history"})) {
+    kinds.push_back(e.value("kind", "") + " " + e.value("host", "") + " " +
+                    std::to_string(e.value("epoch", 0)));
+  }
+  EXPECT_EQ(kinds, (std::vector<std::string>{"start host-a 1", "failover host-b 2",
+                                             "reprotect host-b 2", "failover host-a 3",
+                                             "reprotect host-a 3"}))
+      << at(s, {"history"}).dump();
+  EXPECT_TRUE(at(s, {"supervisor", "running"}) == json(true)) << s.dump();
+}
+
 TEST_F(FtPair, ARestartedPairKeepsItsStoreAndStartsAtTheNextEpoch) {
   ASSERT_NO_FATAL_FAILURE(up());
   EXPECT_TRUE(std::filesystem::exists(store() + "/grants.log"));

@@ -159,8 +159,10 @@ class Node final : public CoreEnv {
   CoreOptions core_options(const log::Header& header) const;
   Status build_machine(const MachineSpec& spec, bool with_entropy);
   Status open_host_side();
-  std::unique_ptr<ChannelEndpoint> make_endpoint() {
-    return std::make_unique<ChannelEndpoint>(is_primary_, o_.timeout, o_.heartbeat, mono_now(),
+  // This node's end of a channel: the primary's while it leads (a backup
+  // gone live leads the channel of the backup it takes).
+  std::unique_ptr<ChannelEndpoint> make_endpoint(bool primary_end) {
+    return std::make_unique<ChannelEndpoint>(primary_end, o_.timeout, o_.heartbeat, mono_now(),
                                              [this] { wake(); });
   }
   // Runs the core until it exits. The primary accepts its backup meanwhile.
@@ -331,6 +333,16 @@ void Node::publish(bool force) {
     rate_at_ = now;
   }
   st.log.mbit_per_s = log_mbit_;
+  if (xfer_link_) {  // the channel of a state transfer in progress
+    const Link::Stats ls = xfer_link_->stats();
+    st.log.channel_bytes = ls.bytes_sent + ls.bytes_received;
+    st.log.queued_bytes = ls.queued_bytes;
+    st.rejected.forged += ls.forged;
+    st.rejected.replayed += ls.replayed;
+    st.rejected.stale_epoch += ls.stale_epoch;
+    st.rejected.wrong_direction += ls.wrong_direction;
+    st.rejected.timed_out += ls.timed_out;
+  }
   if (acceptor_) {
     const RejectCounts& r = acceptor_->rejected();
     st.rejected.forged += r.forged;
@@ -481,7 +493,7 @@ void Node::try_reprotect() {
     return;
   }
   xfer_conn_ = std::move((*a)->conn);
-  xfer_endpoint_ = make_endpoint();
+  xfer_endpoint_ = make_endpoint(/*primary_end=*/true);
   xfer_link_ = std::make_unique<TcpLink>(xfer_conn_, xfer_endpoint_.get(), o_.heartbeat);
   sender_ = std::make_unique<TransferSender>(*machine_, disk_ && !disk_->read_only() ? disk_.get() : nullptr);
   transfer_ = sender_->progress();
@@ -602,7 +614,7 @@ void Node::try_pair(milliseconds wait) {
     return;
   }
   paired_conn_ = std::move((*a)->conn);
-  std::unique_ptr<ChannelEndpoint> endpoint = make_endpoint();
+  std::unique_ptr<ChannelEndpoint> endpoint = make_endpoint(/*primary_end=*/true);
   auto link = std::make_unique<TcpLink>(paired_conn_, endpoint.get(), o_.heartbeat);
   core_->pair(std::move(endpoint), std::move(link));
   start_guard();
@@ -757,7 +769,7 @@ int Node::backup_main() {
     note("{}", ready.error());
     return kExitNodeError;
   }
-  std::unique_ptr<ChannelEndpoint> endpoint = make_endpoint();
+  std::unique_ptr<ChannelEndpoint> endpoint = make_endpoint(/*primary_end=*/false);
   auto link = std::make_unique<TcpLink>(std::shared_ptr<Connection>(std::move(*ready)),
                                         endpoint.get(), o_.heartbeat);
   core_->join(epoch, std::move(endpoint), std::move(link));
@@ -783,13 +795,13 @@ int Node::join_running(Joining& joining, const MachineSpec& spec, uint64_t epoch
     note("{}", ready.error());
     return kExitNodeError;
   }
-  std::unique_ptr<ChannelEndpoint> endpoint = make_endpoint();
-  auto link = std::make_unique<TcpLink>(std::shared_ptr<Connection>(std::move(*ready)),
-                                        endpoint.get(), o_.heartbeat);
+  xfer_endpoint_ = make_endpoint(/*primary_end=*/false);
+  xfer_link_ = std::make_unique<TcpLink>(std::shared_ptr<Connection>(std::move(*ready)),
+                                         xfer_endpoint_.get(), o_.heartbeat);
   note("joining the running primary at {} (vm '{}', epoch {}) by state transfer", o_.primary,
        o_.vm, epoch);
   for (const std::string& h : *hashes) {
-    if (Status s = link->send(MsgType::kTransferReply, h); !s) {
+    if (Status s = xfer_link_->send(MsgType::kTransferReply, h); !s) {
       note("the primary's channel failed: {}", s.error());
       return kExitNodeBadInput;
     }
@@ -805,9 +817,9 @@ int Node::join_running(Joining& joining, const MachineSpec& spec, uint64_t epoch
   std::deque<std::string> in;
   auto last_progress_note = Clock::now();
   for (;;) {
-    endpoint->set_local(mono_now(), {machine_->instret(), machine_->mtime(), false, 0, 0, false});
-    if (std::optional<std::string> why = endpoint->failed()) return give_up(*why);
-    endpoint->take_transfer(in);
+    xfer_endpoint_->set_local(mono_now(), {machine_->instret(), machine_->mtime(), false, 0, 0, false});
+    if (std::optional<std::string> why = xfer_endpoint_->failed()) return give_up(*why);
+    xfer_endpoint_->take_transfer(in);
     bool done = false;
     while (!in.empty() && !done) {
       Result<bool> r = receiver.apply(as_span(in.front()));
@@ -816,7 +828,7 @@ int Node::join_running(Joining& joining, const MachineSpec& spec, uint64_t epoch
       done = *r;
     }
     if (std::optional<std::string> reply = receiver.take_reply()) {
-      if (Status s = link->send(MsgType::kTransferReply, *reply); !s) return give_up(s.error());
+      if (Status s = xfer_link_->send(MsgType::kTransferReply, *reply); !s) return give_up(s.error());
     }
     transfer_ = receiver.progress();
     if (done) break;
@@ -835,7 +847,7 @@ int Node::join_running(Joining& joining, const MachineSpec& spec, uint64_t epoch
        "written in {:.0f} ms); replaying its log from there",
        receiver.final_instret(), last_transfer_->rounds, last_transfer_->bytes / 1e6,
        last_transfer_->pages, last_transfer_->blocks, last_transfer_->elapsed_ms);
-  core_->join(epoch, std::move(endpoint), std::move(link));
+  core_->join(epoch, std::move(xfer_endpoint_), std::move(xfer_link_));
   publish(true);
   return drive();
 }
