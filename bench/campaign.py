@@ -7,8 +7,10 @@ split brain on the LAN or client-visible error.
 
 Schedule I of seed S is drawn from a generator seeded with "S/I" alone, so
 it is the same on every run and every machine. Each schedule:
-  1. `ftvm up --name NAME --fresh` (namespaces NAME-*; default NAME camp; new
-     disk copies, so Redis starts empty);
+  1. `ftvm up --name NAME --fresh --no-reprotect` (namespaces NAME-*; default
+     NAME camp; new disk copies, so Redis starts empty; no supervisor, so a
+     host's faults are the schedule's alone and the deposed-host audit below
+     holds for the whole run);
   2. an AF_PACKET audit of the LAN (in NAME-lan): every frame the guest's MAC
      sends into the switch from each host's port, kernel-timestamped;
   3. when the schedule impairs a link, a relay (bench/netrelay.py) spliced
@@ -566,6 +568,7 @@ class Run:
             # Every schedule starts from the guest image's disk (--fresh):
             # its keys' histories begin empty.
             self.ftvm("up", "--name", self.name, "--timeout-ms", str(a.timeout_ms), "--fresh",
+                      "--no-reprotect",
                       timeout=a.up_timeout)
         except (RuntimeError, subprocess.TimeoutExpired) as e:
             self.problems.append(("pair-up", f"ftvm up failed: {str(e).strip()[-400:]}"))

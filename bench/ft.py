@@ -123,6 +123,7 @@ class Bench:
             t0 = time.monotonic()
             try:
                 self.ftvm("up", "--name", name, "--timeout-ms", str(self.a.timeout_ms), "--fresh",
+                          "--no-reprotect",
                           timeout=400)
                 return time.monotonic() - t0
             except Exception as e:
