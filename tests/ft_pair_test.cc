@@ -665,6 +665,68 @@ TEST_F(FtPair, ANewBackupJoinsAfterEachFailureSoTwoSuccessiveKillsLoseNoWrite) {
   EXPECT_TRUE(at(s, {"supervisor", "running"}) == json(true)) << s.dump();
 }
 
+TEST_F(FtPair, AJoinCutShortByEitherSideLeavesNoHalfMadeBackup) {
+  reprotect_ = true;
+  // A slow transfer (about 30 MB at 4 MB/s) leaves time to kill either side
+  // in the middle of it.
+  ASSERT_NO_FATAL_FAILURE(up({"--transfer-mbps", "4"}));
+  auto kill = [&](const char* which) {
+    ProcessResult k = run_process({kFtvm, "kill", which, "--name", name_}, seconds(20));
+    ASSERT_EQ(k.exit_code, 0) << k.err;
+  };
+  auto joining_midway = [&](const json& st) {
+    return at(st, {"transfer"}).is_object() && str(st, {"transfer", "phase"}) == "precopy" &&
+           num(st, {"transfer", "bytes"}) > 2e6;
+  };
+  const seconds patience(kSanitized ? 180 : 60);
+  auto load = start_load(kSanitized ? 40 : 20);
+  wait_for_traffic("a", kSanitized ? 100 : 500);
+
+  // The joining backup dies: the primary discards the transfer and serves on
+  // alone at its epoch; the supervisor's next backup joins from scratch.
+  ASSERT_NO_FATAL_FAILURE(kill("backup"));
+  wait_for(joining_midway, patience, "a new backup's transfer under way");
+  ASSERT_NO_FATAL_FAILURE(kill("backup"));
+  json s = wait_for(
+      [&](const json& st) {
+        return str(node(st, "a"), {"status", "last_transfer", "phase"}) == "failed";
+      },
+      patience, "the primary to give the transfer up");
+  EXPECT_EQ(str(node(s, "a"), {"status", "state"}), "solo") << s.dump();
+  EXPECT_EQ(num(node(s, "a"), {"status", "epoch"}), 2) << s.dump();
+  s = wait_for(
+      [&](const json& st) {
+        return at(st, {"backup"}) == json("host-b") && at(st, {"paired"}) == json(true) &&
+               at(st, {"epoch"}) == json(2);
+      },
+      patience, "a retried join to protect the pair");
+  EXPECT_EQ(str(node(s, "a"), {"status", "last_transfer", "phase"}), "done") << s.dump();
+  ASSERT_NO_FATAL_FAILURE(finish(*load));
+  expect_load_survived(*load);
+
+  // The primary dies in the middle of a join: the half-made backup never
+  // goes live (nobody claims the next epoch) and says so.
+  ASSERT_NO_FATAL_FAILURE(kill("backup"));
+  wait_for(joining_midway, patience, "another transfer under way");
+  ASSERT_NO_FATAL_FAILURE(kill("primary"));
+  s = wait_for(
+      [&](const json& st) {
+        return role_of(node(st, "a")) == "gone" && role_of(node(st, "b")) == "gone";
+      },
+      patience, "the joining backup to give up");
+  EXPECT_TRUE(at(s, {"primary"}).is_null()) << s.dump();
+  const json& history = at(s, {"history"});
+  ASSERT_TRUE(history.is_array() && !history.empty()) << s.dump();
+  // The last epoch taken is the primary's going solo: no takeover after it.
+  EXPECT_EQ(history.back().value("kind", ""), "solo") << history.dump();
+  EXPECT_EQ(history.back().value("host", ""), "host-a") << history.dump();
+  EXPECT_EQ(history.back().value("epoch", 0), 3) << history.dump();
+  std::ifstream blog(dir() + "/b.log");
+  const std::string b((std::istreambuf_iterator<char>(blog)), std::istreambuf_iterator<char>());
+  EXPECT_NE(b.find("the state transfer failed"), std::string::npos) << b.substr(b.size() - 2000);
+  EXPECT_NE(b.find("never goes live"), std::string::npos);
+}
+
 TEST_F(FtPair, ARestartedPairKeepsItsStoreAndStartsAtTheNextEpoch) {
   ASSERT_NO_FATAL_FAILURE(up());
   EXPECT_TRUE(std::filesystem::exists(store() + "/grants.log"));

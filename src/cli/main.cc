@@ -135,6 +135,10 @@ int main(int argc, char** argv) {
   up_cmd->add_flag("--fresh", up.fresh,
                    "Start from new copies of the guest image's data disk (the arbiter's grants "
                    "and the pair's history are kept: the epoch still grows)");
+  up_cmd->add_option("--transfer-mbps", up.transfer_mbps,
+                     "Rate limit of a new backup's state transfer, MB/s (0: none)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   up_cmd->add_flag("--no-reprotect", up.no_reprotect,
                    "Do not start a new backup after a failure (the survivor runs alone)");
   std::string pair_name = "ft";

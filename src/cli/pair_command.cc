@@ -454,6 +454,11 @@ void add_node_options(CLI::App* app, NodeCli& o, bool primary) {
   app->add_option("--heartbeat-ms", o.heartbeat_ms, "Heartbeat interval")->capture_default_str();
   app->add_option("--timeout-ms", o.timeout_ms, "Silence on the channel that counts as failure")
       ->capture_default_str();
+  app->add_option("--transfer-mbps", o.transfer_mbps,
+                  "When a new backup joins this node as primary: copy its state at most this "
+                  "many MB/s (0: as fast as the channel goes)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app->add_option("--control", o.control, "Unix socket serving this node's status");
   app->add_option("--history", o.history,
                   "Append a JSON line to FILE each time this node takes an epoch (start, "
@@ -531,6 +536,7 @@ int node_command(const NodeCli& c, bool primary) {
   o.timeout = std::chrono::milliseconds(c.timeout_ms);
   o.join_timeout = std::chrono::milliseconds(c.join_timeout_s * 1000);
   o.max_lag_ms = c.max_lag_ms;
+  o.transfer_mbps = c.transfer_mbps;
   o.max_lag_bytes = c.max_lag_bytes;
   o.hash_interval = c.hash_interval;
   o.control = c.control;
@@ -651,7 +657,8 @@ int up_command(const UpOptions& o) {
         "--vm", o.name, "--arbiter", arbiter_url, "--secret", secret, "--host-id",
         std::string("host-") + host, "--tap", "tap0", "--control", control_path(dir, host),
         "--heartbeat-ms", std::to_string(o.heartbeat_ms), "--timeout-ms",
-        std::to_string(o.timeout_ms), "--history", history_path(paths)};
+        std::to_string(o.timeout_ms), "--history", history_path(paths), "--transfer-mbps",
+        fmt::format("{}", o.transfer_mbps)};
   };
   std::vector<std::string> pri = {exe, "primary", "--listen", kChannelAddr, "--epoch",
                                   std::to_string(epoch), "--append", append,

@@ -24,6 +24,7 @@ struct NodeCli {
   uint64_t epoch = 1;
   uint64_t heartbeat_ms = 50, timeout_ms = 500, join_timeout_s = 120;
   uint64_t max_lag_ms = 100, max_lag_bytes = uint64_t{32} << 20;
+  double transfer_mbps = 0;
   uint64_t hash_interval = uint64_t{1} << 27;
   std::string control, history;
 };
@@ -42,6 +43,7 @@ struct UpOptions {
   std::string entropy = "host";  // the primary's --entropy
   bool fresh = false;  // discard the hosts' disk copies (never the arbiter's grants)
   bool no_reprotect = false;  // no supervisor: a survivor runs alone
+  double transfer_mbps = 0;   // the nodes' --transfer-mbps
 };
 
 // The directory holding a pair's pids, sockets, logs and secret:

@@ -435,8 +435,10 @@ int Node::drive() {
     }
     if (s.kind == Step::Kind::kWait && !busy) {
       CoreTime left = s.until - mono_now();
-      // A primary alone looks at its channel port at least every 200 ms.
+      // A primary alone looks at its channel port at least every 200 ms,
+      // and a rate-limited transfer goes on while the guest idles.
       if (core_->can_reprotect() && !sender_) left = std::min<CoreTime>(left, milliseconds(200));
+      if (sender_) left = std::min<CoreTime>(left, milliseconds(10));
       if (left <= CoreTime{0}) continue;
       std::vector<int> fds{wake_fd_};
       if (tap_) fds.push_back(tap_->fd());
@@ -495,7 +497,10 @@ void Node::try_reprotect() {
   xfer_conn_ = std::move((*a)->conn);
   xfer_endpoint_ = make_endpoint(/*primary_end=*/true);
   xfer_link_ = std::make_unique<TcpLink>(xfer_conn_, xfer_endpoint_.get(), o_.heartbeat);
-  sender_ = std::make_unique<TransferSender>(*machine_, disk_ && !disk_->read_only() ? disk_.get() : nullptr);
+  SenderOptions so;
+  so.max_bytes_per_s = o_.transfer_mbps * 1e6;
+  sender_ = std::make_unique<TransferSender>(
+      *machine_, disk_ && !disk_->read_only() ? disk_.get() : nullptr, so);
   transfer_ = sender_->progress();
   note("a new backup joins at instret {}: copying this machine's RAM{} while the guest runs",
        machine_->instret(), disk_ && !disk_->read_only() ? " and disk" : "");

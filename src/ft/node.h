@@ -45,6 +45,8 @@ struct NodeOptions {
   std::chrono::milliseconds join_timeout{120'000};
   uint64_t max_lag_ms = 100;              // guest milliseconds
   uint64_t max_lag_bytes = uint64_t{32} << 20;
+  // A state transfer to a joining backup: at most this many MB/s (0: no limit).
+  double transfer_mbps = 0;
   uint64_t hash_interval = uint64_t{1} << 27;  // instructions between state-hash checks
   std::string control;         // control socket path (empty: none)
   std::string history;         // the pair's history file (ft/pair_view.h; empty: none)

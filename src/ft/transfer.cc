@@ -356,7 +356,11 @@ Result<bool> TransferSender::pump(std::vector<std::string>& out) {
   if (waiting_for_hashes_) return false;
   if (converged_) return true;
   size_t budget = 0;
-  while (budget < o_.bytes_per_pump && sent_messages_ - applied_ < o_.window) {
+  const double allowed = o_.max_bytes_per_s > 0
+                             ? o_.max_bytes_per_s * progress_.elapsed_ms / 1000.0 + 65536
+                             : 0;
+  while (budget < o_.bytes_per_pump && sent_messages_ - applied_ < o_.window &&
+         (o_.max_bytes_per_s <= 0 || static_cast<double>(progress_.bytes) < allowed)) {
     const size_t before = out.size();
     Result<bool> more = next_message(out, false);
     if (!more) return make_error(more.error());

@@ -108,6 +108,9 @@ struct SenderOptions {
   uint32_t max_rounds = 8;
   // Payload bytes one pump() may queue (the guest runs between pumps).
   size_t bytes_per_pump = size_t{4} << 20;
+  // The transfer's average rate, in bytes per second (0: as fast as the
+  // channel takes it), so a join does not starve the log or the clients.
+  double max_bytes_per_s = 0;
 };
 
 // The primary's side. `disk` is the machine's writable disk backend (null
