@@ -848,6 +848,11 @@ int Node::join_running(Joining& joining, const MachineSpec& spec, uint64_t epoch
   }
   last_transfer_ = transfer_;
   transfer_.reset();
+  // The first state hash after a restore reads all of RAM and the disk:
+  // done now, as bounded work the primary does not take for a stuck guest,
+  // rather than in the middle of the replay.
+  xfer_endpoint_->set_local(mono_now(), {machine_->instret(), machine_->mtime(), false, 0, 0, true});
+  (void)machine_->state_digest();
   note("holds the primary's state at instret {} ({} rounds, {:.1f} MB, {} pages, {} disk blocks "
        "written in {:.0f} ms); replaying its log from there",
        receiver.final_instret(), last_transfer_->rounds, last_transfer_->bytes / 1e6,
