@@ -665,6 +665,52 @@ TEST_F(FtPair, ANewBackupJoinsAfterEachFailureSoTwoSuccessiveKillsLoseNoWrite) {
   EXPECT_TRUE(at(s, {"supervisor", "running"}) == json(true)) << s.dump();
 }
 
+TEST_F(FtPair, MigrationMovesThePrimaryBackAndForthWithoutLosingAWrite) {
+  reprotect_ = true;
+  ASSERT_NO_FATAL_FAILURE(up());
+  auto load = start_load(kSanitized ? 60 : 25);
+  wait_for_traffic("a", kSanitized ? 200 : 1000);
+  for (const auto& [to, epoch] : {std::pair{"b", 2}, std::pair{"a", 3}}) {
+    ProcessResult m = run_process({kFtvm, "migrate", "--name", name_}, seconds(180));
+    ASSERT_EQ(m.exit_code, 0) << m.err;
+    EXPECT_NE(m.err.find("done: host-" + std::string(to) + " is primary"), std::string::npos)
+        << m.err;
+    const json s = status();
+    EXPECT_EQ(at(s, {"primary"}), json(std::string("host-") + to)) << s.dump();
+    EXPECT_EQ(at(s, {"epoch"}), json(epoch)) << s.dump();
+    EXPECT_EQ(at(s, {"paired"}), json(true)) << s.dump();
+    const json f = at(node(s, to), {"status", "last_failover"});
+    EXPECT_EQ(str(f, {"kind"}), "took over (planned migration)") << f.dump();
+    wait_for_traffic(to, 200);
+  }
+  ASSERT_NO_FATAL_FAILURE(finish(*load));
+  expect_load_survived(*load);
+  std::vector<std::string> kinds;
+  for (const json& e : at(status(), {"history"})) {
+    kinds.push_back(e.value("kind", "") + " " + e.value("host", "") + " " +
+                    std::to_string(e.value("epoch", 0)));
+  }
+  EXPECT_EQ(kinds, (std::vector<std::string>{"start host-a 1", "migrate host-b 2",
+                                             "reprotect host-b 2", "migrate host-a 3",
+                                             "reprotect host-a 3"}));
+  // The old primaries handed over and stopped cleanly.
+  std::ifstream alog(dir() + "/a.log");
+  const std::string a((std::istreambuf_iterator<char>(alog)), std::istreambuf_iterator<char>());
+  EXPECT_NE(a.find("the handover is complete"), std::string::npos) << a.substr(a.size() - 3000);
+}
+
+TEST_F(FtPair, MigratingAPairThatIsNotProtectedIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(up());
+  ProcessResult k = run_process({kFtvm, "kill", "backup", "--name", name_}, seconds(20));
+  ASSERT_EQ(k.exit_code, 0) << k.err;
+  wait_for([&](const json& st) { return str(node(st, "a"), {"status", "state"}) == "solo"; },
+           seconds(30), "the primary to go solo");
+  ProcessResult m = run_process({kFtvm, "migrate", "--name", name_}, seconds(30));
+  EXPECT_EQ(m.exit_code, 1) << m.err;
+  EXPECT_NE(m.err.find("is not protected"), std::string::npos) << m.err;
+  EXPECT_EQ(str(node(status(), "a"), {"status", "state"}), "solo");  // nothing was touched
+}
+
 TEST_F(FtPair, AJoinCutShortByEitherSideLeavesNoHalfMadeBackup) {
   reprotect_ = true;
   // A slow transfer (about 30 MB at 4 MB/s) leaves time to kill either side

@@ -159,6 +159,14 @@ int main(int argc, char** argv) {
   kill_cmd->add_option("which", kill_which, "primary, backup, arbiter, or a host: a or b")->required();
   kill_cmd->add_option("--name", pair_name, "The pair's name")->capture_default_str();
   kill_cmd->add_option("--signal", kill_signal, "KILL, TERM, STOP or CONT")->capture_default_str();
+  int migrate_timeout_s = 120;
+  CLI::App* migrate_cmd = app.add_subcommand(
+      "migrate", "Move the primary to the backup's host (planned: no failure timeout, no lost "
+                 "write); the old host rejoins as the new backup");
+  migrate_cmd->add_option("--name", pair_name, "The pair's name")->capture_default_str();
+  migrate_cmd->add_option("--timeout", migrate_timeout_s,
+                          "Seconds to wait for the pair to be protected again")
+      ->capture_default_str();
   CLI::App* down_cmd = app.add_subcommand("down", "Stop an FT pair and remove its namespaces");
   down_cmd->add_option("--name", pair_name, "The pair's name")->capture_default_str();
   arbiter_cmd->footer("Runs until SIGINT or SIGTERM. Exit status: 0 after a signal; 2 when the "
@@ -190,6 +198,7 @@ int main(int argc, char** argv) {
   if (up_cmd->parsed()) return ftvm::cli::up_command(up);
   if (down_cmd->parsed()) return ftvm::cli::down_command(pair_name);
   if (supervise_cmd->parsed()) return ftvm::cli::supervise_command(pair_name, supervise_dir);
+  if (migrate_cmd->parsed()) return ftvm::cli::migrate_command(pair_name, migrate_timeout_s);
   if (status_cmd->parsed()) return ftvm::cli::status_command(pair_name, status_json);
   if (kill_cmd->parsed()) return ftvm::cli::kill_command(pair_name, kill_which, kill_signal);
   if (arbiter_cmd->parsed()) {

@@ -797,6 +797,85 @@ int down_command(const std::string& name) {
   return 0;
 }
 
+int migrate_command(const std::string& name, int timeout_s) {
+  const PairPaths paths = paths_of(name);
+  if (!fs::exists(paths.dir)) {
+    fmt::print(stderr, "ftvm migrate: no pair '{}' ({} does not exist)\n", name, paths.dir);
+    return 1;
+  }
+  auto summary_now = [&] {
+    std::vector<ft::HostView> views;
+    for (const NodeView& v : view_nodes(paths)) views.push_back({v.host, v.running, v.status});
+    return ft::pair_summary(views, ft::read_history(history_path(paths)));
+  };
+  const nlohmann::json before = summary_now();
+  if (!before["paired"].get<bool>()) {
+    fmt::print(stderr,
+               "ftvm migrate: pair '{}' is not protected (no backup in step with the primary), so "
+               "there is nobody to hand over to; `ftvm status --name {}` shows why\n",
+               name, name);
+    return 1;
+  }
+  const std::string from = before["primary"].get<std::string>();
+  const std::string to = before["backup"].get<std::string>();
+  const uint64_t epoch = before["epoch"].get<uint64_t>();
+  // The primary by its own status and pid, as `ftvm kill` finds it.
+  const NodeView* primary = nullptr;
+  const std::vector<NodeView> nodes = view_nodes(paths);
+  for (const NodeView& v : nodes) {
+    if (v.running && v.status_is_its_own && v.status.value("host", "") == from &&
+        v.status.value("state", "") == "paired") {
+      primary = &v;
+    }
+  }
+  if (primary == nullptr) {
+    fmt::print(stderr, "ftvm migrate: the primary ({}) did not answer for its own pid; not sending "
+                       "anything\n", from);
+    return 1;
+  }
+  const auto start = Clock::now();
+  if (kill(primary->pid, SIGUSR1) != 0) {
+    fmt::print(stderr, "ftvm migrate: cannot signal pid {}: {}\n", primary->pid,
+               std::strerror(errno));
+    return 1;
+  }
+  fmt::print(stderr, "ftvm migrate: asked {} (pid {}, epoch {}) to hand over to {}\n", from,
+             primary->pid, epoch, to);
+  const pid_t sup = read_pid(paths.dir + "/supervisor.pid");
+  const bool reprotect = alive(sup, paths, PairProcess::kSupervisor);
+  const auto deadline = start + std::chrono::seconds(timeout_s);
+  bool took_over = false;
+  for (;;) {
+    const nlohmann::json s = summary_now();
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    if (!took_over && s["primary"] == to && s["epoch"].is_number_unsigned() &&
+        s["epoch"].get<uint64_t>() > epoch) {
+      took_over = true;
+      fmt::print(stderr, "ftvm migrate: {} is primary at epoch {} ({:.0f} ms after the request)\n",
+                 to, s["epoch"].get<uint64_t>(), ms);
+      if (!reprotect) {
+        fmt::print(stderr, "ftvm migrate: no supervisor (--no-reprotect): {} runs alone; start "
+                           "`ftvm backup --primary ADDR` on the other host to protect it\n", to);
+        return 0;
+      }
+    }
+    if (took_over && s["paired"].get<bool>()) {
+      fmt::print(stderr, "ftvm migrate: done: {} is primary, {} its new backup; the pair is "
+                         "protected again ({:.0f} ms in all)\n", to, s["backup"].get<std::string>(), ms);
+      return 0;
+    }
+    if (Clock::now() >= deadline) {
+      fmt::print(stderr, "ftvm migrate: {} after {} s; `ftvm status --name {}` shows where the pair "
+                         "is\n",
+                 took_over ? "the pair was not protected again" : "the backup did not take over",
+                 timeout_s, name);
+      return 1;
+    }
+    pollfd none{-1, 0, 0};
+    poll(&none, 0, 100);  // polling interval under the deadline
+  }
+}
+
 int supervise_command(const std::string& name, const std::string& run_dir) {
   const PairPaths paths = paths_of(name);
   if (fs::path(run_dir).lexically_normal() != fs::path(paths.dir)) {

@@ -70,6 +70,13 @@ int down_command(const std::string& name);
 // the primary by state transfer. Exits when both nodes are gone or the run
 // directory is removed.
 int supervise_command(const std::string& name, const std::string& run_dir);
+// `ftvm migrate`: a planned move of the primary role to the backup's host.
+// The primary (paired) stops its guest, its backup replays every record and
+// takes the next epoch at once (no failure timeout), and the supervisor
+// starts a new backup where the primary was. Waits until the pair is
+// protected again (or, without a supervisor, until the backup is primary);
+// 1 if it is not within `timeout_s` or the pair is not protected now.
+int migrate_command(const std::string& name, int timeout_s);
 int status_command(const std::string& name, bool json);
 // `which`: primary, backup, arbiter (the role the node has now).
 int kill_command(const std::string& name, const std::string& which, const std::string& signal);

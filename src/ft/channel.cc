@@ -379,6 +379,21 @@ std::string encode_heartbeat(const Heartbeat& h) {
   return out;
 }
 
+std::string encode_handover(const Handover& h) {
+  std::string out;
+  put_u64(out, h.records);
+  put_u64(out, h.instret);
+  return out;
+}
+
+Result<Handover> decode_handover(std::span<const uint8_t> payload) {
+  Cursor c(payload);
+  Handover h;
+  if (!c.u64(h.records) || !c.u64(h.instret)) return make_error("handover: truncated");
+  if (c.left() != 0) return make_error(fmt::format("handover: {} trailing bytes", c.left()));
+  return h;
+}
+
 Result<Heartbeat> decode_heartbeat(std::span<const uint8_t> payload) {
   Cursor c(payload);
   Heartbeat h;

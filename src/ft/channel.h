@@ -58,6 +58,7 @@ enum class MsgType : uint8_t {
   kReady = 7,       // backup -> primary: its machine is built, or why not (Ready)
   kTransfer = 8,       // primary -> backup: pages, disk blocks, final state (transfer.h)
   kTransferReply = 9,  // backup -> primary: disk hashes, messages applied (transfer.h)
+  kHandover = 10,      // primary -> backup: take over now (planned migration; Handover)
 };
 
 enum class Direction : uint8_t { kToBackup = 0, kToPrimary = 1 };
@@ -210,6 +211,16 @@ struct Heartbeat {
 };
 std::string encode_heartbeat(const Heartbeat& h);
 Result<Heartbeat> decode_heartbeat(std::span<const uint8_t> payload);
+
+// A planned migration: the primary has stopped its guest for good, every
+// record is acknowledged and every output released; the backup replays
+// them all and takes the next epoch at once, without waiting for silence.
+struct Handover {
+  uint64_t records = 0;  // the log's length: the backup must hold all of it
+  uint64_t instret = 0;  // where the primary's guest stopped
+};
+std::string encode_handover(const Handover& h);
+Result<Handover> decode_handover(std::span<const uint8_t> payload);
 
 // ---- the connection ----
 

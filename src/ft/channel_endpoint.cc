@@ -76,6 +76,16 @@ std::optional<ChannelEndpoint::Reply> ChannelEndpoint::on_message(Time now, cons
         reply = ack_locked(now);
         last_sent_ = now;
       }
+    } else if (!primary_ && m.type == MsgType::kHandover) {
+      Result<Handover> h = decode_handover(as_span(m.payload));
+      if (!h) {
+        fail_locked("the primary sent a handover that does not decode: " + h.error());
+      } else if (h->records != received_) {
+        fail_locked(fmt::format("the primary handed over after {} records but {} were received",
+                                h->records, received_.load()));
+      } else {
+        handover_ = *h;
+      }
     } else if ((!primary_ && m.type == MsgType::kTransfer) ||
                (primary_ && m.type == MsgType::kTransferReply)) {
       transfer_.push_back(m.payload);
@@ -164,6 +174,11 @@ ChannelEndpoint::Time ChannelEndpoint::last_heard() const {
 std::chrono::nanoseconds ChannelEndpoint::peer_stuck_for(Time now) const {
   std::lock_guard<std::mutex> lock(mu_);
   return detector_.stuck_for(now);
+}
+
+std::optional<Handover> ChannelEndpoint::handover() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return handover_;
 }
 
 void ChannelEndpoint::take_transfer(std::deque<std::string>& out) {

@@ -88,6 +88,9 @@ class ChannelEndpoint {
   // The state transfer's messages received so far (kTransfer on a backup,
   // kTransferReply on a primary), in order, moved to `out`.
   void take_transfer(std::deque<std::string>& out);
+  // Backup: the primary handed over (a planned migration), having sent
+  // every record first; nullopt until then.
+  std::optional<Handover> handover() const;
   // Backup: moves the records received so far to `out`.
   void take_records(std::deque<QueuedRecord>& out);
   uint64_t received() const { return received_; }
@@ -116,6 +119,7 @@ class ChannelEndpoint {
   std::optional<std::string> failed_;
   std::deque<QueuedRecord> queue_;
   std::deque<std::string> transfer_;
+  std::optional<Handover> handover_;
   PeerExec peer_exec_;
   bool peer_should_run_ = true;
   uint64_t peer_instret_ = 0;

@@ -46,6 +46,44 @@ TEST(ChannelEndpoint, RecordsOutOfSequenceFailTheChannel) {
   EXPECT_NE(b.failed()->find("from 5"), std::string::npos);
 }
 
+TEST(ChannelEndpoint, AHandoverAfterEveryRecordIsTaken) {
+  ChannelEndpoint b(false, kTimeout, kHeartbeat, milliseconds(0), {});
+  b.on_message(milliseconds(1), records_msg(0, {{10, log::Progress{}}, {20, log::Progress{}}}));
+  EXPECT_FALSE(b.handover());
+  b.on_message(milliseconds(2),
+               {MsgType::kHandover, Direction::kToBackup, 1, 3, encode_handover({2, 20})});
+  ASSERT_TRUE(b.handover());
+  EXPECT_EQ(b.handover()->instret, 20u);
+  EXPECT_FALSE(b.failed());
+}
+
+TEST(ChannelEndpoint, AHandoverBeforeTheLastRecordFailsTheChannel) {
+  // A primary that says "take over" while records are missing would make
+  // the backup go live short of outputs clients may have seen.
+  ChannelEndpoint b(false, kTimeout, kHeartbeat, milliseconds(0), {});
+  b.on_message(milliseconds(1), records_msg(0, {{10, log::Progress{}}}));
+  b.on_message(milliseconds(2),
+               {MsgType::kHandover, Direction::kToBackup, 1, 3, encode_handover({2, 20})});
+  EXPECT_FALSE(b.handover());
+  ASSERT_TRUE(b.failed());
+  EXPECT_NE(b.failed()->find("handed over after 2 records but 1 were received"), std::string::npos)
+      << *b.failed();
+}
+
+TEST(ChannelEndpoint, TransferMessagesReachTheSideTheyAreFor) {
+  ChannelEndpoint b(false, kTimeout, kHeartbeat, milliseconds(0), {});
+  ChannelEndpoint p(true, kTimeout, kHeartbeat, milliseconds(0), {});
+  b.on_message(milliseconds(1), {MsgType::kTransfer, Direction::kToBackup, 1, 1, "pages"});
+  b.on_message(milliseconds(1), {MsgType::kTransferReply, Direction::kToBackup, 1, 2, "x"});
+  p.on_message(milliseconds(1), {MsgType::kTransferReply, Direction::kToPrimary, 1, 1, "hashes"});
+  p.on_message(milliseconds(1), {MsgType::kTransfer, Direction::kToPrimary, 1, 2, "y"});
+  std::deque<std::string> at_b, at_p;
+  b.take_transfer(at_b);
+  p.take_transfer(at_p);
+  EXPECT_EQ(at_b, std::deque<std::string>{"pages"});
+  EXPECT_EQ(at_p, std::deque<std::string>{"hashes"});
+}
+
 TEST(ChannelEndpoint, PrimaryCountsAcknowledgements) {
   ChannelEndpoint p(true, kTimeout, kHeartbeat, milliseconds(0), {});
   Ack a{7, 3, 1000, 50, 700, 300, true};
@@ -109,7 +147,9 @@ TEST(ChannelEndpoint, ACheckpointIsNotAStuckGuest) {
   p.set_local(milliseconds(0), busy);
   for (int t = 60; t <= 3000; t += 60) {
     std::optional<ChannelEndpoint::Reply> r = p.on_tick(milliseconds(t));
-    if (r) EXPECT_FALSE(decode_heartbeat(as_span(r->payload))->should_run) << t;
+    if (r) {
+      EXPECT_FALSE(decode_heartbeat(as_span(r->payload))->should_run) << t;
+    }
   }
 }
 

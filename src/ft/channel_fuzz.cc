@@ -1,6 +1,6 @@
 // libFuzzer target for every parser of channel bytes: MessageReader's
 // framing and verification, and the payload decoders (Hello, HelloAck,
-// Ready, Records, Ack, Heartbeat).
+// Ready, Records, Ack, Heartbeat, Handover).
 //
 // Beyond "no crash, no sanitizer report", it checks that decoding is
 // canonical: whatever decodes re-encodes to exactly the bytes it came from.
@@ -71,6 +71,11 @@ void fuzz_payload(std::span<const uint8_t> payload) {
     FTVM_CHECK(same_bytes(encode_heartbeat(*h), payload));
   } else {
     FTVM_CHECK(h.error().starts_with("heartbeat: "));
+  }
+  if (Result<Handover> h = decode_handover(payload); h) {
+    FTVM_CHECK(same_bytes(encode_handover(*h), payload));
+  } else {
+    FTVM_CHECK(h.error().starts_with("handover: "));
   }
 }
 

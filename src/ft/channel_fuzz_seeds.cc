@@ -47,6 +47,7 @@ std::vector<std::pair<MsgType, std::string>> payloads() {
       {MsgType::kRecords, encode_records(7, records)},
       {MsgType::kAck, encode_ack({1, 2, 3, 4, 5, 6})},
       {MsgType::kHeartbeat, encode_heartbeat({100, 200})},
+      {MsgType::kHandover, encode_handover({4, 40})},
   };
 }
 

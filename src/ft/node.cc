@@ -17,6 +17,7 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -43,6 +44,17 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+
+// SIGUSR1 asks a paired primary to hand over (`ftvm migrate`): the handler
+// only sets the flag and wakes the main loop.
+std::atomic<bool> g_handover_asked{false};
+std::atomic<int> g_wake_fd{-1};
+void on_handover_signal(int) {
+  g_handover_asked = true;
+  const int fd = g_wake_fd.load();
+  const uint64_t one = 1;
+  if (fd >= 0) (void)!write(fd, &one, sizeof one);
+}
 
 CoreTime mono_now() {
   return std::chrono::duration_cast<CoreTime>(Clock::now().time_since_epoch());
@@ -117,11 +129,18 @@ class Node final : public CoreEnv {
  public:
   Node(const NodeOptions& o, bool primary) : o_(o), is_primary_(primary) {
     wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    g_wake_fd = wake_fd_;
+    struct sigaction sa {};
+    sa.sa_handler = on_handover_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR1, &sa, nullptr);
   }
   ~Node() override {
     stop_guard();
     core_.reset();  // its link's thread first
     if (listen_fd_ >= 0) close(listen_fd_);
+    g_wake_fd = -1;
     if (wake_fd_ >= 0) close(wake_fd_);
   }
 
@@ -371,7 +390,9 @@ void Node::record_history() {
   } else if (core_->role().state() == NodeState::kSolo) {
     // Alone after leading a pair (this node's first, or one it
     // re-protected), or live after replaying a lost primary's log.
-    kind = is_primary_ || led_pair_ ? HistoryKind::kSolo : HistoryKind::kFailover;
+    kind = is_primary_ || led_pair_           ? HistoryKind::kSolo
+           : core_->took_over_by_handover() ? HistoryKind::kMigrate
+                                            : HistoryKind::kFailover;
   } else {
     return;
   }
@@ -401,6 +422,9 @@ void Node::record_history() {
 
 int Node::drive() {
   for (;;) {
+    if (g_handover_asked.exchange(false)) {
+      if (Status st = core_->request_handover(); !st) note("cannot hand over: {}", st.error());
+    }
     const Step s = core_->step();
     // A change of role or state is published at once: `ftvm status` must
     // not show a node that has gone live as still claiming.

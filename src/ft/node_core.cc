@@ -302,6 +302,9 @@ Step NodeCore::step() {
 }
 
 Step NodeCore::claim_step() {
+  if (handover_ == HandoverState::kSent && env_.now() < handover_claim_at_) {
+    return wait_until(handover_claim_at_);  // the backup claims first
+  }
   Result<arbiter::Grant> g =
       env_.arbiter().claim(o_.vm, rm_.claim_epoch(), o_.host_id, kClaimTimeout);
   if (!g) {
@@ -325,6 +328,15 @@ Step NodeCore::claim_step() {
 }
 
 Step NodeCore::halt(const arbiter::Grant& g) {
+  if (handover_ == HandoverState::kSent) {
+    halted_because_ = fmt::format("handed over: epoch {} is held by {} (planned migration)",
+                                  g.held_epoch, g.holder);
+    note("the handover is complete: {} holds epoch {}; this node stops", g.holder, g.held_epoch);
+    gate_.set_mode(OutputGate::Mode::kDropped);
+    should_run_ = false;
+    unpair();
+    return exit(0);
+  }
   if (rm_.has_been_live() || initial_role_ == Role::kBackup) {
     halted_because_ = fmt::format(
         "vm '{}' has moved on: epoch {} is held by {}. This node halted for good and never "
@@ -364,6 +376,12 @@ Step NodeCore::on_claim_won(const arbiter::Grant& g) {
       f.claim_ms = ms_between(claim_start_, now);
       f.instret = machine_->instret();
       last_failover_ = f;
+      if (handover_ == HandoverState::kSent) {
+        note("the handover did not happen (the backup failed before it took over); running on");
+        handover_ = HandoverState::kNone;
+        f.kind = "went solo (the backup failed during a handover)";
+        last_failover_ = f;
+      }
       note("won epoch {}: running solo; releasing {} held outputs", rm_.epoch(), gate_.held());
       gate_.set_mode(OutputGate::Mode::kDirect);
       release_acked();
@@ -403,7 +421,7 @@ Step NodeCore::on_claim_won(const arbiter::Grant& g) {
       rm_.live();
       Failover f;
       f.at_unix_ms = env_.unix_ms();
-      f.kind = "took over (primary lost)";
+      f.kind = took_over_by_handover_ ? "took over (planned migration)" : "took over (primary lost)";
       f.from_epoch = from_epoch_;
       f.to_epoch = rm_.epoch();
       f.reason = rm_.reason();
@@ -488,12 +506,24 @@ Step NodeCore::live_step() {
       from_epoch_ = rm_.epoch();
       gate_.set_mode(OutputGate::Mode::kHolding);
       rm_.peer_failed(*why);
-      note("{}; holding {} outputs and claiming epoch {} to go on alone", *why, gate_.held(),
-           rm_.claim_epoch());
+      if (handover_ == HandoverState::kSent) {
+        // The backup closes the channel as it takes over; give it time to
+        // win the epoch first (if it failed instead, this node goes on).
+        handover_claim_at_ = now + std::max<std::chrono::milliseconds>(o_.timeout * 2,
+                                                                        std::chrono::seconds(1));
+        note("the backup closed the channel after the handover ({}); claiming epoch {} in {} ms "
+             "unless it has taken it",
+             *why, rm_.claim_epoch(),
+             std::chrono::duration_cast<std::chrono::milliseconds>(handover_claim_at_ - now).count());
+      } else {
+        note("{}; holding {} outputs and claiming epoch {} to go on alone", *why, gate_.held(),
+             rm_.claim_epoch());
+      }
       unpair();
       claim_start_ = now;
       return {};
     }
+    if (handover_ != HandoverState::kNone) return handover_step();
   }
   if (pace_epoch_ != rm_.epoch() || !pacer_.started()) {
     // Pacing restarts from here after a pause for the arbiter.
@@ -592,6 +622,47 @@ Step NodeCore::live_step() {
   return {};
 }
 
+Status NodeCore::request_handover() {
+  if (rm_.role() != Role::kPrimary || rm_.state() != NodeState::kPaired || !paired() ||
+      finishing_) {
+    return make_error(fmt::format("only a paired primary can hand over (this node is {} {})",
+                                  role_name(rm_.role()), state_name(rm_.state())));
+  }
+  if (handover_ == HandoverState::kNone) {
+    handover_ = HandoverState::kRequested;
+    note("handing over to the backup (planned migration): the guest stops at instret {}",
+         machine_->instret());
+  }
+  return {};
+}
+
+Step NodeCore::handover_step() {
+  const CoreTime now = env_.now();
+  // The guest never runs here again: no new input, no new output.
+  should_run_ = false;
+  report_progress();
+  if (machine_->instret() > stream_.last_instret()) {
+    append({machine_->instret(), log::Progress{}});
+  }
+  flush_batch();
+  release_acked();
+  if (handover_ == HandoverState::kRequested && endpoint_->acked() >= stream_.records() &&
+      gate_.held() == 0) {
+    if (Status s = link_->send(MsgType::kHandover,
+                               encode_handover({stream_.records(), machine_->instret()}));
+        !s) {
+      endpoint_->on_link_failed(s.error());
+      return {};
+    }
+    endpoint_->sent(now);
+    handover_ = HandoverState::kSent;
+    note("every record acknowledged and every output released: told the backup to take over "
+         "epoch {}",
+         rm_.epoch() + 1);
+  }
+  return wait_until(now + o_.heartbeat);
+}
+
 Status NodeCore::apply_queued(int* exit_code, size_t max_records) {
   size_t n = 0;
   while (!queue_.empty() && n < max_records) {
@@ -625,6 +696,21 @@ Step NodeCore::backup_step() {
     rm_.peer_failed(*why);
     note("{}; replaying the {} records received, outputs held, before claiming epoch {}", *why,
          endpoint_->received() - std::min(endpoint_->received(), executed_), rm_.epoch() + 1);
+    gate_.set_mode(OutputGate::Mode::kHolding);
+    tail_start_ = now;
+    return {};
+  }
+  if (std::optional<Handover> h = endpoint_->handover()) {
+    // Every record came before the handover: replay them all, then claim.
+    detected_at_ = now;
+    silence_ms_ = 0;
+    from_epoch_ = rm_.epoch();
+    took_over_by_handover_ = true;
+    rm_.peer_failed("the primary handed over (planned migration)");
+    note("the primary handed over at instret {}; replaying the {} records received, then "
+         "claiming epoch {}",
+         h->instret, endpoint_->received() - std::min(endpoint_->received(), executed_),
+         rm_.epoch() + 1);
     gate_.set_mode(OutputGate::Mode::kHolding);
     tail_start_ = now;
     return {};

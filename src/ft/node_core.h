@@ -129,6 +129,16 @@ class NodeCore {
     return rm_.role() == Role::kPrimary && rm_.state() == NodeState::kSolo && !finishing_ &&
            link_ == nullptr;
   }
+  // Primary, paired: hand the guest over to the backup (a planned
+  // migration). The guest stops for good here; once the backup holds every
+  // record (and so every output has been released) it is told to take over
+  // at once. When the channel then closes, this node waits a while for the
+  // backup's claim before claiming the next epoch itself: losing it means
+  // the handover worked (exit 0); winning it means the backup failed
+  // first, and this node runs on alone. An error: not paired.
+  Status request_handover();
+  // This node went live because its primary handed over (not a failure).
+  bool took_over_by_handover() const { return took_over_by_handover_; }
   // Backup: paired with a primary holding `epoch`.
   void join(uint64_t epoch, std::unique_ptr<ChannelEndpoint> endpoint, std::unique_ptr<Link> link);
 
@@ -240,6 +250,13 @@ class NodeCore {
   double tail_replay_ms_ = 0;
   CoreTime detected_at_{0};
   double silence_ms_ = 0;
+
+  // A planned migration (request_handover).
+  enum class HandoverState : uint8_t { kNone, kRequested, kSent };
+  HandoverState handover_ = HandoverState::kNone;
+  CoreTime handover_claim_at_{0};
+  bool took_over_by_handover_ = false;
+  Step handover_step();
 
   // Claiming.
   CoreTime claim_start_{0};

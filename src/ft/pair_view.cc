@@ -23,6 +23,8 @@ std::string_view history_kind_name(HistoryKind k) {
       return "solo";
     case HistoryKind::kReprotect:
       return "reprotect";
+    case HistoryKind::kMigrate:
+      return "migrate";
   }
   return "?";
 }

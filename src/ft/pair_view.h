@@ -11,7 +11,9 @@
 // epoch), failover (a backup took over from a lost primary), solo (a
 // primary lost its backup and went on alone at the next epoch), reprotect
 // (a new backup joined a running primary by state transfer; the primary
-// keeps its epoch, so this entry repeats the epoch of the one before).
+// keeps its epoch, so this entry repeats the epoch of the one before),
+// migrate (a backup took over from a primary that handed over: `ftvm
+// migrate`).
 #pragma once
 
 #include <cstdint>
@@ -25,7 +27,7 @@
 
 namespace ftvm::ft {
 
-enum class HistoryKind : uint8_t { kStart, kFailover, kSolo, kReprotect };
+enum class HistoryKind : uint8_t { kStart, kFailover, kSolo, kReprotect, kMigrate };
 std::string_view history_kind_name(HistoryKind k);
 
 struct HistoryEntry {
