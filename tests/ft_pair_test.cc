@@ -622,35 +622,39 @@ TEST_F(FtPair, WithoutTheArbiterNobodyGoesLiveUntilItReturns) {
 // in the pair's state directory; after a failover the survivor's copy is the
 // most advanced, and the next `ftvm up` starts both hosts from it, so every
 // write a client saw acknowledged, before and after the failover, is there.
-TEST_F(FtPair, ANewBackupJoinsAfterEachFailureSoTwoSuccessiveKillsLoseNoWrite) {
+TEST_F(FtPair, ANewBackupJoinsAfterEachFailureSoFiveSuccessiveKillsLoseNoWrite) {
   reprotect_ = true;
   ASSERT_NO_FATAL_FAILURE(up());
-  auto load = start_load(kSanitized ? 60 : 30);
+  auto load = start_load(kSanitized ? 120 : 45);
   wait_for_traffic("a", kSanitized ? 200 : 1000);
   // Each kill: the backup takes over, the supervisor starts a new backup on
   // the dead host, it joins the running primary by state transfer, and the
-  // pair is protected again (a state hash matched since the join).
-  auto protected_again = [&](const char* primary, const char* backup, int epoch) {
-    return wait_for(
+  // pair is protected again: a state hash -- RAM, devices and the disk copy
+  // -- matched between the two hosts since the join.
+  std::vector<std::string> expected = {"start host-a 1"};
+  json s;
+  for (int kill = 1; kill <= 5; ++kill) {
+    const std::string from = kill % 2 == 1 ? "a" : "b", to = kill % 2 == 1 ? "b" : "a";
+    const int epoch = kill + 1;
+    ProcessResult k = run_process({kFtvm, "kill", "primary", "--name", name_}, seconds(20));
+    ASSERT_EQ(k.exit_code, 0) << k.err;
+    EXPECT_NE(k.err.find("host " + from), std::string::npos) << k.err;
+    s = wait_for(
         [&](const json& st) {
-          return at(st, {"primary"}) == json(std::string("host-") + primary) &&
-                 at(st, {"backup"}) == json(std::string("host-") + backup) &&
-                 at(st, {"epoch"}) == json(epoch) && at(st, {"paired"}) == json(true);
+          return at(st, {"primary"}) == json("host-" + to) &&
+                 at(st, {"backup"}) == json("host-" + from) && at(st, {"epoch"}) == json(epoch) &&
+                 at(st, {"paired"}) == json(true);
         },
         seconds(kSanitized ? 180 : 60), "the pair to be protected again");
-  };
-  ProcessResult k = run_process({kFtvm, "kill", "primary", "--name", name_}, seconds(20));
-  ASSERT_EQ(k.exit_code, 0) << k.err;
-  json s = protected_again("b", "a", 2);
-  const json t1 = at(node(s, "b"), {"status", "last_transfer"});
-  EXPECT_EQ(str(t1, {"phase"}), "done") << t1.dump();
-  EXPECT_GE(num(t1, {"rounds"}), 1) << t1.dump();
-  EXPECT_GE(num(t1, {"pages"}), 128 * 256) << t1.dump();  // every page of 128 MiB once
-  EXPECT_LT(num(t1, {"pause_ms"}), 1000) << t1.dump();
-  wait_for_traffic("b", 200);  // clients are served through the new primary
-  k = run_process({kFtvm, "kill", "primary", "--name", name_}, seconds(20));
-  ASSERT_EQ(k.exit_code, 0) << k.err;
-  s = protected_again("a", "b", 3);
+    const json t = at(node(s, to.c_str()), {"status", "last_transfer"});
+    EXPECT_EQ(str(t, {"phase"}), "done") << kill << t.dump();
+    EXPECT_GE(num(t, {"pages"}), 128 * 256) << kill << t.dump();  // every page of 128 MiB once
+    EXPECT_LT(num(t, {"pause_ms"}), 1000) << kill << t.dump();
+    EXPECT_GE(num(node(s, from.c_str()), {"status", "checks", "state_hashes_matched"}), 1) << kill;
+    expected.push_back("failover host-" + to + " " + std::to_string(epoch));
+    expected.push_back("reprotect host-" + to + " " + std::to_string(epoch));
+    wait_for_traffic(to.c_str(), num(node(s, to.c_str()), {"status", "released", "frames"}) + 200);
+  }
   ASSERT_NO_FATAL_FAILURE(finish(*load));
   expect_load_survived(*load);
   std::vector<std::string> kinds;
@@ -658,10 +662,7 @@ TEST_F(FtPair, ANewBackupJoinsAfterEachFailureSoTwoSuccessiveKillsLoseNoWrite) {
     kinds.push_back(e.value("kind", "") + " " + e.value("host", "") + " " +
                     std::to_string(e.value("epoch", 0)));
   }
-  EXPECT_EQ(kinds, (std::vector<std::string>{"start host-a 1", "failover host-b 2",
-                                             "reprotect host-b 2", "failover host-a 3",
-                                             "reprotect host-a 3"}))
-      << at(s, {"history"}).dump();
+  EXPECT_EQ(kinds, expected) << at(s, {"history"}).dump();
   EXPECT_TRUE(at(s, {"supervisor", "running"}) == json(true)) << s.dump();
 }
 
@@ -697,6 +698,21 @@ TEST_F(FtPair, MigrationMovesThePrimaryBackAndForthWithoutLosingAWrite) {
   std::ifstream alog(dir() + "/a.log");
   const std::string a((std::istreambuf_iterator<char>(alog)), std::istreambuf_iterator<char>());
   EXPECT_NE(a.find("the handover is complete"), std::string::npos) << a.substr(a.size() - 3000);
+}
+
+TEST_F(FtPair, MigratingWithoutTheArbiterIsRefusedAndChangesNothing) {
+  // Frequent state hashes: the idle pair counts as protected within seconds.
+  ASSERT_NO_FATAL_FAILURE(up({"--hash-interval", "5000000"}));
+  wait_for([&](const json& st) { return at(st, {"paired"}) == json(true); }, seconds(60),
+           "the pair to be protected");
+  ProcessResult k = run_process({kFtvm, "kill", "arbiter", "--name", name_}, seconds(20));
+  ASSERT_EQ(k.exit_code, 0) << k.err;
+  ProcessResult m = run_process({kFtvm, "migrate", "--name", name_}, seconds(30));
+  EXPECT_EQ(m.exit_code, 1) << m.err;
+  EXPECT_NE(m.err.find("does not answer"), std::string::npos) << m.err;
+  const json s = status();
+  EXPECT_EQ(str(node(s, "a"), {"status", "state"}), "paired") << s.dump();
+  EXPECT_EQ(str(node(s, "b"), {"status", "state"}), "replaying") << s.dump();
 }
 
 TEST_F(FtPair, MigratingAPairThatIsNotProtectedIsRefused) {

@@ -394,6 +394,28 @@ Result<arbiter::LatestGrant> latest_grant(const std::string& name, const std::st
   return out;
 }
 
+// One question to the arbiter at `url` from the network namespace `ns`,
+// with a short deadline: is it there?
+Status arbiter_answers(const std::string& name, const std::string& ns, const std::string& url,
+                       const std::string& secret_file) {
+  Result<auth::Secret> secret = auth::Secret::load(secret_file);
+  if (!secret) return make_error(secret.error());
+  Result<std::unique_ptr<arbiter::Client>> client =
+      arbiter::connect_arbiter(url, std::make_shared<const auth::Secret>(std::move(*secret)));
+  if (!client) return make_error(client.error());
+  Status out = make_error("the arbiter was not asked");
+  std::thread t([&] {
+    if (Status s = hostio::enter_netns(ns); !s) {  // this thread only
+      out = s;
+      return;
+    }
+    Result<arbiter::LatestGrant> g = (*client)->latest(name, std::chrono::seconds(2));
+    out = g ? Status{} : make_error(g.error());
+  });
+  t.join();
+  return out;
+}
+
 }  // namespace
 
 void add_node_options(CLI::App* app, NodeCli& o, bool primary) {
@@ -832,6 +854,21 @@ int migrate_command(const std::string& name, int timeout_s) {
     fmt::print(stderr, "ftvm migrate: the primary ({}) did not answer for its own pid; not sending "
                        "anything\n", from);
     return 1;
+  }
+  // The backup takes the next epoch at the arbiter: without one, a handover
+  // would stop the guest until the arbiter came back.
+  for (const NodeView& v : nodes) {
+    if (!v.running || v.status.value("host", "") != to) continue;
+    const std::string url = v.status.value("arbiter", "");
+    const std::string ns = name + (v.host == "a" ? "-pri" : "-bak");
+    if (Status s = arbiter_answers(name, ns, url, paths.dir + "/secret"); !s) {
+      fmt::print(stderr,
+                 "ftvm migrate: the arbiter {} does not answer from {}'s host ({}); a handover "
+                 "now would stop the guest until it does. Nothing was changed; try again once "
+                 "`ftvm status --name {}` shows the arbiter running\n",
+                 url, to, s.error(), name);
+      return 1;
+    }
   }
   const auto start = Clock::now();
   if (kill(primary->pid, SIGUSR1) != 0) {
