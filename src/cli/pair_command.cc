@@ -935,6 +935,7 @@ int supervise_command(const std::string& name, const std::string& run_dir) {
     std::chrono::seconds backoff{1};
     pid_t started = 0;  // the backup this supervisor started last, if any
     Clock::time_point started_at{};
+    bool joined = false;  // ... and it was seen replaying (its join worked)
   };
   Host hosts[2] = {{"a", PairProcess::kNodeA, "pri"}, {"b", PairProcess::kNodeB, "bak"}};
   for (;;) {
@@ -947,14 +948,21 @@ int supervise_command(const std::string& name, const std::string& run_dir) {
       int st = 0;
       if (h.started > 0 && waitpid(h.started, &st, WNOHANG) == h.started) {
         const double lived = std::chrono::duration<double>(Clock::now() - h.started_at).count();
-        say(fmt::format("the backup on host {} (pid {}) exited with {} after {:.1f} s; see {}/{}.log",
+        say(fmt::format("the backup on host {} (pid {}) exited with {} after {:.1f} s{}; see {}/{}.log",
                         h.key, h.started, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st),
-                        lived, dir, h.key));
+                        lived, h.joined ? "" : " without joining", dir, h.key));
         h.started = 0;
-        // One that failed soon (its join did not work) is retried later.
-        h.backoff = lived < 30 ? std::min(h.backoff * 2, std::chrono::seconds(30))
-                               : std::chrono::seconds(1);
-        h.next_try = Clock::now() + h.backoff;
+        // One whose join failed (soon) is retried later and later; one that
+        // joined and served as backup is replaced at once.
+        h.backoff = !h.joined && lived < 30 ? std::min(h.backoff * 2, std::chrono::seconds(30))
+                                            : std::chrono::seconds(1);
+        h.next_try = h.joined ? Clock::now() : Clock::now() + h.backoff;
+        h.joined = false;
+        continue;
+      }
+      if (h.started > 0 && !h.joined) {
+        Result<nlohmann::json> st = ft::query_status(control_path(dir, h.key), std::chrono::seconds(1));
+        h.joined = st && st->value("state", "") == "replaying";
       }
     }
     bool up[2];

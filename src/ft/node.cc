@@ -176,7 +176,9 @@ class Node final : public CoreEnv {
                            fmt::format(f, std::forward<Args>(args)...)));
   }
   CoreOptions core_options(const log::Header& header) const;
-  Status build_machine(const MachineSpec& spec, bool with_entropy);
+  // `boots`: the machine starts from the images here (not from a state
+  // transfer, which overwrites RAM and the disk anyway).
+  Status build_machine(const MachineSpec& spec, bool with_entropy, bool boots = true);
   Status open_host_side();
   // This node's end of a channel: the primary's while it leads (a backup
   // gone live leads the channel of the backup it takes).
@@ -275,7 +277,7 @@ CoreOptions Node::core_options(const log::Header& header) const {
   return c;
 }
 
-Status Node::build_machine(const MachineSpec& spec, bool with_entropy) {
+Status Node::build_machine(const MachineSpec& spec, bool with_entropy, bool boots) {
   // A read-only disk is the same file contents on both hosts; a writable
   // one is each host's own copy, equal at the join (the header's hash) and
   // kept equal by the replay, so each node writes its copy in place.
@@ -291,7 +293,7 @@ Status Node::build_machine(const MachineSpec& spec, bool with_entropy) {
   }
   // The first state hash reads every block of a writable disk; done here,
   // before the guest runs, it does not stall the guest at its first check.
-  if (spec.disk_writable) (void)machine_->state_digest();
+  if (spec.disk_writable && boots) (void)machine_->state_digest();
   // A backup's guest flushes as the primary's did, but its copy only needs
   // to be durable once it goes live (it syncs then, record_history): until
   // then a real fdatasync at most once a second keeps the replay fast.
@@ -789,7 +791,7 @@ int Node::backup_main() {
       }
       if (Status s = remove_disk_mark(spec.disk_path); !s) return refuse(s.error());
     }
-    if (Status s = build_machine(spec, spec.entropy); !s) return refuse(s.error());
+    if (Status s = build_machine(spec, spec.entropy, /*boots=*/false); !s) return refuse(s.error());
     return join_running(*joining, spec, epoch);
   }
   if (Status s = build_machine(spec, spec.entropy); !s) return refuse(s.error());
