@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include <chrono>
@@ -50,14 +51,44 @@ TEST(RunProcess, AChildInheritsNoOtherChildsPipes) {
     std::this_thread::yield();
   }
   ASSERT_EQ(access(flag.c_str(), F_OK), 0) << "the sibling never started";
-  // The sibling's parent side holds the read ends of its pipes now.
-  ProcessResult r = run_process({"/bin/sh", "-c", "ls /proc/$$/fd | sort -n | tr '\\n' ' '"},
-                                seconds(10));
+  // The sibling's parent side holds the read ends of its pipes now. The
+  // second child's descriptors are read from outside, once it is `sleep`:
+  // a shell listing its own would see the pipes of its own pipeline.
+  const std::string pid_file = flag + ".pid";
+  unlink(pid_file.c_str());
+  ProcessResult r;
+  std::thread second([&] {
+    r = run_process({"/bin/sh", "-c", "echo $$ > " + pid_file + ".tmp; mv " + pid_file +
+                                          ".tmp " + pid_file + "; exec sleep 2"},
+                    seconds(10));
+  });
+  std::string seen;
+  for (;;) {
+    std::ifstream in(pid_file);
+    pid_t pid = 0;
+    if (in >> pid && pid > 0) {
+      std::error_code ec;
+      const auto exe = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec);
+      if (!ec && exe.filename() == "sleep") {
+        std::set<int> fds;
+        for (const auto& e : std::filesystem::directory_iterator(
+                 "/proc/" + std::to_string(pid) + "/fd", ec)) {
+          fds.insert(std::stoi(e.path().filename().string()));
+        }
+        for (int fd : fds) seen += std::to_string(fd) + " ";
+        break;
+      }
+    }
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::yield();
+  }
+  second.join();
   t.join();
   unlink(flag.c_str());
+  unlink(pid_file.c_str());
   EXPECT_TRUE(sibling.timed_out);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, expected) << "descriptors a child inherited";
+  EXPECT_EQ(seen, expected) << "descriptors a child inherited";
 }
 
 }  // namespace

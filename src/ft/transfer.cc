@@ -106,7 +106,8 @@ Result<bool> TransferSender::next_message(std::vector<std::string>& out, bool fi
   u.kind = pages ? TransferKind::kPages : TransferKind::kBlocks;
   u.round = progress_.rounds;
   std::array<uint8_t, kTransferUnitSize> buf{};
-  while (u.index.size() < kMaxUnitsPerMessage) {
+  size_t with_data = 0;
+  while (u.index.size() < kMaxUnitsPerMessage && with_data < kMaxDataUnitsPerMessage) {
     const uint8_t* p = nullptr;
     uint32_t index = 0;
     if (pages) {
@@ -132,7 +133,10 @@ Result<bool> TransferSender::next_message(std::vector<std::string>& out, bool fi
     u.index.push_back(index);
     const bool zero = all_zero(p, kTransferUnitSize);
     u.zero.push_back(zero ? 1 : 0);
-    if (!zero) u.data.append(reinterpret_cast<const char*>(p), kTransferUnitSize);
+    if (!zero) {
+      u.data.append(reinterpret_cast<const char*>(p), kTransferUnitSize);
+      ++with_data;
+    }
   }
   if (u.index.empty()) return next_message(out, final);  // every block was equal
   out.push_back(encode_transfer_units(u));

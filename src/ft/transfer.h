@@ -41,13 +41,16 @@
 namespace ftvm::ft {
 
 inline constexpr size_t kTransferUnitSize = 4096;     // a RAM page or a disk block
-inline constexpr uint32_t kMaxUnitsPerMessage = 256;  // 1 MiB of data at most
+// Units per message, and units with data (all-zero units carry none).
+inline constexpr uint32_t kMaxUnitsPerMessage = 16384;
+inline constexpr uint32_t kMaxDataUnitsPerMessage = 256;  // 1 MiB of data at most
 inline constexpr uint32_t kMaxHashesPerMessage = 65536;
 
 enum class TransferKind : uint8_t { kPages = 1, kBlocks = 2, kFinal = 3 };
 
-// kPages / kBlocks: u8 kind | u32 round | u32 count | count x (u32 index |
-// u8 zero) | 4096 bytes for each unit whose zero flag is 0, in order.
+// kPages / kBlocks: u8 kind | u32 round | u32 count (1..16384) | count x
+// (u32 index | u8 zero) | 4096 bytes for each unit whose zero flag is 0
+// (at most 256 of them), in order.
 struct TransferUnits {
   TransferKind kind = TransferKind::kPages;
   uint32_t round = 0;

@@ -132,6 +132,10 @@ Result<TransferUnits> decode_transfer_units(std::span<const uint8_t> payload) {
     }
     if (u.zero[i] == 0) ++with_data;
   }
+  if (with_data > kMaxDataUnitsPerMessage) {
+    return make_error(fmt::format("transfer units: {} units carry data, more than {}", with_data,
+                                  kMaxDataUnitsPerMessage));
+  }
   if (c.left() != with_data * kTransferUnitSize) {
     return make_error(fmt::format("transfer units: {} units carry data, so {} bytes of it, not {}",
                                   with_data, with_data * kTransferUnitSize, c.left()));

@@ -237,6 +237,21 @@ TEST(TransferMessages, MalformedUnitsAreRefused) {
   EXPECT_TRUE(Contains(error_of(e.substr(0, 6)), "bytes end at offset")) << error_of(e.substr(0, 6));
 }
 
+TEST(TransferMessages, AtMost256UnitsCarryData) {
+  TransferUnits u;
+  for (uint32_t i = 0; i < 300; ++i) {
+    u.index.push_back(i);
+    u.zero.push_back(i < 257 ? 0 : 1);
+  }
+  u.data = std::string(257 * kTransferUnitSize, 'x');
+  Result<TransferUnits> d = decode_transfer_units(S(encode_transfer_units(u)));
+  ASSERT_FALSE(d.ok());
+  EXPECT_TRUE(Contains(d.error(), "257 units carry data, more than 256")) << d.error();
+  u.zero[0] = 1;  // 256 with data, 44 zero: fine
+  u.data.resize(256 * kTransferUnitSize);
+  EXPECT_TRUE(decode_transfer_units(S(encode_transfer_units(u))).ok());
+}
+
 TEST(TransferMessages, AnIndexBeyondTheMachineIsRefused) {
   Running b = MakeMachine({}, false);
   TransferReceiver receiver(*b.m, nullptr);
