@@ -12,8 +12,16 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Word by word, OR-ing a block at a time: most pages of a guest are zero,
+// and a round-1 scan reads all of RAM.
 bool all_zero(const uint8_t* p, size_t n) {
-  for (size_t i = 0; i < n; ++i) {
+  static_assert(kTransferUnitSize % 64 == 0);
+  for (size_t i = 0; i + 64 <= n; i += 64) {
+    uint64_t w[8];
+    std::memcpy(w, p + i, sizeof w);
+    if ((w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7]) != 0) return false;
+  }
+  for (size_t i = n - n % 64; i < n; ++i) {
     if (p[i] != 0) return false;
   }
   return true;
