@@ -10,7 +10,9 @@ it is the same on every run and every machine. Each schedule:
   1. `ftvm up --name NAME --fresh --no-reprotect` (namespaces NAME-*; default
      NAME camp; new disk copies, so Redis starts empty; no supervisor, so a
      host's faults are the schedule's alone and the deposed-host audit below
-     holds for the whole run);
+     holds for the whole run). With --reprotect, without --no-reprotect: a
+     deposed host is restarted as a backup that joins the survivor by state
+     transfer while the schedule's faults go on;
   2. an AF_PACKET audit of the LAN (in NAME-lan): every frame the guest's MAC
      sends into the switch from each host's port, kernel-timestamped;
   3. when the schedule impairs a link, a relay (bench/netrelay.py) spliced
@@ -39,6 +41,8 @@ The judges, any one of which fails the schedule:
                  read;
   lan-epochs     once frames of the guest came from one host after the
                  other's, the other never sends again (no split brain);
+                 with --reprotect: not before it has taken an epoch after
+                 the other host's latest (from the pair's history);
   client-errors  no client saw an error: a reset, an EOF, a refused
                  connection or a reply later than --request-timeout;
   serves-again   a request succeeds within --serve-deadline seconds of the
@@ -567,13 +571,15 @@ class Run:
         try:
             # Every schedule starts from the guest image's disk (--fresh):
             # its keys' histories begin empty.
-            self.ftvm("up", "--name", self.name, "--timeout-ms", str(a.timeout_ms), "--fresh",
-                      "--no-reprotect",
-                      timeout=a.up_timeout)
+            up = ["up", "--name", self.name, "--timeout-ms", str(a.timeout_ms), "--fresh"]
+            if not a.reprotect:
+                up.append("--no-reprotect")
+            self.ftvm(*up, timeout=a.up_timeout)
         except (RuntimeError, subprocess.TimeoutExpired) as e:
             self.problems.append(("pair-up", f"ftvm up failed: {str(e).strip()[-400:]}"))
             return res
         res["up_s"] = round(time.monotonic() - t_start, 1)
+        wall_start_ms = time.time_ns() // 1_000_000
         audit_out = os.path.join(self.work, "lan-audit.json")
         audit = self.spawn(self.netns("lan", sys.executable, SELF, "lan-audit", "--out", audit_out),
                            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
@@ -632,7 +638,13 @@ class Run:
             self.problems.append(("client-errors", f"no history from the workload: {e}"))
             return res
         lan = json.load(open(audit_out)) if os.path.exists(audit_out) else {"runs": []}
-        judge(hist, lan, t_heal, a, res, self.problems)
+        # The epochs taken during this run, on the LAN audit's clock.
+        offset = time.time_ns() - time.monotonic_ns()
+        takes = [(e["at_unix_ms"] * 1_000_000 - offset, e["host"], e["epoch"], e["kind"])
+                 for e in (after.get("history") or [])
+                 if e.get("at_unix_ms", 0) >= wall_start_ms and e.get("kind") != "reprotect"]
+        res["history"] = [(round((t - t0 * 1e9) / 1e9, 3), h, ep, k) for t, h, ep, k in takes]
+        judge(hist, lan, t_heal, a, res, self.problems, takes)
         return res
 
     def cleanup(self):
@@ -677,7 +689,7 @@ def summarize_status(st):
     return out
 
 
-def judge(hist, lan, t_heal, a, res, problems):
+def judge(hist, lan, t_heal, a, res, problems, takes=()):
     ops, errors = hist["ops"], hist["errors"]
     answered = [o for o in ops if o.get("ret") is not None and "error" not in o]
     res["ops"] = len(ops)
@@ -712,7 +724,21 @@ def judge(hist, lan, t_heal, a, res, problems):
     for port, first, last, n in runs:
         if order and order[-1] == port:
             continue
-        if port in seen:
+        host = "host-a" if port == "pri" else "host-b"
+        if port in seen and a.reprotect:
+            # With re-protection a host may send again, but only once it has
+            # taken an epoch after the other host's latest takeover before
+            # this run (the history's time is written just after going live,
+            # after its first gratuitous ARP: 0.5 s of grace).
+            grace = 500_000_000
+            other = [t for t, h, _, _ in takes if h != host and t <= first + grace]
+            retook = other and any(h == host and t > max(other) and t <= first + grace
+                                   for t, h, _, _ in takes)
+            if not retook:
+                problems.append(("lan-epochs", f"host {port} sent {n} guest frames from "
+                                 f"{(first - t_heal) / 1e9:+.3f} s (from the last fault's end) "
+                                 f"without having taken an epoch after the other host's"))
+        elif port in seen:
             prev = [r for r in runs if r[0] != port and r[1] < first]
             problems.append(("lan-epochs", f"host {port} sent {n} guest frames from "
                              f"{(first - t_heal) / 1e9:+.3f} s (from the last fault's end) after host "
@@ -812,6 +838,11 @@ def main():
     ap.add_argument("--budget", type=int, default=2_000_000, help="search steps per key")
     ap.add_argument("--up-timeout", type=float, default=400)
     ap.add_argument("--ftvm", default=os.path.join(ROOT, "build", "ftvm"))
+    ap.add_argument("--reprotect", action="store_true",
+                    help="run the pairs with re-protection on (ftvm up without --no-reprotect): a "
+                    "deposed host rejoins as a new backup by state transfer, and may send on the "
+                    "LAN again once it has taken a later epoch (the lan-epochs judge reads the "
+                    "pair's history)")
     ap.add_argument("--print-schedules", action="store_true",
                     help="print the schedules and exit (no pair is started)")
     a = ap.parse_args()

@@ -1,6 +1,8 @@
 // The primary's log stream: see log_stream.h.
 #include "ft/log_stream.h"
 
+#include <algorithm>
+
 #include "util/result.h"
 
 namespace ftvm::ft {
@@ -35,6 +37,7 @@ bool LogStream::checkpoint_due(uint64_t instret) {
 bool LogStream::over_lag(uint64_t mtime, uint64_t exec_mtime, uint64_t exec_bytes,
                          uint64_t max_lag_ticks, uint64_t max_lag_bytes) const {
   if (!active_) return false;
+  exec_mtime = std::max(exec_mtime, base_mtime_);
   const uint64_t lag_ticks = mtime > exec_mtime ? mtime - exec_mtime : 0;
   const uint64_t lag_bytes = bytes_ > exec_bytes ? bytes_ - exec_bytes : 0;
   return lag_ticks > max_lag_ticks || lag_bytes > max_lag_bytes;

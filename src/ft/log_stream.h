@@ -46,6 +46,11 @@ class LogStream {
   uint64_t bytes() const { return bytes_; }
   uint64_t last_instret() const { return last_instret_; }
 
+  // The guest time the stream starts at (a backup that joined a running
+  // primary starts there; it is never behind it, whatever an
+  // acknowledgement sent before its restore says).
+  void set_base_mtime(uint64_t mtime) { base_mtime_ = mtime; }
+
   // Flow control: the backup has executed up to `exec_bytes` of the log and
   // guest time `exec_mtime`; true when it is further behind than allowed.
   bool over_lag(uint64_t mtime, uint64_t exec_mtime, uint64_t exec_bytes, uint64_t max_lag_ticks,
@@ -60,6 +65,7 @@ class LogStream {
   uint64_t bytes_ = 0;
   uint64_t last_instret_ = 0;
   uint64_t last_checkpoint_ = 0;
+  uint64_t base_mtime_ = 0;
   std::string batch_;
   uint64_t batch_first_ = 0;
 };

@@ -127,6 +127,7 @@ void NodeCore::reprotect(std::unique_ptr<ChannelEndpoint> endpoint, std::unique_
   // its output digest empty, and a state hash due at once.
   gate_ = OutputGate();
   stream_ = LogStream(&gate_, o_.hash_interval, kMaxBatchBytes);
+  stream_.set_base_mtime(machine_->mtime());
   outputs_ = log::OutputDigester();
   stream_.set_active(true);
   gate_.set_mode(OutputGate::Mode::kPaired);
