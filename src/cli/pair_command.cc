@@ -352,68 +352,69 @@ double num(const nlohmann::json& j, const char* a, const char* b = nullptr) {
   return p->is_number() ? p->get<double>() : 0;
 }
 
+// Runs `ask` with a client of the arbiter at `url` (authenticated with the
+// secret in `secret_file`) on a thread inside the network namespace `ns`,
+// where the arbiter network is reachable; returns what `ask` returned.
+template <typename T, typename Ask>
+Result<T> ask_arbiter_in(const std::string& ns, const std::string& url,
+                         const std::string& secret_file, Ask&& ask) {
+  Result<auth::Secret> secret = auth::Secret::load(secret_file);
+  if (!secret) return make_error(secret.error());
+  Result<std::unique_ptr<arbiter::Client>> client =
+      arbiter::connect_arbiter(url, std::make_shared<const auth::Secret>(std::move(*secret)));
+  if (!client) return make_error(client.error());
+  Result<T> out = make_error("the arbiter was not asked");
+  std::thread t([&] {
+    if (Status s = hostio::enter_netns(ns); !s) {  // this thread only
+      out = make_error(s.error());
+      return;
+    }
+    out = ask(**client);
+  });
+  t.join();
+  return out;
+}
+
 // The vm's latest grant, asked from the namespace of host a (the arbiter
 // needs a moment to start: retried until it answers, for up to 30 s, unless
 // its process `arb` exits first -- then the error quotes its log).
 Result<arbiter::LatestGrant> latest_grant(const std::string& name, const std::string& url,
                                           const std::string& secret_file, pid_t arb,
                                           const std::string& dir) {
-  Result<auth::Secret> secret = auth::Secret::load(secret_file);
-  if (!secret) return make_error(secret.error());
-  Result<std::unique_ptr<arbiter::Client>> client =
-      arbiter::connect_arbiter(url, std::make_shared<const auth::Secret>(std::move(*secret)));
-  if (!client) return make_error(client.error());
-  Result<arbiter::LatestGrant> out = make_error("the arbiter was not asked");
-  std::thread t([&] {
-    if (Status s = hostio::enter_netns(name + "-pri"); !s) {  // this thread only
-      out = make_error(s.error());
-      return;
-    }
-    const auto deadline = Clock::now() + std::chrono::seconds(30);
-    for (;;) {
-      out = (*client)->latest(name, std::chrono::seconds(1));
-      if (out) return;
-      int st = 0;
-      if (waitpid(arb, &st, WNOHANG) == arb) {
-        std::ifstream log(dir + "/arbiter.log");
-        std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
-        out = make_error(fmt::format("the arbiter exited; its log {}/arbiter.log:\n{}", dir, text));
-        return;
-      }
-      if (Clock::now() >= deadline) {
-        out = make_error(fmt::format("the arbiter at {} did not answer within 30 s ({}); see "
-                                     "{}/arbiter.log",
-                                     url, out.error(), dir));
-        return;
-      }
-      pollfd none{-1, 0, 0};
-      poll(&none, 0, 100);  // retry interval of a start-up wait with a deadline
-    }
-  });
-  t.join();
-  return out;
+  return ask_arbiter_in<arbiter::LatestGrant>(
+      name + "-pri", url, secret_file,
+      [&](arbiter::Client& client) -> Result<arbiter::LatestGrant> {
+        const auto deadline = Clock::now() + std::chrono::seconds(30);
+        for (;;) {
+          Result<arbiter::LatestGrant> g = client.latest(name, std::chrono::seconds(1));
+          if (g) return g;
+          int st = 0;
+          if (waitpid(arb, &st, WNOHANG) == arb) {
+            std::ifstream log(dir + "/arbiter.log");
+            std::string text((std::istreambuf_iterator<char>(log)),
+                             std::istreambuf_iterator<char>());
+            return make_error(
+                fmt::format("the arbiter exited; its log {}/arbiter.log:\n{}", dir, text));
+          }
+          if (Clock::now() >= deadline) {
+            return make_error(fmt::format("the arbiter at {} did not answer within 30 s ({}); see "
+                                          "{}/arbiter.log",
+                                          url, g.error(), dir));
+          }
+          pollfd none{-1, 0, 0};
+          poll(&none, 0, 100);  // retry interval of a start-up wait with a deadline
+        }
+      });
 }
 
 // One question to the arbiter at `url` from the network namespace `ns`,
 // with a short deadline: is it there?
 Status arbiter_answers(const std::string& name, const std::string& ns, const std::string& url,
                        const std::string& secret_file) {
-  Result<auth::Secret> secret = auth::Secret::load(secret_file);
-  if (!secret) return make_error(secret.error());
-  Result<std::unique_ptr<arbiter::Client>> client =
-      arbiter::connect_arbiter(url, std::make_shared<const auth::Secret>(std::move(*secret)));
-  if (!client) return make_error(client.error());
-  Status out = make_error("the arbiter was not asked");
-  std::thread t([&] {
-    if (Status s = hostio::enter_netns(ns); !s) {  // this thread only
-      out = s;
-      return;
-    }
-    Result<arbiter::LatestGrant> g = (*client)->latest(name, std::chrono::seconds(2));
-    out = g ? Status{} : make_error(g.error());
-  });
-  t.join();
-  return out;
+  Result<arbiter::LatestGrant> g = ask_arbiter_in<arbiter::LatestGrant>(
+      ns, url, secret_file,
+      [&](arbiter::Client& client) { return client.latest(name, std::chrono::seconds(2)); });
+  return g ? Status{} : make_error(g.error());
 }
 
 }  // namespace

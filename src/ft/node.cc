@@ -188,6 +188,9 @@ class Node final : public CoreEnv {
   }
   // Runs the core until it exits. The primary accepts its backup meanwhile.
   int drive();
+  // Serves the channel port for up to `wait`: a backup that completed the
+  // handshake, or null (none yet, or it refused to `what`: noted).
+  std::unique_ptr<Connection> accept_backup(milliseconds wait, const char* what);
   // Primary in kWaitingForBackup: one bounded attempt to pair.
   void try_pair(milliseconds wait);
   // A primary running alone: serves its channel port (opening it first on
@@ -510,17 +513,9 @@ void Node::try_reprotect() {
          o_.listen);
   }
   acceptor_->reoffer(core_->role().epoch(), /*running=*/true);
-  Result<std::optional<Accepted>> a = acceptor_->accept(milliseconds(0));
-  if (!a) {
-    note("the channel port failed: {}", a.error());
-    return;
-  }
-  if (!a->has_value()) return;
-  if ((*a)->conn == nullptr) {
-    note("a backup refused to join: {}", (*a)->refusal);
-    return;
-  }
-  xfer_conn_ = std::move((*a)->conn);
+  std::unique_ptr<Connection> conn = accept_backup(milliseconds(0), "join");
+  if (!conn) return;
+  xfer_conn_ = std::move(conn);
   xfer_endpoint_ = make_endpoint(/*primary_end=*/true);
   xfer_link_ = std::make_unique<TcpLink>(xfer_conn_, xfer_endpoint_.get(), o_.heartbeat);
   SenderOptions so;
@@ -633,18 +628,21 @@ void Node::start_guard() {
   }
 }
 
-void Node::try_pair(milliseconds wait) {
+std::unique_ptr<Connection> Node::accept_backup(milliseconds wait, const char* what) {
   Result<std::optional<Accepted>> a = acceptor_->accept(wait);
   if (!a) {
     note("the channel port failed: {}", a.error());
-    return;
+    return nullptr;
   }
-  if (!a->has_value()) return;
-  if ((*a)->conn == nullptr) {
-    note("a backup refused to pair: {}", (*a)->refusal);
-    return;
-  }
-  paired_conn_ = std::move((*a)->conn);
+  if (!a->has_value()) return nullptr;
+  if ((*a)->conn == nullptr) note("a backup refused to {}: {}", what, (*a)->refusal);
+  return std::move((*a)->conn);
+}
+
+void Node::try_pair(milliseconds wait) {
+  std::unique_ptr<Connection> conn = accept_backup(wait, "pair");
+  if (!conn) return;
+  paired_conn_ = std::move(conn);
   std::unique_ptr<ChannelEndpoint> endpoint = make_endpoint(/*primary_end=*/true);
   auto link = std::make_unique<TcpLink>(paired_conn_, endpoint.get(), o_.heartbeat);
   core_->pair(std::move(endpoint), std::move(link));

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "vm/snapshot.h"
+#include "vm/test_program.h"
 
 namespace ftvm::ft {
 namespace {
@@ -22,29 +23,8 @@ bool Contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
 }
 
-// ---- a tiny RV64 program, encoded here ----
-uint32_t IType(uint32_t op, uint32_t f3, uint32_t rd, uint32_t rs1, int32_t imm) {
-  return (static_cast<uint32_t>(imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op;
-}
-uint32_t SType(uint32_t f3, uint32_t rs1, uint32_t rs2, int32_t imm) {
-  const uint32_t u = static_cast<uint32_t>(imm);
-  return (((u >> 5) & 0x7f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | ((u & 0x1f) << 7) |
-         0x23;
-}
-uint32_t BType(uint32_t f3, uint32_t rs1, uint32_t rs2, int32_t imm) {
-  const uint32_t u = static_cast<uint32_t>(imm);
-  return (((u >> 12) & 1) << 31) | (((u >> 5) & 0x3f) << 25) | (rs2 << 20) | (rs1 << 15) |
-         (f3 << 12) | (((u >> 1) & 0xf) << 8) | (((u >> 11) & 1) << 7) | 0x63;
-}
-uint32_t Lui(uint32_t rd, uint32_t imm20) { return (imm20 << 12) | (rd << 7) | 0x37; }
-uint32_t Add(uint32_t rd, uint32_t rs1, uint32_t rs2) {
-  return (rs2 << 20) | (rs1 << 15) | (rd << 7) | 0x33;
-}
-uint32_t Jal(uint32_t rd, int32_t imm) {
-  const uint32_t u = static_cast<uint32_t>(imm);
-  return (((u >> 20) & 1) << 31) | (((u >> 1) & 0x3ff) << 21) | (((u >> 11) & 1) << 20) |
-         (((u >> 12) & 0xff) << 12) | (rd << 7) | 0x6f;
-}
+// ---- a tiny RV64 program ----
+using namespace vm::testing;
 
 constexpr uint32_t T0 = 5, T1 = 6, T2 = 7, T3 = 28;
 constexpr uint64_t kRam = 1 << 20;
@@ -53,21 +33,21 @@ constexpr uint64_t kRam = 1 << 20;
 // from 64 KiB on, so every slice dirties pages all over that range.
 std::vector<uint32_t> WriterProgram() {
   return {
-      IType(0x13, 0, T0, 0, 1),      // 0x00 addi t0, zero, 1
-      IType(0x13, 1, T0, T0, 31),    // 0x04 slli t0, t0, 31   (0x80000000)
-      Lui(T3, 0x10),                 // 0x08 lui  t3, 0x10     (64 KiB)
-      Add(T0, T0, T3),               // 0x0c add  t0, t0, t3
-      Lui(T3, 0x20),                 // 0x10 lui  t3, 0x20     (128 KiB)
-      Add(T2, T0, T3),               // 0x14 add  t2, t0, t3   (the end)
-      IType(0x13, 0, T1, T1, 1),     // 0x18 addi t1, t1, 1
-      SType(2, T0, T1, 0),           // 0x1c sw   t1, 0(t0)
-      IType(0x13, 0, T0, T0, 36),    // 0x20 addi t0, t0, 36
-      BType(4, T0, T2, -12),         // 0x24 blt  t0, t2, 0x18
-      IType(0x13, 0, T0, 0, 1),      // 0x28 addi t0, zero, 1
-      IType(0x13, 1, T0, T0, 31),    // 0x2c slli t0, t0, 31
-      Lui(T3, 0x10),                 // 0x30 lui  t3, 0x10
-      Add(T0, T0, T3),               // 0x34 add  t0, t0, t3
-      Jal(0, -0x1c),                 // 0x38 j    0x1c
+      Addi(T0, 0, 1),     // 0x00 addi t0, zero, 1
+      Slli(T0, T0, 31),   // 0x04 slli t0, t0, 31   (0x80000000)
+      Lui(T3, 0x10),      // 0x08 lui  t3, 0x10     (64 KiB)
+      Add(T0, T0, T3),    // 0x0c add  t0, t0, t3
+      Lui(T3, 0x20),      // 0x10 lui  t3, 0x20     (128 KiB)
+      Add(T2, T0, T3),    // 0x14 add  t2, t0, t3   (the end)
+      Addi(T1, T1, 1),    // 0x18 addi t1, t1, 1
+      Sw(T1, T0),         // 0x1c sw   t1, 0(t0)
+      Addi(T0, T0, 36),   // 0x20 addi t0, t0, 36
+      Blt(T0, T2, -12),   // 0x24 blt  t0, t2, 0x18
+      Addi(T0, 0, 1),     // 0x28 addi t0, zero, 1
+      Slli(T0, T0, 31),   // 0x2c slli t0, t0, 31
+      Lui(T3, 0x10),      // 0x30 lui  t3, 0x10
+      Add(T0, T0, T3),    // 0x34 add  t0, t0, t3
+      Jal0(-0x1c),        // 0x38 j    0x1c
   };
 }
 
