@@ -115,6 +115,8 @@ void NodeCore::pair(std::unique_ptr<ChannelEndpoint> endpoint, std::unique_ptr<L
   stream_.set_active(true);
   gate_.set_mode(OutputGate::Mode::kPaired);
   last_alive_ = env_.now();
+  unacked_batches_.clear();
+  acked_batch_sent_ = env_.now();
   note("paired with the backup; the guest starts");
 }
 
@@ -133,6 +135,8 @@ void NodeCore::reprotect(std::unique_ptr<ChannelEndpoint> endpoint, std::unique_
   gate_.set_mode(OutputGate::Mode::kPaired);
   throttled_ = false;
   last_alive_ = env_.now();
+  unacked_batches_.clear();
+  acked_batch_sent_ = env_.now();
   note("a new backup holds this machine's state at instret {}: paired again, outputs wait for "
        "its acknowledgement",
        machine_->instret());
@@ -167,6 +171,7 @@ void NodeCore::flush_batch() {
   if (Status s = link_->send(MsgType::kRecords, encode_records(b->first, b->encoded)); !s) {
     endpoint_->on_link_failed(s.error());
   }
+  if (rm_.role() == Role::kPrimary) unacked_batches_.emplace_back(stream_.records(), env_.now());
   endpoint_->sent(env_.now());
 }
 
@@ -235,9 +240,39 @@ void NodeCore::send_output(const HeldOutput& out) {
 void NodeCore::release_acked() {
   // Fault point: held outputs wait one step longer than they must.
   if (FTVM_BUGGIFY(0.1)) return;
-  if (paired() && rm_.role() == Role::kPrimary) gate_.on_ack(endpoint_->acked());
+  const bool leading = paired() && rm_.role() == Role::kPrimary;
+  if (leading) {
+    const uint64_t acked = endpoint_->acked();
+    while (!unacked_batches_.empty() && unacked_batches_.front().first <= acked) {
+      acked_batch_sent_ = std::max(acked_batch_sent_, unacked_batches_.front().second);
+      unacked_batches_.pop_front();
+    }
+    gate_.on_ack(acked);
+  }
   std::vector<HeldOutput> out;
   gate_.take_releasable(out);
+  // An acknowledgement proves the backup had not taken over when it heard
+  // the acknowledged batch, and it takes over only after hearing nothing
+  // for the failure timeout: so no earlier than that batch's sending plus
+  // the timeout. An acknowledgement that arrives later than half of that
+  // (it waited in a stalled link, or this node did not read it) proves
+  // nothing now: fence, and release only on an acknowledgement of a record
+  // written after this point.
+  if (leading && !out.empty() && env_.now() - acked_batch_sent_ > o_.timeout / 2) {
+    gate_.requeue_front(std::move(out));
+    out.clear();
+    if (!gate_.fenced()) {
+      if (machine_ != nullptr) append({machine_->instret(), log::Progress{}});
+      gate_.fence(stream_.records());
+      ++stale_acks_;
+      if (env_.now() - stale_ack_noted_ > std::chrono::seconds(1)) {
+        stale_ack_noted_ = env_.now();
+        note("the backup's acknowledgement is of a batch sent {:.0f} ms ago: holding {} outputs "
+             "until it acknowledges a record written now ({} times so far)",
+             ms_between(acked_batch_sent_, env_.now()), gate_.held(), stale_acks_);
+      }
+    }
+  }
   // A node frozen between the check above and a write (SIGSTOP, a hung
   // host) must not send what it took: the backup may have taken over
   // meanwhile. Checked before every output, so the window is one write.
@@ -849,6 +884,7 @@ NodeStatus NodeCore::status() const {
   st.held.max_outputs = gate_.held_max();
   st.held.fenced = gate_.fenced();
   st.held.stalls = stalls_;
+  st.held.stale_acks = stale_acks_;
   st.released = {released_frames_, released_console_, tx_errors_, rx_.dropped()};
   if (replayer_) {
     st.checks = NodeStatus::Checks{replayer_->state_hashes(), replayer_->last_matched_hash_instret(),

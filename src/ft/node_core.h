@@ -268,6 +268,13 @@ class NodeCore {
   std::string console_out_;
   uint64_t released_frames_ = 0, released_console_ = 0, tx_errors_ = 0;
   uint64_t stalls_ = 0;
+  // Primary: the batches sent and not yet acknowledged (records in the log
+  // after each, and when it was handed to the link), and when the newest
+  // acknowledged one was sent (release_acked).
+  std::deque<std::pair<uint64_t, CoreTime>> unacked_batches_;
+  CoreTime acked_batch_sent_{0};
+  uint64_t stale_acks_ = 0;
+  CoreTime stale_ack_noted_{0};
   std::optional<Failover> last_failover_;
   std::optional<std::string> halted_because_;
   CoreTime started_{0};

@@ -43,7 +43,8 @@ nlohmann::json to_json(const NodeStatus& s) {
                {"bytes", s.held.bytes},
                {"max_outputs", s.held.max_outputs},
                {"fenced", s.held.fenced},
-               {"stalls", s.held.stalls}};
+               {"stalls", s.held.stalls},
+               {"stale_acks", s.held.stale_acks}};
   j["released"] = {{"frames", s.released.frames},
                    {"console_bytes", s.released.console_bytes},
                    {"tx_errors", s.released.tx_errors},

@@ -68,7 +68,7 @@ struct NodeStatus {
     double mbit_per_s = 0;
   } log;
   struct Held {
-    uint64_t outputs = 0, bytes = 0, max_outputs = 0, stalls = 0;
+    uint64_t outputs = 0, bytes = 0, max_outputs = 0, stalls = 0, stale_acks = 0;
     bool fenced = false;
   } held;
   struct Released {

@@ -38,7 +38,7 @@ TEST(NodeStatus, PinsThePerHostFields) {
                         "mbit_per_s"}) {
     EXPECT_TRUE(j["log"].contains(k)) << k;
   }
-  for (const char* k : {"outputs", "bytes", "max_outputs", "fenced", "stalls"}) {
+  for (const char* k : {"outputs", "bytes", "max_outputs", "fenced", "stalls", "stale_acks"}) {
     EXPECT_TRUE(j["held"].contains(k)) << k;
   }
   for (const char* k : {"forged", "replayed", "stale_epoch", "wrong_direction",

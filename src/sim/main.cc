@@ -108,6 +108,15 @@ int main(int argc, char** argv) {
   app.add_flag("--keep-going", keep_going, "Go on after a broken seed (with --seeds)");
   app.add_option("--bug", bug_name,
                  "Run with a deliberate bug: none, lose-writes, split-brain, forgetful-arbiter");
+  std::string reprotect_name = "seed";
+  app.add_option("--reprotect", reprotect_name,
+                 "FT pair: a new backup joins the running primary after each failure: on, off, "
+                 "or seed (drawn per seed: on in three of four; default)");
+  int hosts = 0;
+  app.add_option("--hosts", hosts,
+                 "FT pair: 2 hosts, or 3 (a third host's backup competes to join); default: drawn "
+                 "per seed (3 in one of four)")
+      ->check(CLI::Range(2, 3));
   app.add_option("--fault-seconds", fault_seconds, "Simulated seconds of faults per seed (default 1)")
       ->check(CLI::Range(0.0, 3600.0));
   try {
@@ -154,12 +163,22 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ftvm-sim: --nodes is ft or standin, not %s\n", nodes_name.c_str());
     return kExitUsage;
   }
+  if (reprotect_name == "on" || reprotect_name == "off") {
+    base.reprotect = reprotect_name == "on";
+  } else if (reprotect_name != "seed") {
+    std::fprintf(stderr, "ftvm-sim: --reprotect is on, off or seed, not %s\n",
+                 reprotect_name.c_str());
+    return kExitUsage;
+  }
+  if (hosts != 0) base.hosts = hosts;
   base.trace_steps = trace_steps;
   base.fault_end = static_cast<Time>(fault_seconds * kSecond);
   // What a replay of a seed needs besides --seed.
   std::string bug_arg;
   if (*bug != Bug::kNone) bug_arg += " --bug " + bug_name;
   if (*bug == Bug::kNone && base.nodes == NodeKind::kStandIn) bug_arg += " --nodes standin";
+  if (base.reprotect) bug_arg += fmt::format(" --reprotect {}", reprotect_name);
+  if (base.hosts) bug_arg += fmt::format(" --hosts {}", hosts);
   if (app.count("--fault-seconds")) bug_arg += fmt::format(" --fault-seconds {}", fault_seconds);
 
   if (seed) {
@@ -170,13 +189,16 @@ int main(int argc, char** argv) {
     const double ms =
         std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     std::printf("seed %llu: %s (%llu ops, %llu completed, %llu events, %llu frames, %llu guest "
-                "instructions, %.1f ms with the boot, fingerprint %016llx)\n",
+                "instructions, newest epoch %llu, %llu re-protections, %.1f ms with the boot, fingerprint "
+                "%016llx)\n",
                 static_cast<unsigned long long>(*seed), out.ok() ? "ok" : "BROKEN",
                 static_cast<unsigned long long>(out.stats.operations),
                 static_cast<unsigned long long>(out.stats.completed),
                 static_cast<unsigned long long>(out.stats.events),
                 static_cast<unsigned long long>(out.stats.frames),
-                static_cast<unsigned long long>(out.stats.guest_instructions), ms,
+                static_cast<unsigned long long>(out.stats.guest_instructions),
+                static_cast<unsigned long long>(out.stats.newest_epoch),
+                static_cast<unsigned long long>(out.stats.reprotections), ms,
                 static_cast<unsigned long long>(out.fingerprint));
     if (!out.ok()) {
       print_breach(out, bug_arg);
@@ -215,6 +237,7 @@ int main(int argc, char** argv) {
   std::map<uint64_t, RunOutcome> done;
   std::optional<RunOutcome> first_broken;
   uint64_t ran = 0, broken = 0;
+  uint64_t with_failover = 0, with_reprotection = 0, reprotections = 0;
   uint64_t combined = 0;  // the sum of the seeds' fingerprints: independent of --jobs
   std::atomic<bool> stop{false};
   auto last_write = Clock::now();
@@ -232,6 +255,9 @@ int main(int argc, char** argv) {
       std::lock_guard lock(mu);
       ++ran;
       combined += out.fingerprint;
+      if (out.stats.newest_epoch > 1) ++with_failover;
+      if (out.stats.reprotections > 0) ++with_reprotection;
+      reprotections += out.stats.reprotections;
       if (!out.ok()) {
         ++broken;
         print_breach(out, bug_arg);
@@ -262,11 +288,15 @@ int main(int argc, char** argv) {
   getrusage(RUSAGE_SELF, &usage);
   const double cpu = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
                      static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-  std::printf("%llu seeds run (%llu..%llu), %llu broken, %.1f s, %.2f ms of CPU per seed, "
+  std::printf("%llu seeds run (%llu..%llu), %llu broken, %llu served in a later epoch, %llu "
+              "re-protected (%llu joins of a running primary), %.1f s, %.2f ms of CPU per seed, "
               "fingerprint %016llx\n",
               static_cast<unsigned long long>(ran), static_cast<unsigned long long>(from),
               static_cast<unsigned long long>(progress.end - 1),
-              static_cast<unsigned long long>(broken), secs,
+              static_cast<unsigned long long>(broken),
+              static_cast<unsigned long long>(with_failover),
+              static_cast<unsigned long long>(with_reprotection),
+              static_cast<unsigned long long>(reprotections), secs,
               ran ? cpu * 1000.0 / static_cast<double>(ran) : 0.0,
               static_cast<unsigned long long>(combined));
   if (broken > 0 || !progress.failures.empty()) {

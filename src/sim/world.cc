@@ -97,6 +97,7 @@ World::World(const GuestImage& image, WorldOptions options)
   keep_ = std::move(set.keep);
   nodes_ = std::move(set.nodes);
   start_later_ = std::move(set.start_later);
+  unprotected_ = std::move(set.unprotected);
   start_later_.resize(nodes_.size(), false);
 
   invariants_.add("primary-serves", [this]() -> std::optional<std::string> {
@@ -176,7 +177,8 @@ void World::schedule_faults() {
         trace(fmt::format("channel: partitioned for {} ms", len / kMillisecond));
         link_->partition(len);
       } else if (kind == 1) {
-        trace(fmt::format("channel: node {}'s sends stall for {} ms", side, len / kMillisecond));
+        trace(fmt::format("channel: the {}'s sends stall for {} ms", side == 0 ? "primary" : "backup",
+                           len / kMillisecond));
         link_->stall(side, len);
       } else {
         trace("channel: the connection resets");
@@ -188,13 +190,23 @@ void World::schedule_faults() {
   // original command line (which the arbiter must refuse); the arbiter cut
   // off from one host.
   if (options_.nodes == NodeKind::kFtPair && !options_.make_nodes && end > 200 * kMillisecond) {
-    if (rng_.below(2) == 0) {
+    // One seed in two: one crash, plus up to one more per second of
+    // faults; half of them hit whichever node serves at the time.
+    const uint64_t crashes = rng_.below(2) == 0 ? 1 + rng_.below(1 + end / kSecond) : 0;
+    for (uint64_t i = 0; i < crashes; ++i) {
       const Time at = rng_.range(100 * kMillisecond, end - 100 * kMillisecond);
-      const size_t node = rng_.below(nodes_.size());
+      const size_t drawn = rng_.below(nodes_.size());
+      const bool the_primary = rng_.below(2) == 0;
       const bool restart = rng_.below(2) == 0;
       const Time after = rng_.range(10, 300) * kMillisecond;
-      events_.at(at, [this, node, restart, after] {
+      events_.at(at, [this, drawn, the_primary, restart, after] {
         if (calm_) return;
+        size_t node = drawn;
+        if (the_primary) {
+          for (size_t n = 0; n < nodes_.size(); ++n) {
+            if (nodes_[n]->serving()) node = n;
+          }
+        }
         nodes_[node]->crash();
         if (restart) events_.after(after, [this, node] { nodes_[node]->restart(); });
       });
@@ -228,10 +240,10 @@ void World::schedule_faults() {
     });
     events_.at(400 * kMillisecond, [this] { nodes_[1]->start(); });
   }
-  events_.at(end, [this] { calm(); });
+  events_.at(end, [this] { begin_calm(); });
 }
 
-void World::calm() {
+void World::begin_calm() {
   calm_ = true;
   trace("faults stop");
   lan_->calm();
@@ -262,7 +274,24 @@ void World::final_audit(std::map<uint32_t, int64_t> values) {
   } else if (CheckResult w = check_acknowledged_writes(history_, values); !w.ok) {
     invariants_.fail("acknowledged-writes", w.problem);
   }
-  events_.stop();
+  await_protected();
+}
+
+void World::await_protected() {
+  std::optional<std::string> why = unprotected_ ? unprotected_() : std::nullopt;
+  if (!why || !invariants_.ok()) {
+    events_.stop();
+    return;
+  }
+  if (events_.now() >= options_.fault_end + options_.liveness_window) {
+    invariants_.fail("reprotected", fmt::format("faults stopped at {:.3f}s, but by {:.3f}s {}",
+                                                static_cast<double>(options_.fault_end) / kSecond,
+                                                static_cast<double>(events_.now()) / kSecond,
+                                                *why));
+    events_.stop();
+    return;
+  }
+  events_.after(kMillisecond, [this] { await_protected(); });
 }
 
 RunOutcome World::run() {
@@ -306,6 +335,7 @@ RunOutcome World::run() {
   s.frames_lost = lan_->lost();
   s.outputs_released = audit_.released();
   s.newest_epoch = audit_.newest_epoch();
+  s.reprotections = reprotections_;
   for (const auto& n : nodes_) s.guest_instructions += n->guest_instructions();
   s.end = events_.now();
   note(static_cast<uint64_t>(s.end));

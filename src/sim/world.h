@@ -60,6 +60,10 @@ struct NodeSet {
   std::vector<std::unique_ptr<SimNode>> nodes;
   std::vector<bool> start_later;  // per node; missing entries: start at 0
   std::shared_ptr<void> keep;     // what the nodes share (kept until they are gone)
+  // Once faults stopped: what keeps the nodes from being protected again
+  // (a primary without its backup), or nullopt. The run goes on after the
+  // final read until it returns nullopt, within the liveness window.
+  std::function<std::optional<std::string>()> unprotected;
 };
 using NodeFactory = std::function<NodeSet(World&)>;
 
@@ -80,6 +84,12 @@ struct WorldOptions {
   Bug bug = Bug::kNone;
   NodeKind nodes = NodeKind::kFtPair;  // kStandIn whenever `bug` is set
   NodeFactory make_nodes;  // overrides `nodes` (tests)
+  // FT pair: whether a host whose process is gone gets a new backup that
+  // joins the running primary (`ftvm up`'s supervisor), and how many hosts
+  // there are (2, or 3: a third host's backup competes to join). Unset:
+  // drawn from the seed (on in three seeds of four; 3 hosts in one of four).
+  std::optional<bool> reprotect;
+  std::optional<int> hosts;
   // Called when the run starts, after the seed's faults are scheduled: tests
   // schedule faults of their own here.
   std::function<void(World&)> setup;
@@ -95,6 +105,7 @@ struct RunStats {
   uint64_t guest_instructions = 0;
   uint64_t outputs_released = 0;
   uint64_t newest_epoch = 0;  // of any output released (above 1: a failover served)
+  uint64_t reprotections = 0;  // joins of a running primary that completed
   Time end = 0;
 };
 
@@ -134,10 +145,17 @@ class World {
   static constexpr const char* kVmId = "sim-vm";
   size_t node_count() const { return nodes_.size(); }
   SimNode& node(size_t i) { return *nodes_[i]; }
+  // Faults have stopped.
+  bool calm() const { return calm_; }
+  // A new backup joined a running primary.
+  void count_reprotection() { ++reprotections_; }
+  uint64_t reprotections() const { return reprotections_; }
 
  private:
   void schedule_faults();
-  void calm();
+  void begin_calm();
+  // After the final read: waits for the nodes to be protected again.
+  void await_protected();
   void finish_traffic();
   void final_audit(std::map<uint32_t, int64_t> values);
   // The FTVM_BUGGIFY source of this world (util/buggify.h), installed on
@@ -160,6 +178,8 @@ class World {
   std::shared_ptr<void> keep_;  // before nodes_: outlives them
   std::vector<std::unique_ptr<SimNode>> nodes_;
   std::vector<bool> start_later_;
+  std::function<std::optional<std::string>()> unprotected_;
+  uint64_t reprotections_ = 0;
   std::vector<uint32_t> counter_keys_, register_keys_;
   Rng buggify_rng_{0};
   std::map<std::string, bool> buggify_sites_;
