@@ -1,6 +1,8 @@
 // Integration tests of `ftvm run`: a real ftvm process boots the real guest
 // image (built by guest/build.sh) or is handed bad input.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -137,6 +139,25 @@ TEST(RunGuest, DiskWritesReachTheImageFile) {
   std::string head(13, '\0');
   in.read(head.data(), 13);
   EXPECT_EQ(head, std::string("ftvm-disk-ok\0", 13));
+}
+
+TEST(RunGuest, ADiskImageAnotherProcessWritesIsRefused) {
+  // This test process holds the image as a running ftvm node does.
+  const std::string image = temp_file("locked.img", std::string(1 << 20, 'x'));
+  const int fd = ::open(image.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  ProcessResult r = run_process(
+      {kFtvm, "run", "--disk", image, "--", "printf clobbered | dd of=/dev/vda conv=fsync"},
+      seconds(60));
+  ::close(fd);
+  ASSERT_FALSE(r.timed_out) << r.err;
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("in use by another process"), std::string::npos) << r.err;
+  std::ifstream in(image, std::ios::binary);
+  std::string head(9, '\0');
+  in.read(head.data(), 9);
+  EXPECT_EQ(head, "xxxxxxxxx") << "the refused run wrote the image";
 }
 
 // What every boot prints about its randomness: the kernel's boot id (drawn

@@ -787,9 +787,13 @@ int Node::backup_main() {
                                   "the primary's epoch {}: that primary is stale",
                                   spec.disk_path, *mark, epoch));
       }
+    }
+    // The machine first: it opens (and locks) this host's copy, so a second
+    // backup process on this host is refused before it touches the mark.
+    if (Status s = build_machine(spec, spec.entropy, /*boots=*/false); !s) return refuse(s.error());
+    if (spec.disk_writable) {
       if (Status s = remove_disk_mark(spec.disk_path); !s) return refuse(s.error());
     }
-    if (Status s = build_machine(spec, spec.entropy, /*boots=*/false); !s) return refuse(s.error());
     return join_running(*joining, spec, epoch);
   }
   if (Status s = build_machine(spec, spec.entropy); !s) return refuse(s.error());

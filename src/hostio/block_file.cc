@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,6 +31,17 @@ Result<std::unique_ptr<FileBlockBackend>> FileBlockBackend::open(const std::stri
     ::close(fd);
     return make_error(fmt::format("disk image {} is neither a regular file nor a block device",
                                   path));
+  }
+  if (!read_only && ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) {
+      return make_error(fmt::format(
+          "disk image {} is in use by another process that writes it (another ftvm node on this "
+          "host's copy? see `ftvm status`): stop that one first, or use another copy",
+          path));
+    }
+    return make_error(fmt::format("cannot lock disk image {}: {}", path, std::strerror(err)));
   }
   // lseek gives the size of block devices too, where st_size is 0.
   const off_t end = ::lseek(fd, 0, SEEK_END);

@@ -16,8 +16,11 @@
 // matters once the replica goes live, and then it syncs.
 //
 // The image size is taken once, at open; capacity is that size in 512-byte
-// sectors, rounded down. The file is not locked: running two writable
-// machines on one image corrupts it.
+// sectors, rounded down. A writable open takes an exclusive lock on the file
+// (flock, held until the backend is destroyed, i.e. until the process
+// exits): a second writer, in this process or another (two ftvm processes
+// on one host's copy of a pair's disk), is refused with an error that says
+// so. Read-only opens take no lock.
 #pragma once
 
 #include <chrono>

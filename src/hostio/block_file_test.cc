@@ -84,6 +84,28 @@ TEST_F(BlockFileTest, ReadOnlyImageRefusesWrites) {
   EXPECT_EQ(file_bytes(), original_);
 }
 
+TEST_F(BlockFileTest, ASecondWriterIsRefusedUntilTheFirstIsGone) {
+  auto first = FileBlockBackend::open(path_, false);
+  ASSERT_TRUE(first.ok()) << first.error();
+  auto second = FileBlockBackend::open(path_, false);
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.error().find(path_), std::string::npos) << second.error();
+  EXPECT_NE(second.error().find("in use by another process"), std::string::npos)
+      << second.error();
+  // Readers are not locked out.
+  auto reader = FileBlockBackend::open(path_, true);
+  ASSERT_TRUE(reader.ok()) << reader.error();
+  // The first writer's data is untouched by the refused one.
+  const std::vector<uint8_t> data(512, 0x5a);
+  ASSERT_TRUE((*first)->write(0, data).ok());
+  first->reset();
+  auto third = FileBlockBackend::open(path_, false);
+  ASSERT_TRUE(third.ok()) << third.error();
+  std::vector<uint8_t> out(512);
+  ASSERT_TRUE((*third)->read(0, out).ok());
+  EXPECT_EQ(out, data);
+}
+
 TEST_F(BlockFileTest, ImageThatShrankIsAReadError) {
   auto disk = FileBlockBackend::open(path_, false);
   ASSERT_TRUE(disk.ok());
