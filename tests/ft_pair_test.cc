@@ -756,6 +756,23 @@ TEST_F(FtPair, AJoinCutShortByEitherSideLeavesNoHalfMadeBackup) {
       patience, "the primary to give the transfer up");
   EXPECT_EQ(str(node(s, "a"), {"status", "state"}), "solo") << s.dump();
   EXPECT_EQ(num(node(s, "a"), {"status", "epoch"}), 2) << s.dump();
+  // Two joiners at once on host b: a second backup process (the saved
+  // command, as an operator might start it) while the supervisor's joins is
+  // refused, and the first join goes on.
+  wait_for(joining_midway, patience, "the supervisor's retry under way");
+  {
+    std::ifstream f(dir() + "/b.backup.json");
+    const json argv = json::parse(f, nullptr, false);
+    ASSERT_TRUE(argv.is_array() && !argv.empty()) << dir() << "/b.backup.json";
+    std::vector<std::string> cmd = {"/usr/bin/ip", "netns", "exec", name_ + "-bak"};
+    for (const json& a : argv) cmd.push_back(a.get<std::string>());
+    ProcessResult second = run_process(cmd, seconds(60));
+    ASSERT_FALSE(second.timed_out) << second.err;
+    EXPECT_EQ(second.exit_code, 2) << second.err;
+    const json now = status();
+    EXPECT_TRUE(at(now, {"transfer"}).is_object() || at(now, {"paired"}) == json(true))
+        << "the first joiner was disturbed: " << now.dump();
+  }
   s = wait_for(
       [&](const json& st) {
         return at(st, {"backup"}) == json("host-b") && at(st, {"paired"}) == json(true) &&

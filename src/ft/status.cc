@@ -53,6 +53,19 @@ Result<std::unique_ptr<ControlServer>> ControlServer::start(const std::string& p
       return make_error(fmt::format("{} exists and is not a socket; choose another --control path",
                                     path));
     }
+    // A socket nobody accepts on is a dead node's: replace it. One a
+    // process still serves is a running node's: never take it over.
+    const int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const bool served =
+        probe >= 0 && connect(probe, reinterpret_cast<const sockaddr*>(&*sa), sizeof *sa) == 0;
+    if (probe >= 0) close(probe);
+    if (served) {
+      close(fd);
+      return make_error(fmt::format("{} is the control socket of a running node (another ftvm "
+                                    "process on this host?): stop that one first, or choose "
+                                    "another --control path",
+                                    path));
+    }
     unlink(path.c_str());  // the socket of a node that died
   }
   if (bind(fd, reinterpret_cast<const sockaddr*>(&*sa), sizeof *sa) != 0 || listen(fd, 8) != 0) {
@@ -65,7 +78,11 @@ Result<std::unique_ptr<ControlServer>> ControlServer::start(const std::string& p
     close(fd);
     return make_error("pipe failed");
   }
-  return std::unique_ptr<ControlServer>(new ControlServer(fd, p[0], p[1], path, board));
+  struct stat mine {};
+  (void)lstat(path.c_str(), &mine);
+  auto server = std::unique_ptr<ControlServer>(new ControlServer(fd, p[0], p[1], path, board));
+  server->inode_ = mine.st_ino;
+  return server;
 }
 
 ControlServer::ControlServer(int fd, int stop_r, int stop_w, std::string path,
@@ -81,7 +98,9 @@ ControlServer::~ControlServer() {
   close(fd_);
   close(stop_r_);
   close(stop_w_);
-  unlink(path_.c_str());
+  // Only our own socket: a node started after this one may have replaced it.
+  struct stat st {};
+  if (lstat(path_.c_str(), &st) == 0 && st.st_ino == inode_) unlink(path_.c_str());
 }
 
 void ControlServer::serve() {

@@ -3,6 +3,8 @@
 // line of JSON per connection (docs/ft-protocol.md "Status").
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -39,6 +41,7 @@ class ControlServer {
   void serve();
   int fd_, stop_r_, stop_w_;
   std::string path_;
+  ino_t inode_ = 0;  // of the socket file this server bound
   const StatusBoard* board_;
   std::thread thread_;
 };

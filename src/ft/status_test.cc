@@ -170,6 +170,36 @@ TEST_F(ControlSocket, StartInAMissingDirectoryFails) {
   EXPECT_TRUE(Contains(s.error(), path)) << s.error();
 }
 
+TEST_F(ControlSocket, ASecondNodeNeverTakesOverARunningNodesSocket) {
+  board_.publish({{"node", "first"}});
+  auto first = Start();
+  ASSERT_TRUE(first);
+  StatusBoard other;
+  other.publish({{"node", "second"}});
+  Result<std::unique_ptr<ControlServer>> second = ControlServer::start(path_, &other);
+  ASSERT_FALSE(second.ok());
+  EXPECT_TRUE(Contains(second.error(), "control socket of a running node")) << second.error();
+  Result<nlohmann::json> j = query_status(path_, milliseconds(1000));
+  ASSERT_TRUE(j.ok()) << j.error();
+  EXPECT_EQ((*j)["node"], "first");
+}
+
+TEST_F(ControlSocket, AServerThatStopsLeavesANewerNodesSocketAlone) {
+  auto old_server = Start();
+  ASSERT_TRUE(old_server);
+  // The file is replaced behind the old server's back (its node was taken
+  // for dead), and the newer node serves it.
+  ASSERT_EQ(::unlink(path_.c_str()), 0);
+  board_.publish({{"node", "newer"}});
+  auto newer = Start();
+  ASSERT_TRUE(newer);
+  old_server.reset();
+  ASSERT_TRUE(Exists(path_));
+  Result<nlohmann::json> j = query_status(path_, milliseconds(1000));
+  ASSERT_TRUE(j.ok()) << j.error();
+  EXPECT_EQ((*j)["node"], "newer");
+}
+
 TEST_F(ControlSocket, StartReplacesADeadNodesSocketFile) {
   ::close(ListenUnix(path_));
   ASSERT_TRUE(Exists(path_));
