@@ -29,9 +29,18 @@ it is the same on every run and every machine. Each schedule:
      cutting or flapping the logging link and an arbiter link
      (scripts/ftnet.sh cut-log, cut-arb), loss, delay, duplication and
      reordering on the LAN or the logging link (the relay), a rate limit
-     on the logging link (tc tbf). At most one fault per schedule may
-     depose a node (a pair has no re-protection yet, so a second one would
-     leave no node to take over); arbiter and LAN faults may overlap it;
+     on the logging link (tc tbf). Without --reprotect at most one fault
+     per schedule may depose a node (a second one would leave no node to
+     take over); arbiter and LAN faults may overlap it. With --reprotect,
+     schedules are long: 2 to 4 deposing faults 8-12 s apart (each after
+     the pair is protected again), most followed by a fault aimed at the
+     join that re-protects it, acting once the pair's status shows a
+     transfer running: kill-joiner, stop-joiner, stop-primary-mid-join
+     (0.1-2.5 s), second-joiner (the host's saved backup command started
+     again while its backup joins: it must be refused), or right after the
+     deposing fault stale-primary (host a's original `ftvm primary` command
+     line started again: it must be refused); such pairs run
+     with --transfer-mbps 100 so that a join lasts about 2 s;
   6. `ftvm down`.
 The judges, any one of which fails the schedule:
   linearizable   each key's history, by the Wing-Gong search of
@@ -47,7 +56,13 @@ The judges, any one of which fails the schedule:
                  connection or a reply later than --request-timeout;
   serves-again   a request succeeds within --serve-deadline seconds of the
                  last fault's end, and the final reads succeed;
-  pair-up        `ftvm up` worked and the pair was paired before the faults.
+  pair-up        `ftvm up` worked and the pair was paired before the faults;
+  second-joiner, stale-primary  (--reprotect) a second backup process on a
+                 host, or host a's original primary command line started
+                 again after a deposing fault, is refused (exits non-zero)
+                 within 60 s;
+  protected-again (--reprotect) the pair is paired again within 60 s of
+                 the workload's end.
 
 Results: one JSON line per schedule in DIR/results.jsonl (default DIR:
 bench/results/campaign-S); --resume skips schedules already there. For a
@@ -310,10 +325,60 @@ def impairment(rnd):
     return s
 
 
-def make_schedule(seed, index, window_s=10.0):
+# Faults aimed at a join (--reprotect): each waits until a new backup is
+# joining (the pair's status shows a transfer), then acts on it.
+JOIN_FAULTS = ["kill-joiner", "stop-joiner", "stop-primary-mid-join", "second-joiner"]
+# Right after a deposing fault: host a's original `ftvm primary` command
+# line started again (a stale node trying to go live); it must be refused.
+STALE_FAULTS = ["stale-primary"]
+
+
+def make_long_schedule(rnd, window_s):
+    """--reprotect: 2 to 4 deposing faults in a row, each once the pair has
+    had time to be protected again (8-12 s apart), most followed by a fault
+    aimed at the join that re-protects it; at most one arbiter or LAN fault
+    overlapping."""
+    faults = []
+    t = round(rnd.uniform(0, 3), 2)
+    for _ in range(rnd.choice([2, 2, 3, 3, 4])):
+        kind = rnd.choice(["kill-primary", "kill-primary", "kill-backup", "stop-primary",
+                           "stop-backup", "cut-log"])
+        f = {"kind": kind, "at": t, "duration": round(rnd.uniform(0.8, 3.0), 2)}
+        if kind in ("kill-primary", "kill-backup"):
+            f["duration"] = 0
+        faults.append(f)
+        if rnd.random() < 0.7:
+            jk = rnd.choice(JOIN_FAULTS + STALE_FAULTS)
+            j = {"kind": jk, "at": round(fault_end(f) + 0.05, 2)}
+            if jk in ("stop-joiner", "stop-primary-mid-join"):
+                # Some shorter than the failure timeout (0.5 s), some longer.
+                j["duration"] = round(rnd.choice([rnd.uniform(0.1, 0.4), rnd.uniform(0.7, 2.5)]), 2)
+            faults.append(j)
+        t = round(fault_end(f) + rnd.uniform(8, 12), 2)
+    if rnd.random() < 0.5:
+        g = rnd.choice([["kill-arbiter", "stop-arbiter"], ["cut-arb", "flap-arb"], ["lan-impair"]])
+        kind = rnd.choice(g)
+        f = {"kind": kind, "at": round(rnd.uniform(0, t), 2), "duration": round(rnd.uniform(0.5, 3.0), 2)}
+        if kind in ("flap-arb",):
+            f["flaps"] = [round(rnd.uniform(0.05, 0.3), 2) for _ in range(rnd.randrange(2, 6))]
+            f["duration"] = round(sum(f["flaps"]) * 2, 2)
+        if kind in ("cut-arb", "flap-arb"):
+            f["host"] = rnd.choice(["pri", "bak"])
+        if kind == "lan-impair":
+            f["impair"] = impairment(rnd)
+        if kind == "kill-arbiter":
+            f["restart_after"] = f.pop("duration")
+        faults.append(f)
+    faults.sort(key=lambda f: f["at"])
+    return faults
+
+
+def make_schedule(seed, index, window_s=10.0, reprotect=False):
     """The faults of schedule `index` of campaign `seed`: a list of
     {kind, at, duration, ...}, times in seconds from the start of the
-    workload's fault window. Pure function of (seed, index)."""
+    workload's fault window. Pure function of (seed, index, reprotect)."""
+    if reprotect:
+        return make_long_schedule(random.Random(f"{seed}/{index}/reprotect"), window_s)
     rnd = random.Random(f"{seed}/{index}")
     deposing = [k for k, d in FAULTS.items() if d]
     # Faults that may overlap, at most one of each group (two faults on the
@@ -398,6 +463,8 @@ class Run:
         self.stopped = {}  # what -> host letter or "arbiter", for CONT
         self.arbiter_argv = None
         self.rate_limited = False
+        self.missed_joins = 0
+        self.primary_argv = None
 
     def ftvm(self, *args, timeout=120, check=True):
         return sh([self.a.ftvm, *args], timeout=timeout, check=check)
@@ -523,7 +590,81 @@ class Run:
             acts += [(at, on), (at + d, off)]
         elif k == "log-rate":
             acts += [(at, lambda: self.rate(f["mbit"])), (at + d, lambda: self.rate(None))]
+        elif k in JOIN_FAULTS:
+            acts.append((at, lambda: self.join_fault(f)))
+        elif k == "stale-primary":
+            acts.append((at, self.stale_primary))
         return acts
+
+    def wait_for_join(self, deadline_s=40.0):
+        """The host whose new backup is joining, once the pair's status shows
+        a transfer running; None if none started within the deadline."""
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            st = self.status()
+            if st.get("transfer"):
+                for host, h in (st.get("hosts") or {}).items():
+                    s = h.get("status") or {}
+                    if h.get("running") and s.get("role") == "backup" and s.get("state") == "joining":
+                        return host
+            time.sleep(0.02)
+        return None
+
+    def join_fault(self, f):
+        k = f["kind"]
+        joiner = self.wait_for_join()
+        if joiner is None:
+            self.event(f"{k}: no join seen within 40 s (it may have completed between looks)")
+            self.missed_joins += 1
+            return
+        self.event(f"{k}: host {joiner}'s new backup is joining")
+        primary = "a" if joiner == "b" else "b"
+        if k == "kill-joiner":
+            self.kill(joiner, "KILL")
+        elif k in ("stop-joiner", "stop-primary-mid-join"):
+            who = joiner if k == "stop-joiner" else primary
+            self.kill(who, "STOP")
+            time.sleep(f["duration"])
+            self.kill(who, "CONT")
+        elif k == "second-joiner":
+            self.second_joiner(joiner)
+
+    def stale_primary(self):
+        """Host a's original primary command line, started again after a
+        deposing fault: the arbiter refuses its old epoch (exit 4), or the
+        host's resources are a running node's (exit 2); it never serves."""
+        if not self.primary_argv:
+            self.problems.append(("harness", "stale primary: host a's command line is unknown"))
+            return
+        self.refused_run("stale-primary", "pri", self.primary_argv)
+
+    def refused_run(self, what, role, argv):
+        out = open(os.path.join(self.work, f"{what}.log"), "ab")
+        p = self.spawn(self.netns(role, *argv), stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                       start_new_session=True)
+        try:
+            rc = p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            self.problems.append((what, f"{what} in {self.name}-{role} was still running after 60 s"))
+            return
+        self.event(f"{what} in {self.name}-{role}: exit {rc}")
+        if rc == 0:
+            self.problems.append((what, f"{what} in {self.name}-{role} exited 0 (it should have "
+                                  "been refused)"))
+
+    def second_joiner(self, host):
+        """Starts the saved backup command of `host` again while its backup
+        joins: a second backup process on one host must be refused (the TAP,
+        the disk copy and the control socket are the first one's) and change
+        nothing."""
+        try:
+            argv = json.load(open(os.path.join(self.pair_dir, f"{host}.backup.json")))
+        except (OSError, ValueError) as e:
+            self.problems.append(("harness", f"second joiner: {e}"))
+            return
+        self.refused_run("second-joiner", "pri" if host == "a" else "bak", argv)
 
     def link(self, cmd, *args):
         self.ftnet(cmd, self.name, *args)
@@ -574,11 +715,21 @@ class Run:
             up = ["up", "--name", self.name, "--timeout-ms", str(a.timeout_ms), "--fresh"]
             if not a.reprotect:
                 up.append("--no-reprotect")
+            elif any(f["kind"] in JOIN_FAULTS for f in self.faults):
+                # Slow enough (about 2 s for the 256 MiB guest) for the
+                # faults aimed at a join to find one running.
+                up += ["--transfer-mbps", "100"]
             self.ftvm(*up, timeout=a.up_timeout)
         except (RuntimeError, subprocess.TimeoutExpired) as e:
             self.problems.append(("pair-up", f"ftvm up failed: {str(e).strip()[-400:]}"))
             return res
         res["up_s"] = round(time.monotonic() - t_start, 1)
+        try:
+            pid = int(open(os.path.join(self.pair_dir, "a.pid")).read().split()[0])
+            self.primary_argv = [x.decode() for x in
+                                 open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[:-1]]
+        except (OSError, ValueError, IndexError):
+            self.primary_argv = None
         wall_start_ms = time.time_ns() // 1_000_000
         audit_out = os.path.join(self.work, "lan-audit.json")
         audit = self.spawn(self.netns("lan", sys.executable, SELF, "lan-audit", "--out", audit_out),
@@ -645,6 +796,19 @@ class Run:
                  if e.get("at_unix_ms", 0) >= wall_start_ms and e.get("kind") != "reprotect"]
         res["history"] = [(round((t - t0 * 1e9) / 1e9, 3), h, ep, k) for t, h, ep, k in takes]
         judge(hist, lan, t_heal, a, res, self.problems, takes)
+        if a.reprotect:
+            res["reprotections"] = sum(1 for e in (after.get("history") or [])
+                                       if e.get("kind") == "reprotect"
+                                       and e.get("at_unix_ms", 0) >= wall_start_ms)
+            res["missed_joins"] = self.missed_joins
+            # protected-again: the pair is paired again after the last fault.
+            end = time.monotonic() + 60
+            while not after.get("paired") and time.monotonic() < end:
+                time.sleep(0.5)
+                after = self.status()
+            if not after.get("paired"):
+                self.problems.append(("protected-again", "not paired again 60 s after the workload: "
+                                      f"{summarize_status(after)}"))
         return res
 
     def cleanup(self):
@@ -772,7 +936,7 @@ def load_results(path):
 
 
 def run_one(a, index, out_dir):
-    faults = make_schedule(a.seed, index, a.window)
+    faults = make_schedule(a.seed, index, a.window, a.reprotect)
     log(f"schedule {index}: " + "; ".join(describe(f) for f in faults))
     work = os.path.join(out_dir, "work")
     shutil.rmtree(work, ignore_errors=True)
@@ -854,7 +1018,7 @@ def main():
     indexes = [a.only] if a.only is not None else list(range(a.first, a.schedules))
     if a.print_schedules:
         for i in indexes:
-            print(f"{i}: " + "; ".join(describe(f) for f in make_schedule(a.seed, i, a.window)))
+            print(f"{i}: " + "; ".join(describe(f) for f in make_schedule(a.seed, i, a.window, a.reprotect)))
         return 0
     if os.geteuid() != 0:
         ap.error("run as root (network namespaces)")
