@@ -32,8 +32,9 @@ it is the same on every run and every machine. Each schedule:
      on the logging link (tc tbf). Without --reprotect at most one fault
      per schedule may depose a node (a second one would leave no node to
      take over); arbiter and LAN faults may overlap it. With --reprotect,
-     schedules are long: 2 to 4 deposing faults 8-12 s apart (each after
-     the pair is protected again), most followed by a fault aimed at the
+     schedules are long: 2 to 4 deposing faults 8-12 s apart (each but
+     the first made only once the pair is paired again, waiting up to 60 s:
+     the protected-again judge fails a schedule that is not), most followed by a fault aimed at the
      join that re-protects it, acting once the pair's status shows a
      transfer running: kill-joiner, stop-joiner, stop-primary-mid-join
      (0.1-2.5 s), second-joiner (the host's saved backup command started
@@ -346,6 +347,9 @@ def make_long_schedule(rnd, window_s):
         f = {"kind": kind, "at": t, "duration": round(rnd.uniform(0.8, 3.0), 2)}
         if kind in ("kill-primary", "kill-backup"):
             f["duration"] = 0
+        if faults:
+            # Not before the pair is protected again (the harness waits).
+            f["protected"] = True
         faults.append(f)
         if rnd.random() < 0.7:
             jk = rnd.choice(JOIN_FAULTS + STALE_FAULTS)
@@ -545,7 +549,9 @@ class Run:
         """(offset_s, callable, description) of fault `f`."""
         k, at, d = f["kind"], f["at"], f.get("duration", 0)
         acts = []
-        if k in ("kill-primary", "kill-backup"):
+        if f.get("protected"):
+            acts.append((at, lambda: self.when_protected(f)))
+        elif k in ("kill-primary", "kill-backup"):
             acts.append((at, lambda: self.kill(k.split("-")[1], "KILL")))
         elif k in ("stop-primary", "stop-backup"):
             role = k.split("-")[1]
@@ -595,6 +601,31 @@ class Run:
         elif k == "stale-primary":
             acts.append((at, self.stale_primary))
         return acts
+
+    def when_protected(self, f):
+        """A deposing fault of a long schedule: once the pair is paired
+        again (at most 60 s), the fault, its duration included."""
+        end = time.monotonic() + 60
+        while not self.status().get("paired"):
+            if time.monotonic() > end:
+                self.problems.append(("protected-again", f"not paired again within 60 s, before "
+                                      f"{describe(f)}"))
+                return
+            time.sleep(0.1)
+        k, d = f["kind"], f.get("duration", 0)
+        if k in ("kill-primary", "kill-backup"):
+            self.kill(k.split("-")[1], "KILL")
+        elif k in ("stop-primary", "stop-backup"):
+            host = self.kill(k.split("-")[1], "STOP")
+            time.sleep(d)
+            if host:
+                self.kill(host, "CONT")
+        elif k == "cut-log":
+            self.link("cut-log")
+            time.sleep(d)
+            self.link("heal-log")
+        else:
+            self.problems.append(("harness", f"no protected form of {k}"))
 
     def wait_for_join(self, deadline_s=40.0):
         """The host whose new backup is joining, once the pair's status shows

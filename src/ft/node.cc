@@ -29,6 +29,7 @@
 #include "arbiter/client.h"
 #include "ft/channel.h"
 #include "ft/channel_endpoint.h"
+#include "ft/join.h"
 #include "ft/node_core.h"
 #include "ft/pair_view.h"
 #include "ft/status.h"
@@ -341,7 +342,8 @@ void Node::publish(bool force) {
     st.vm = o_.vm;
     st.host = o_.host_id;
     st.claimant = arbiter_ ? arbiter_->claimant(o_.host_id) : o_.host_id;
-    st.epoch = o_.epoch;
+    // A backup learns the epoch from the primary's handshake: 0 until then.
+    st.epoch = is_primary_ ? o_.epoch : 0;
   }
   st.pid = getpid();
   st.arbiter = o_.arbiter;
@@ -850,21 +852,11 @@ int Node::join_running(Joining& joining, const MachineSpec& spec, uint64_t epoch
   std::deque<std::string> in;
   auto last_progress_note = Clock::now();
   for (;;) {
-    xfer_endpoint_->set_local(mono_now(), {machine_->instret(), machine_->mtime(), false, 0, 0, false});
-    if (std::optional<std::string> why = xfer_endpoint_->failed()) return give_up(*why);
-    xfer_endpoint_->take_transfer(in);
-    bool done = false;
-    while (!in.empty() && !done) {
-      Result<bool> r = receiver.apply(as_span(in.front()));
-      in.pop_front();
-      if (!r) return give_up(r.error());
-      done = *r;
-    }
-    if (std::optional<std::string> reply = receiver.take_reply()) {
-      if (Status s = xfer_link_->send(MsgType::kTransferReply, *reply); !s) return give_up(s.error());
-    }
+    Result<bool> done = join_pass(receiver, *machine_, *xfer_endpoint_, *xfer_link_, in,
+                                  [] { return mono_now(); });
+    if (!done) return give_up(done.error());
     transfer_ = receiver.progress();
-    if (done) break;
+    if (*done) break;
     if (Clock::now() - last_progress_note > std::chrono::seconds(2)) {
       last_progress_note = Clock::now();
       note("state transfer: round {}, {:.1f} MB received ({:.1f} MB/s)", transfer_->rounds,
@@ -876,11 +868,6 @@ int Node::join_running(Joining& joining, const MachineSpec& spec, uint64_t epoch
   }
   last_transfer_ = transfer_;
   transfer_.reset();
-  // The first state hash after a restore reads all of RAM and the disk:
-  // done now, as bounded work the primary does not take for a stuck guest,
-  // rather than in the middle of the replay.
-  xfer_endpoint_->set_local(mono_now(), {machine_->instret(), machine_->mtime(), false, 0, 0, true});
-  (void)machine_->state_digest();
   note("holds the primary's state at instret {} ({} rounds, {:.1f} MB, {} pages, {} disk blocks "
        "written in {:.0f} ms); replaying its log from there",
        receiver.final_instret(), last_transfer_->rounds, last_transfer_->bytes / 1e6,

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "ft/join.h"
 #include "sim/kv_protocol.h"
 
 namespace ftvm::sim {
@@ -239,6 +240,12 @@ void FtNode::join_running(uint64_t epoch, std::unique_ptr<ft::ChannelEndpoint> e
   xfer_endpoint_ = std::move(endpoint);
   xfer_link_ = std::move(link);
   receiver_ = std::make_unique<ft::TransferReceiver>(*machine_, nullptr);
+  // One join in four runs on a slow host: 4-16 ms to apply each page (the
+  // 64 pages of the guest's RAM then take 0.26-1 s to write).
+  apply_ns_per_page_ = rng_.below(4) == 0 ? rng_.range(4, 16) * kMillisecond : 0;
+  if (world_.options().joiner_apply_ns_per_page) {
+    apply_ns_per_page_ = *world_.options().joiner_apply_ns_per_page;
+  }
   Result<std::vector<std::string>> hashes = receiver_->disk_hash_replies();
   if (!hashes) {
     give_up(hashes.error());
@@ -327,47 +334,43 @@ void FtNode::abandon_transfer(const std::string& why) {
 }
 
 void FtNode::join_step() {
-  const auto now = std::chrono::nanoseconds(world_.events().now());
-  xfer_endpoint_->set_local(now, {machine_->instret(), machine_->mtime(), false, 0, 0, false});
-  if (std::optional<std::string> why = xfer_endpoint_->failed()) {
-    give_up(*why);
+  // A joiner's host may be slow to write what arrives (a loaded host): each
+  // page applied costs apply_ns_per_page_ of simulated time, which the
+  // reports to the primary see as it passes.
+  const Time start = world_.events().now();
+  auto units = [&] { return receiver_->progress().pages + receiver_->progress().blocks; };
+  const uint64_t units_before = units();
+  auto now = [&] {
+    return std::chrono::nanoseconds(start +
+                                    static_cast<Time>(units() - units_before) * apply_ns_per_page_);
+  };
+  Result<bool> done = ft::join_pass(*receiver_, *machine_, *xfer_endpoint_, *xfer_link_, xfer_in_,
+                                    now);
+  const Time took = std::max<Time>(kMinStep, now().count() - start);
+  busy_until_ = start + took;
+  if (!done) {
+    give_up(done.error());
     return;
   }
-  xfer_endpoint_->take_transfer(xfer_in_);
-  bool done = false;
-  while (!xfer_in_.empty() && !done) {
-    const std::string m = std::move(xfer_in_.front());
-    xfer_in_.pop_front();
-    Result<bool> r =
-        receiver_->apply(std::span(reinterpret_cast<const uint8_t*>(m.data()), m.size()));
-    if (!r) {
-      give_up(r.error());
-      return;
-    }
-    done = *r;
-  }
-  if (std::optional<std::string> reply = receiver_->take_reply()) {
-    if (Status st = xfer_link_->send(ft::MsgType::kTransferReply, *reply); !st) {
-      give_up(st.error());
-      return;
-    }
-  }
-  if (!done) {
+  if (!*done) {
     // Woken when the next message arrives; the heartbeat bounds the wait.
     schedule_step(world_.events().now() + 50 * kMillisecond);
     return;
   }
   const ft::TransferProgress p = receiver_->progress();
   world_.trace(fmt::format("node {}: holds the primary's state at instret {} ({} rounds, {} "
-                           "bytes); replaying its log from there",
-                           id_, receiver_->final_instret(), p.rounds, p.bytes));
+                           "bytes, {:.1f} ms to apply at {} us a page); replaying its log from "
+                           "there",
+                           id_, receiver_->final_instret(), p.rounds, p.bytes,
+                           static_cast<double>(took) / kMillisecond,
+                           apply_ns_per_page_ / kMicrosecond));
   receiver_.reset();
   joining_ = false;
   joined_once_ = true;
   xfer_conn_ = 0;
-  (void)machine_->state_digest();
+  base_instret_ = machine_->instret();
   core_->join(join_epoch_, std::move(xfer_endpoint_), std::move(xfer_link_));
-  schedule_step(world_.events().now());
+  schedule_step(busy_until_);
 }
 
 void FtNode::give_up(const std::string& why) {
@@ -754,7 +757,8 @@ void FtPair::node_thawed(FtNode* node) {
 }
 
 void FtPair::transfer_started(FtNode* primary, FtNode* joiner) {
-  if (world_.calm()) return;
+  world_.count_transfer();
+  if (world_.calm() || !world_.options().faults) return;
   // Faults in the middle of a transfer (which takes a few ms here).
   const uint64_t what = rng_.below(16);
   const Time at = rng_.range(0, 3 * kMillisecond);

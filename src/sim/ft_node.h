@@ -169,6 +169,7 @@ class FtNode final : public SimNode, public ft::CoreEnv {
   uint64_t xfer_conn_ = 0;
   std::deque<std::string> xfer_in_;
   uint64_t base_instret_ = 0;  // the machine's instret when this process got it
+  Time apply_ns_per_page_ = 0;  // the joiner's cost of applying a page or block
 };
 
 // The channel of a world's hosts, and their supervisor.

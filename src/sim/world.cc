@@ -54,7 +54,7 @@ World::World(const GuestImage& image, WorldOptions options)
       }) {
   // Faults of this seed. Each component draws from its own generator.
   LanFaults lf;
-  if (rng_.below(4) != 0) {
+  if (options_.faults && rng_.below(4) != 0) {
     lf.loss_ppm = static_cast<uint32_t>(rng_.below(50'001));
     lf.dup_ppm = static_cast<uint32_t>(rng_.below(30'001));
     lf.reorder_ppm = static_cast<uint32_t>(rng_.below(100'001));
@@ -119,7 +119,7 @@ World::~World() { buggify::set_source(nullptr, nullptr); }
 
 bool World::buggify_fires(void* context, const char* site, double p) {
   World& w = *static_cast<World*>(context);
-  if (w.calm_ || p <= 0) return false;
+  if (w.calm_ || p <= 0 || !w.options_.faults) return false;
   // Each site is on for the whole run in about one seed of four.
   auto [it, fresh] = w.buggify_sites_.emplace(site, false);
   if (fresh) {
@@ -141,6 +141,10 @@ void World::note(uint64_t v) {
 
 void World::schedule_faults() {
   const Time end = options_.fault_end;
+  if (!options_.faults) {
+    events_.at(end, [this] { begin_calm(); });
+    return;
+  }
   // Arbiter outages.
   for (uint64_t i = 0, n = rng_.below(3); i < n; ++i) {
     const Time len = rng_.range(10, 300) * kMillisecond;
@@ -336,6 +340,7 @@ RunOutcome World::run() {
   s.outputs_released = audit_.released();
   s.newest_epoch = audit_.newest_epoch();
   s.reprotections = reprotections_;
+  s.transfers = transfers_;
   for (const auto& n : nodes_) s.guest_instructions += n->guest_instructions();
   s.end = events_.now();
   note(static_cast<uint64_t>(s.end));

@@ -90,6 +90,12 @@ struct WorldOptions {
   // drawn from the seed (on in three seeds of four; 3 hosts in one of four).
   std::optional<bool> reprotect;
   std::optional<int> hosts;
+  // false: no faults drawn from the seed at all (no LAN faults, no fault
+  // points, no scheduled faults): the test's `setup` is the whole schedule.
+  bool faults = true;
+  // The joiners' cost of applying each page or disk block of a transfer
+  // (unset: drawn per join: 0, or 4-16 ms in one join of four).
+  std::optional<Time> joiner_apply_ns_per_page;
   // Called when the run starts, after the seed's faults are scheduled: tests
   // schedule faults of their own here.
   std::function<void(World&)> setup;
@@ -106,6 +112,7 @@ struct RunStats {
   uint64_t outputs_released = 0;
   uint64_t newest_epoch = 0;  // of any output released (above 1: a failover served)
   uint64_t reprotections = 0;  // joins of a running primary that completed
+  uint64_t transfers = 0;      // joins of a running primary that started
   Time end = 0;
 };
 
@@ -150,6 +157,7 @@ class World {
   // A new backup joined a running primary.
   void count_reprotection() { ++reprotections_; }
   uint64_t reprotections() const { return reprotections_; }
+  void count_transfer() { ++transfers_; }
 
  private:
   void schedule_faults();
@@ -180,6 +188,7 @@ class World {
   std::vector<bool> start_later_;
   std::function<std::optional<std::string>()> unprotected_;
   uint64_t reprotections_ = 0;
+  uint64_t transfers_ = 0;
   std::vector<uint32_t> counter_keys_, register_keys_;
   Rng buggify_rng_{0};
   std::map<std::string, bool> buggify_sites_;
