@@ -189,14 +189,18 @@ TEST(World, ThreeHostsWhoseBackupsCompeteToJoinPass) {
           if (w.node(i).serving()) w.node(i).crash();
         }
       });
+      // The closure reschedules itself through a weak reference: the queued
+      // events own it, so it is freed once it stops rescheduling.
       auto look = std::make_shared<std::function<void()>>();
-      *look = [&w, most, look] {
+      *look = [&w, most, weak = std::weak_ptr<std::function<void()>>(look)] {
         int joiners = 0;
         for (size_t i = 0; i < w.node_count(); ++i) {
           if (ft(w, i).waiting_to_join() || ft(w, i).joining()) ++joiners;
         }
         *most = std::max(*most, joiners);
-        if (!w.calm()) w.events().after(100 * kMicrosecond, [look] { (*look)(); });
+        if (auto self = weak.lock(); self && !w.calm()) {
+          w.events().after(100 * kMicrosecond, [self] { (*self)(); });
+        }
       };
       w.events().after(0, [look] { (*look)(); });
     };
