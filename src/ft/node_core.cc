@@ -137,6 +137,7 @@ void NodeCore::reprotect(std::unique_ptr<ChannelEndpoint> endpoint, std::unique_
   last_alive_ = env_.now();
   unacked_batches_.clear();
   acked_batch_sent_ = env_.now();
+  deferred_since_.reset();
   note("a new backup holds this machine's state at instret {}: paired again, outputs wait for "
        "its acknowledgement",
        machine_->instret());
@@ -154,6 +155,7 @@ void NodeCore::unpair() {
   // The link goes first: its thread may still be feeding the endpoint.
   link_.reset();
   stream_.set_active(false);
+  deferred_since_.reset();
 }
 
 // ---- the log stream ----
@@ -173,6 +175,35 @@ void NodeCore::flush_batch() {
   }
   if (rm_.role() == Role::kPrimary) unacked_batches_.emplace_back(stream_.records(), env_.now());
   endpoint_->sent(env_.now());
+  deferred_since_.reset();
+}
+
+void NodeCore::send_progress() {
+  if (paired() && machine_->instret() > stream_.last_instret()) {
+    append({machine_->instret(), log::Progress{}});
+  }
+  flush_batch();
+  if (!paired()) deferred_since_.reset();
+}
+
+CoreTime NodeCore::idle_flush_delay() const {
+  // Well inside the flow-control bound and the heartbeat: the backup's lag
+  // while the guest idles stays small, and the batch replaces a heartbeat.
+  return std::min<CoreTime>(o_.heartbeat / 2, std::chrono::milliseconds(o_.max_lag_ms) / 4);
+}
+
+bool NodeCore::defer_idle_records(CoreTime now) {
+  // An idle guest wakes for every timer tick, and each wake is a TimeSkip
+  // and a Progress record: sent one batch each, they were most of the log's
+  // bytes while nothing happened. Nothing waits for them (no output is held,
+  // no input came in), so they gather for a while; the Progress is left out,
+  // as the next wake's TimeSkip marks the same instret. A record that does
+  // not reach the backup before a failover is one the guest's outputs never
+  // depended on: the backup goes live from an earlier point of the same
+  // execution.
+  if (!paired() || rm_.role() != Role::kPrimary || gate_.held() > 0) return false;
+  if (!deferred_since_) deferred_since_ = now;
+  return now - *deferred_since_ < idle_flush_delay();
 }
 
 void NodeCore::checkpoint_maybe() {
@@ -600,7 +631,18 @@ Step NodeCore::live_step() {
   if (idle_until_) {
     // The guest was idle, waiting for its timer.
     if (fed == 0 && rx_.empty()) {
-      if (now < *idle_until_) return wait_until(std::min(*idle_until_, now + o_.heartbeat));
+      if (now < *idle_until_) {
+        CoreTime wake = std::min(*idle_until_, now + o_.heartbeat);
+        if (deferred_since_) {
+          const CoreTime due = *deferred_since_ + idle_flush_delay();
+          if (now >= due) {
+            send_progress();
+          } else {
+            wake = std::min(wake, due);
+          }
+        }
+        return wait_until(wake);
+      }
       if (idle_wake_at_) {
         append({machine_->instret(), log::TimeSkip{*idle_wake_at_}});
         machine_->skip_time_to(*idle_wake_at_);
@@ -614,7 +656,9 @@ Step NodeCore::live_step() {
   // shows in the heartbeats as an instret that does not move.
   should_run_ = true;
   report_progress();
-  flush_batch();
+  // Inputs go to the backup before the slice runs; a timer wake's TimeSkip
+  // may wait with the slice's records.
+  if (fed > 0 || !deferred_since_) flush_batch();
   const uint64_t before = machine_->instret();
   // Fault point: a short slice, so records and outputs fall at other instrets.
   const uint64_t slice =
@@ -635,15 +679,13 @@ Step NodeCore::live_step() {
     return {};
   }
   checkpoint_maybe();
+  const bool quiet = r.status == vm::RunStatus::kIdle && fed == 0 && rx_.empty();
   // Every output of the slice needs a log entry at or after its instret
   // before it may leave: the slice's end is one.
-  if (paired() && machine_->instret() > stream_.last_instret()) {
-    append({machine_->instret(), log::Progress{}});
-  }
-  flush_batch();
+  if (!(quiet && defer_idle_records(env_.now()))) send_progress();
   release_acked();
   report_progress();
-  if (r.status == vm::RunStatus::kIdle && fed == 0 && rx_.empty()) {
+  if (quiet) {
     should_run_ = false;  // nothing the guest can do until an interrupt
     report_progress();
     const std::optional<uint64_t> wake_at = machine_->next_wakeup();
@@ -652,7 +694,9 @@ Step NodeCore::live_step() {
                 : now + std::chrono::milliseconds(100);
     idle_until_ = target;
     idle_wake_at_ = wake_at;
-    return wait_until(std::min(target, env_.now() + o_.heartbeat));
+    CoreTime wake = std::min(target, env_.now() + o_.heartbeat);
+    if (deferred_since_) wake = std::min(wake, *deferred_since_ + idle_flush_delay());
+    return wait_until(wake);
   }
   if (r.status == vm::RunStatus::kIdle && machine_->instret() == before) should_run_ = false;
   return {};

@@ -182,6 +182,14 @@ class NodeCore {
   // ---- log stream and outputs ----
   void append(const log::Record& record);
   void flush_batch();
+  // Marks the current instret as logged (a Progress record, unless a record
+  // is already there) and sends the batch.
+  void send_progress();
+  // The guest went idle with no input fed and nothing held: its records
+  // (timer wake-ups) may wait up to idle_flush_delay() before they are sent.
+  // Returns true when they were left waiting.
+  bool defer_idle_records(CoreTime now);
+  CoreTime idle_flush_delay() const;
   void checkpoint_maybe();
   void check_stall();
   // Just before an output leaves: true if this node has run recently; if it
@@ -230,6 +238,7 @@ class NodeCore {
   uint64_t pace_epoch_ = 0;
   std::optional<CoreTime> idle_until_;      // waiting for the guest's timer
   std::optional<uint64_t> idle_wake_at_;    // ... at this mtime (none: no timer armed)
+  std::optional<CoreTime> deferred_since_;  // records of an idle guest not yet sent
   CoreTime last_alive_{0};
   std::deque<CoreTime> garp_at_;
   std::vector<uint8_t> garp_;

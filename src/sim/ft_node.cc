@@ -353,6 +353,17 @@ void FtNode::join_step() {
     return;
   }
   if (!*done) {
+    if (took > kMinStep) {
+      // The pass ran at once here, but on the host it lasts until
+      // busy_until_, reporting bounded work all the while: its closing
+      // report (waiting for the next message) is true only from then on, and
+      // the next pass (at busy_until_ or later) makes it.
+      xfer_endpoint_->set_local(std::chrono::nanoseconds(start),
+                                {machine_->instret(), machine_->mtime(), /*should_run=*/false, 0,
+                                 0, /*checkpointing=*/true});
+      schedule_step(busy_until_);
+      return;
+    }
     // Woken when the next message arrives; the heartbeat bounds the wait.
     schedule_step(world_.events().now() + 50 * kMillisecond);
     return;

@@ -297,6 +297,8 @@ TEST(World, AJoinerOnASlowHostIsNotTakenForStuckWhileItAppliesTheTransfer) {
     o.reprotect = true;
     o.hosts = 2;
     o.joiner_apply_ns_per_page = 16 * kMillisecond;
+    o.verbose = getenv("SIMV") != nullptr;
+    o.trace_steps = getenv("SIMT") != nullptr;
     o.setup = [](World& w) {
       w.events().at(300 * kMillisecond, [&w] { ft(w, 0).crash(); });
     };
