@@ -121,7 +121,11 @@ void NodeCore::pair(std::unique_ptr<ChannelEndpoint> endpoint, std::unique_ptr<L
 }
 
 void NodeCore::reprotect(std::unique_ptr<ChannelEndpoint> endpoint, std::unique_ptr<Link> link) {
-  FTVM_CHECK(can_reprotect() && gate_.held() == 0);
+  FTVM_CHECK(can_reprotect() && gate_.mode() == OutputGate::Mode::kDirect);
+  // A solo primary's outputs are free to leave; any still queued (a step
+  // that did not get to them) go now, before the new backup's log starts.
+  release_now();
+  FTVM_CHECK(gate_.held() == 0);
   endpoint_ = std::move(endpoint);
   link_ = std::move(link);
   rm_.reprotected();
@@ -271,6 +275,10 @@ void NodeCore::send_output(const HeldOutput& out) {
 void NodeCore::release_acked() {
   // Fault point: held outputs wait one step longer than they must.
   if (FTVM_BUGGIFY(0.1)) return;
+  release_now();
+}
+
+void NodeCore::release_now() {
   const bool leading = paired() && rm_.role() == Role::kPrimary;
   if (leading) {
     const uint64_t acked = endpoint_->acked();
@@ -939,6 +947,10 @@ NodeStatus NodeCore::status() const {
   st.peer.stuck_ms = endpoint_ ? std::chrono::duration<double, std::milli>(
                                      endpoint_->peer_stuck_for(now)).count()
                                : 0.0;
+  if (endpoint_) {
+    st.peer.longest_silence_ms =
+        std::chrono::duration<double, std::milli>(endpoint_->longest_silence()).count();
+  }
   st.last_failover = last_failover_;
   st.halted_because = halted_because_;
   return st;

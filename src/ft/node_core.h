@@ -198,6 +198,7 @@ class NodeCore {
   void emit(bool frame, std::span<const uint8_t> bytes);
   void send_output(const HeldOutput& out);
   void release_acked();
+  void release_now();  // release_acked without its fault point
   void flush_console();
   void unpair();
   void report_progress(bool checkpointing = false);

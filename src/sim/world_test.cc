@@ -115,6 +115,16 @@ TEST(World, AnAcknowledgementDelayedInAStalledLinkReleasesNothingAfterATakeover)
   }
 }
 
+// Found by seed 114855: a solo primary whose step skipped releasing (the
+// release fault point) still had outputs queued when a joiner's transfer
+// finished, and re-protection stopped the node on an internal check.
+// Whatever a solo primary holds leaves before the new backup's log starts.
+TEST(World, ASoloPrimaryStillHoldingOutputsIsReprotected) {
+  const RunOutcome out = run(114855);
+  ASSERT_TRUE(out.ok()) << out.breach->invariant << ": " << out.breach->detail;
+  EXPECT_GE(out.stats.reprotections, 1u);
+}
+
 TEST(World, ASeedReplaysIdentically) {
   for (uint64_t seed : {2ull, 3ull, 17ull, 123456789ull}) {
     const RunOutcome a = run(seed);
