@@ -35,6 +35,12 @@ client in a namespace the project makes (nothing leaves them):
   bandwidth   the primary's log.channel_bytes over the status documents'
               uptime_seconds: idle (no client, --idle seconds) and during
               that redis-benchmark run; in Mbit/s.
+  steady      false failovers: a fresh pair (`--timeout-ms`) under
+              redis-benchmark -c 50 in a loop for --steady-seconds; no
+              fault is injected, so every epoch after the first is a false
+              failover. Also each node's peer.longest_silence_ms: the longest
+              gap between two messages from its peer, i.e. how close the
+              load brought the pair to the timeout.
 
 Results: a summary on stdout, progress on stderr, everything in
 bench/results/ft-<date>.json; node logs of any failed trial are copied to
@@ -42,7 +48,7 @@ bench/results/ft-<date>-logs/. Everything started is stopped on exit, error
 or Ctrl-C (ftvm down; the non-FT ftvm by PID; scripts/netns.sh down).
 
 Usage: bench/ft.py [--trials N] [--reps N] [--requests N] [--quick]
-                   [--only throughput,lag,failover] [--kill-signal KILL|STOP]
+                   [--only throughput,lag,failover,steady] [--kill-signal KILL|STOP]
                    [--name PREFIX] [--ftvm build/ftvm] [--load build/ftvm-redis-load]
 (--help lists the rest.) Exit status 1 when anything misbehaved (see the
 PROBLEMS lines of the summary and "problems" in the JSON).
@@ -360,6 +366,44 @@ class Bench:
                 shutil.copy(os.path.join(src, f), dst)
         return dst
 
+    # --- false failovers under load ------------------------------------------
+
+    def steady(self):
+        name = f"{self.a.name}s"
+        self.ft_up(name)
+        try:
+            st0 = self.ft_status(name)
+            host0, p0 = self.primary_of(st0)
+            if p0 is None:
+                raise RuntimeError(f"no primary in pair {name}")
+            end = time.monotonic() + self.a.steady_seconds
+            runs, rps = 0, []
+            while time.monotonic() < end:
+                r = self.redis_benchmark(self.ft_client(name), 50, self.a.requests)
+                runs += 1
+                rps.append(r["SET"]["rps"])
+            st1 = self.ft_status(name)
+            host1, p1 = self.primary_of(st1)
+            silence = {}
+            for h, v in (st1.get("hosts") or {}).items():
+                s = v.get("status") or {}
+                silence[h] = (s.get("peer") or {}).get("longest_silence_ms")
+            epochs = (p1 or {}).get("epoch", 0) - p0.get("epoch", 0)
+            rec = {"seconds": self.a.steady_seconds, "timeout_ms": self.a.timeout_ms,
+                   "benchmark_runs": runs, "set_rps_median": statistics.median(rps),
+                   "primary_before": host0, "primary_after": host1,
+                   "false_failovers": epochs, "longest_silence_ms": silence,
+                   "history": st1.get("history")}
+            log(f"steady: {runs} redis-benchmark runs over {self.a.steady_seconds:.0f} s at "
+                f"--timeout-ms {self.a.timeout_ms}: {epochs} false failovers; longest silence "
+                + ", ".join(f"{h} {v} ms" for h, v in silence.items()))
+            if epochs != 0 or host1 != host0:
+                self.problems.append(f"steady: {epochs} epochs taken with no fault injected "
+                                     f"(primary {host0} -> {host1})")
+            return rec
+        finally:
+            self.ft_down(name)
+
     def failover_trial(self, trial):
         name = f"{self.a.name}f"
         rec = {"trial": trial + 1, "loadavg": os.getloadavg()[0]}
@@ -599,6 +643,15 @@ def summary_text(res, a):
         lines.append(f"backup lag under load ({lb['lag']['samples']} samples at {lb['lag']['sample_hz']:.1f} Hz): "
                      f"guest ms p50 {g['p50']:.2f} p99 {g['p99']:.2f} max {g['max']:.2f}; "
                      f"bytes p50 {b['p50']} p99 {b['p99']} max {b['max']}")
+    if "steady" in res:
+        st = res["steady"]
+        lines.append("")
+        lines.append(f"no fault, redis-benchmark -c 50 for {st['seconds']:.0f} s "
+                     f"({st['benchmark_runs']} runs, SET median {st['set_rps_median']:.0f}/s) at "
+                     f"--timeout-ms {st['timeout_ms']}: {st['false_failovers']} false failovers; "
+                     "longest silence heard: "
+                     + ", ".join(f"{h} {v:.1f} ms" if v is not None else f"{h} n/a"
+                                 for h, v in st["longest_silence_ms"].items()))
     if res.get("problems"):
         lines.append("")
         lines.append("PROBLEMS:")
@@ -618,6 +671,8 @@ def main():
     ap.add_argument("--kill-signal", default="KILL", choices=["KILL", "STOP"],
                     help="KILL (default): the process dies and the kernel closes its sockets; STOP: it "
                          "freezes, so the backup notices only by silence (--timeout-ms)")
+    ap.add_argument("--steady-seconds", type=float, default=120,
+                    help="steady: seconds of load with no fault (default 120)")
     ap.add_argument("--gap-ms", type=float, default=1, help="ftvm-redis-load --gaps-over-ms (default 1)")
     ap.add_argument("--timeout-ms", type=int, default=500, help="ftvm up --timeout-ms (default 500)")
     ap.add_argument("--name", default="bf1", help="prefix of the pair and LAN names (at most 6 characters)")
@@ -651,6 +706,8 @@ def main():
             res["lag_bw"] = b.lag_and_bandwidth()
         if "failover" in only:
             res["failover"] = b.failover()
+        if "steady" in only:
+            res["steady"] = b.steady()
     except KeyboardInterrupt:
         b.problems.append("interrupted")
         log("interrupted; cleaning up")

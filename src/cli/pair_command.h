@@ -22,7 +22,7 @@ struct NodeCli {
   std::string vm, host_id, arbiter, secret;
   std::string listen, primary;
   uint64_t epoch = 1;
-  uint64_t heartbeat_ms = 50, timeout_ms = 500, join_timeout_s = 120;
+  uint64_t heartbeat_ms = 50, timeout_ms = 300, join_timeout_s = 120;
   uint64_t max_lag_ms = 100, max_lag_bytes = uint64_t{32} << 20;
   double transfer_mbps = 0;
   uint64_t hash_interval = uint64_t{1} << 27;
@@ -36,7 +36,7 @@ struct UpOptions {
   std::string name = "ft";
   std::string arbiter = "ftvm";  // ftvm | etcd
   std::string memory = "256";
-  uint64_t heartbeat_ms = 50, timeout_ms = 500, max_lag_ms = 100;
+  uint64_t heartbeat_ms = 50, timeout_ms = 300, max_lag_ms = 100;
   uint64_t hash_interval = uint64_t{1} << 27;
   uint64_t ready_timeout_s = 300;
   std::string append;  // extra kernel command-line words

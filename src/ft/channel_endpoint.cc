@@ -171,6 +171,11 @@ ChannelEndpoint::Time ChannelEndpoint::last_heard() const {
   return detector_.last_heard();
 }
 
+std::chrono::nanoseconds ChannelEndpoint::longest_silence() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return detector_.longest_silence();
+}
+
 std::chrono::nanoseconds ChannelEndpoint::peer_stuck_for(Time now) const {
   std::lock_guard<std::mutex> lock(mu_);
   return detector_.stuck_for(now);

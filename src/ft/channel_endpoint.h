@@ -98,6 +98,7 @@ class ChannelEndpoint {
   size_t queue_length() const;
   uint64_t primary_instret_at_last_heartbeat() const { return primary_instret_; }
   Time last_heard() const;
+  std::chrono::nanoseconds longest_silence() const;
   std::chrono::nanoseconds peer_stuck_for(Time now) const;
 
  private:

@@ -13,6 +13,7 @@
 // real). Not thread-safe.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -33,7 +34,10 @@ class FailureDetector {
   FailureDetector(std::chrono::milliseconds timeout, Time now) : timeout_(timeout), heard_(now) {}
 
   // A message arrived from the peer.
-  void heard(Time now) { heard_ = now; }
+  void heard(Time now) {
+    longest_silence_ = std::max(longest_silence_, now - heard_);
+    heard_ = now;
+  }
   // The peer reported its progress (in a message just heard).
   void progress(Time now, const Progress& p);
   // Restarts the clocks (a node that was itself frozen must not blame its
@@ -44,12 +48,16 @@ class FailureDetector {
   std::optional<std::string> verdict(Time now, const char* peer) const;
 
   Time last_heard() const { return heard_; }
+  // The longest the peer was silent between two of its messages (restarts
+  // excluded): how close it came to the timeout.
+  std::chrono::nanoseconds longest_silence() const { return longest_silence_; }
   // How long the peer's guest has been stuck while it should run (0: not).
   std::chrono::nanoseconds stuck_for(Time now) const;
 
  private:
   std::chrono::milliseconds timeout_;
   Time heard_;
+  std::chrono::nanoseconds longest_silence_{0};
   bool have_progress_ = false;
   uint64_t instret_ = 0;
   bool should_run_ = false;

@@ -23,6 +23,17 @@ TEST(FailureDetector, HearingResetsSilence) {
   EXPECT_FALSE(d.verdict(milliseconds(800), "primary"));
 }
 
+TEST(FailureDetector, TheLongestSilenceIsRememberedButNotARestart) {
+  FailureDetector d(kTimeout, milliseconds(0));
+  d.heard(milliseconds(40));
+  d.heard(milliseconds(230));  // 190 ms of silence
+  d.heard(milliseconds(250));
+  EXPECT_EQ(d.longest_silence(), milliseconds(190));
+  d.reset(milliseconds(900));  // this node was frozen itself: not the peer's silence
+  d.heard(milliseconds(950));
+  EXPECT_EQ(d.longest_silence(), milliseconds(190));
+}
+
 // The hole: heartbeats came from a thread that lived on while the node's
 // main loop was stuck, so a peer that kept talking was never replaced. A
 // peer that says its guest should run but whose instret stays put is failed.

@@ -41,7 +41,7 @@ struct NodeOptions {
   std::string primary;         // backup: the primary's channel ADDR:PORT
   uint64_t epoch = 1;          // primary: the epoch it claims at start
   std::chrono::milliseconds heartbeat{50};
-  std::chrono::milliseconds timeout{500};  // silence that counts as failure
+  std::chrono::milliseconds timeout{300};  // silence that counts as failure
   std::chrono::milliseconds join_timeout{120'000};
   uint64_t max_lag_ms = 100;              // guest milliseconds
   uint64_t max_lag_bytes = uint64_t{32} << 20;

@@ -62,7 +62,8 @@ nlohmann::json to_json(const NodeStatus& s) {
   }
   j["peer"] = {{"connected", s.peer.connected},
                {"last_heard_ms_ago", s.peer.last_heard_ms_ago},
-               {"stuck_ms", s.peer.stuck_ms}};
+               {"stuck_ms", s.peer.stuck_ms},
+               {"longest_silence_ms", s.peer.longest_silence_ms}};
   if (s.last_failover) {
     const Failover& f = *s.last_failover;
     nlohmann::json fj = {{"at_unix_ms", f.at_unix_ms}, {"kind", f.kind},

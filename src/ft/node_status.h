@@ -86,6 +86,7 @@ struct NodeStatus {
     bool connected = false;
     double last_heard_ms_ago = -1;
     double stuck_ms = 0;  // the peer's guest should run but has not advanced
+    double longest_silence_ms = 0;  // the longest gap between its messages, this pairing
   } peer;
   std::optional<Failover> last_failover;
   std::optional<std::string> halted_because;
