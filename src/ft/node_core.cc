@@ -116,7 +116,10 @@ void NodeCore::pair(std::unique_ptr<ChannelEndpoint> endpoint, std::unique_ptr<L
   gate_.set_mode(OutputGate::Mode::kPaired);
   last_alive_ = env_.now();
   unacked_batches_.clear();
-  acked_batch_sent_ = env_.now();
+  acked_batch_sent_ = acked_progress_shown_ = env_.now();
+  instret_changed_at_ = appended_instret_since_ = env_.now();
+  idle_reported_at_ = CoreTime{0};
+  reported_not_running_ = false;
   note("paired with the backup; the guest starts");
 }
 
@@ -140,7 +143,10 @@ void NodeCore::reprotect(std::unique_ptr<ChannelEndpoint> endpoint, std::unique_
   throttled_ = false;
   last_alive_ = env_.now();
   unacked_batches_.clear();
-  acked_batch_sent_ = env_.now();
+  acked_batch_sent_ = acked_progress_shown_ = env_.now();
+  instret_changed_at_ = appended_instret_since_ = env_.now();
+  idle_reported_at_ = CoreTime{0};
+  reported_not_running_ = false;
   deferred_since_.reset();
   note("a new backup holds this machine's state at instret {}: paired again, outputs wait for "
        "its acknowledgement",
@@ -165,7 +171,29 @@ void NodeCore::unpair() {
 // ---- the log stream ----
 
 void NodeCore::append(const log::Record& record) {
+  // Records are appended at the machine's current instret.
+  appended_instret_since_ = instret_changed_at_;
   if (stream_.append(record)) flush_batch();
+}
+
+void NodeCore::report_not_running(bool running) {
+  if (!paired() || rm_.role() != Role::kPrimary) return;
+  // A heartbeat sent by the main loop itself, in order with its records:
+  // once the backup has heard a later batch, it has heard this too, and it
+  // counts a guest not meant to run as not stuck from then on. When the
+  // guest runs again the backup hears that too, or it would go on taking
+  // this node's records for those of a guest not meant to run.
+  const CoreTime now = env_.now();
+  if (running ? !reported_not_running_ : now - idle_reported_at_ < o_.heartbeat) return;
+  if (Status s = link_->send(MsgType::kHeartbeat,
+                             encode_heartbeat({machine_->instret(), machine_->mtime(), running}));
+      !s) {
+    endpoint_->on_link_failed(s.error());
+    return;
+  }
+  if (!running) idle_reported_at_ = now;
+  reported_not_running_ = !running;
+  endpoint_->sent(now);
 }
 
 void NodeCore::flush_batch() {
@@ -177,7 +205,10 @@ void NodeCore::flush_batch() {
   if (Status s = link_->send(MsgType::kRecords, encode_records(b->first, b->encoded)); !s) {
     endpoint_->on_link_failed(s.error());
   }
-  if (rm_.role() == Role::kPrimary) unacked_batches_.emplace_back(stream_.records(), env_.now());
+  if (rm_.role() == Role::kPrimary) {
+    unacked_batches_.push_back({stream_.records(), env_.now(),
+                                std::max(appended_instret_since_, idle_reported_at_)});
+  }
   endpoint_->sent(env_.now());
   deferred_since_.reset();
 }
@@ -282,8 +313,9 @@ void NodeCore::release_now() {
   const bool leading = paired() && rm_.role() == Role::kPrimary;
   if (leading) {
     const uint64_t acked = endpoint_->acked();
-    while (!unacked_batches_.empty() && unacked_batches_.front().first <= acked) {
-      acked_batch_sent_ = std::max(acked_batch_sent_, unacked_batches_.front().second);
+    while (!unacked_batches_.empty() && unacked_batches_.front().records_after <= acked) {
+      acked_batch_sent_ = std::max(acked_batch_sent_, unacked_batches_.front().sent);
+      acked_progress_shown_ = std::max(acked_progress_shown_, unacked_batches_.front().progress_shown);
       unacked_batches_.pop_front();
     }
     gate_.on_ack(acked);
@@ -297,7 +329,18 @@ void NodeCore::release_now() {
   // (it waited in a stalled link, or this node did not read it) proves
   // nothing now: fence, and release only on an acknowledgement of a record
   // written after this point.
-  if (leading && !out.empty() && env_.now() - acked_batch_sent_ > o_.timeout / 2) {
+  //
+  // The backup also takes over when this node's guest should run but its
+  // instret has not moved for the timeout, and it may decide so the moment
+  // it hears a batch (it was itself frozen, say): the acknowledgement then
+  // proves nothing about the future. Once it has heard the batch, though, it
+  // has seen the instret the batch shows, which this guest reached at
+  // progress_shown (or heard, in order, that the guest was not meant to
+  // run): it finds the guest stuck no earlier than that plus the timeout.
+  // So the same margin applies to that time too.
+  const bool stale = env_.now() - acked_batch_sent_ > o_.timeout / 2 ||
+                     env_.now() - acked_progress_shown_ > o_.timeout / 2;
+  if (leading && !out.empty() && stale) {
     gate_.requeue_front(std::move(out));
     out.clear();
     if (!gate_.fenced()) {
@@ -306,9 +349,11 @@ void NodeCore::release_now() {
       ++stale_acks_;
       if (env_.now() - stale_ack_noted_ > std::chrono::seconds(1)) {
         stale_ack_noted_ = env_.now();
-        note("the backup's acknowledgement is of a batch sent {:.0f} ms ago: holding {} outputs "
-             "until it acknowledges a record written now ({} times so far)",
-             ms_between(acked_batch_sent_, env_.now()), gate_.held(), stale_acks_);
+        note("the backup's newest acknowledgement is of a batch sent {:.0f} ms ago, showing "
+             "guest progress of {:.0f} ms ago: holding {} outputs until it acknowledges a record "
+             "written now ({} times so far)",
+             ms_between(acked_batch_sent_, env_.now()),
+             ms_between(acked_progress_shown_, env_.now()), gate_.held(), stale_acks_);
       }
     }
   }
@@ -617,6 +662,7 @@ Step NodeCore::live_step() {
     throttled_ = true;
     should_run_ = false;
     report_progress();
+    report_not_running(false);
     flush_batch();
     return wait_until(now + o_.heartbeat);
   }
@@ -664,6 +710,7 @@ Step NodeCore::live_step() {
   // shows in the heartbeats as an instret that does not move.
   should_run_ = true;
   report_progress();
+  report_not_running(true);
   // Inputs go to the backup before the slice runs; a timer wake's TimeSkip
   // may wait with the slice's records.
   if (fed > 0 || !deferred_since_) flush_batch();
@@ -672,6 +719,7 @@ Step NodeCore::live_step() {
   const uint64_t slice =
       FTVM_BUGGIFY(0.1) ? 1 + machine_->instret() % 4096 : o_.slice_instructions;
   const vm::RunResult r = machine_->run(slice);
+  if (machine_->instret() != before) instret_changed_at_ = env_.now();
   if (r.status == vm::RunStatus::kPowerOff) {
     finish(static_cast<int>(machine_->exit_status() & 0xff));
     return {};
@@ -729,6 +777,7 @@ Step NodeCore::handover_step() {
   // The guest never runs here again: no new input, no new output.
   should_run_ = false;
   report_progress();
+  report_not_running(false);
   if (machine_->instret() > stream_.last_instret()) {
     append({machine_->instret(), log::Progress{}});
   }

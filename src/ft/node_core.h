@@ -281,8 +281,26 @@ class NodeCore {
   // Primary: the batches sent and not yet acknowledged (records in the log
   // after each, and when it was handed to the link), and when the newest
   // acknowledged one was sent (release_acked).
-  std::deque<std::pair<uint64_t, CoreTime>> unacked_batches_;
+  struct SentBatch {
+    uint64_t records_after = 0;  // records in the log once it was sent
+    CoreTime sent{0};
+    // The backup cannot have found this node's guest stuck for longer than
+    // since this time once it has heard the batch (see release_now).
+    CoreTime progress_shown{0};
+  };
+  std::deque<SentBatch> unacked_batches_;
   CoreTime acked_batch_sent_{0};
+  CoreTime acked_progress_shown_{0};
+  // When the guest's instret last changed (after a slice), and that time as
+  // it stood when the newest record was appended (the record shows the
+  // instret reached then); when this node last told the backup, in order
+  // with its records, that its guest is not meant to run (flow control, a
+  // handover).
+  CoreTime instret_changed_at_{0};
+  CoreTime appended_instret_since_{0};
+  CoreTime idle_reported_at_{0};
+  bool reported_not_running_ = false;
+  void report_not_running(bool running);
   uint64_t stale_acks_ = 0;
   CoreTime stale_ack_noted_{0};
   std::optional<Failover> last_failover_;

@@ -125,6 +125,19 @@ TEST(World, ASoloPrimaryStillHoldingOutputsIsReprotected) {
   EXPECT_GE(out.stats.reprotections, 1u);
 }
 
+// Found by seed 137478: the primary, frozen, thawed for a moment and
+// fenced; the backup, itself frozen meanwhile, thawed, acknowledged the
+// fence's batch and in the same instant took over, finding the primary's
+// guest stuck. The old primary, thawing 5 ms later, took the acknowledgement
+// (of a batch sent 232 ms before, inside the ack-age margin) for leave to
+// release. An acknowledgement now counts only while the guest progress its
+// batch showed is recent too.
+TEST(World, AnAcknowledgementFromABackupThatFindsThePrimaryStuckReleasesNothing) {
+  const RunOutcome out = run(137478);
+  ASSERT_TRUE(out.ok()) << out.breach->invariant << ": " << out.breach->detail;
+  EXPECT_GE(out.stats.reprotections, 1u);
+}
+
 TEST(World, ASeedReplaysIdentically) {
   for (uint64_t seed : {2ull, 3ull, 17ull, 123456789ull}) {
     const RunOutcome a = run(seed);
