@@ -128,8 +128,8 @@ class Bench:
         for attempt in (1, 2):
             t0 = time.monotonic()
             try:
-                self.ftvm("up", "--name", name, "--timeout-ms", str(self.a.timeout_ms), "--fresh",
-                          "--no-reprotect",
+                timeout = ["--timeout-ms", str(self.a.timeout_ms)] if self.a.timeout_ms else []
+                self.ftvm("up", "--name", name, *timeout, "--fresh", "--no-reprotect",
                           timeout=400)
                 return time.monotonic() - t0
             except Exception as e:
@@ -389,13 +389,13 @@ class Bench:
                 s = v.get("status") or {}
                 silence[h] = (s.get("peer") or {}).get("longest_silence_ms")
             epochs = (p1 or {}).get("epoch", 0) - p0.get("epoch", 0)
-            rec = {"seconds": self.a.steady_seconds, "timeout_ms": self.a.timeout_ms,
+            rec = {"seconds": self.a.steady_seconds, "timeout_ms": self.a.timeout_ms or "default",
                    "benchmark_runs": runs, "set_rps_median": statistics.median(rps),
                    "primary_before": host0, "primary_after": host1,
                    "false_failovers": epochs, "longest_silence_ms": silence,
                    "history": st1.get("history")}
             log(f"steady: {runs} redis-benchmark runs over {self.a.steady_seconds:.0f} s at "
-                f"--timeout-ms {self.a.timeout_ms}: {epochs} false failovers; longest silence "
+                f"--timeout-ms {self.a.timeout_ms or 'default'}: {epochs} false failovers; longest silence "
                 + ", ".join(f"{h} {v} ms" for h, v in silence.items()))
             if epochs != 0 or host1 != host0:
                 self.problems.append(f"steady: {epochs} epochs taken with no fault injected "
@@ -674,7 +674,8 @@ def main():
     ap.add_argument("--steady-seconds", type=float, default=120,
                     help="steady: seconds of load with no fault (default 120)")
     ap.add_argument("--gap-ms", type=float, default=1, help="ftvm-redis-load --gaps-over-ms (default 1)")
-    ap.add_argument("--timeout-ms", type=int, default=500, help="ftvm up --timeout-ms (default 500)")
+    ap.add_argument("--timeout-ms", type=int, default=None,
+                    help="ftvm up --timeout-ms (default: ftvm up's own, 300)")
     ap.add_argument("--name", default="bf1", help="prefix of the pair and LAN names (at most 6 characters)")
     ap.add_argument("--only", default="throughput,lag,failover",
                     help="comma-separated subset of throughput,lag,failover")
