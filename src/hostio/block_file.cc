@@ -55,7 +55,25 @@ Result<std::unique_ptr<FileBlockBackend>> FileBlockBackend::open(const std::stri
       new FileBlockBackend(fd, path, static_cast<uint64_t>(end), read_only));
 }
 
-FileBlockBackend::~FileBlockBackend() { ::close(fd_); }
+FileBlockBackend::~FileBlockBackend() {
+  (void)join_background();
+  ::close(fd_);
+}
+
+void FileBlockBackend::set_lazy_flush(std::optional<std::chrono::milliseconds> interval) {
+  lazy_ = interval;
+}
+
+Status FileBlockBackend::join_background() {
+  if (background_.joinable()) background_.join();
+  std::lock_guard<std::mutex> lock(background_mu_);
+  if (background_error_) {
+    std::string e = std::move(*background_error_);
+    background_error_.reset();
+    return make_error(std::move(e));
+  }
+  return {};
+}
 
 Status FileBlockBackend::read(uint64_t offset, std::span<uint8_t> out) {
   FTVM_CHECK(offset <= size_ && out.size() <= size_ - offset);
@@ -96,11 +114,29 @@ Status FileBlockBackend::write(uint64_t offset, std::span<const uint8_t> data) {
 }
 
 Status FileBlockBackend::flush() {
-  if (lazy_ && std::chrono::steady_clock::now() - last_sync_ < *lazy_) return {};
-  return sync_now();
+  if (!lazy_) return sync_now();
+  // A failed background sync is this flush's failure.
+  if (background_.joinable() && background_done_) {
+    if (Status s = join_background(); !s) return s;
+  }
+  if (std::chrono::steady_clock::now() - last_sync_ < *lazy_ || background_.joinable()) return {};
+  last_sync_ = std::chrono::steady_clock::now();
+  ++syncs_;
+  background_done_ = false;
+  background_ = std::thread([this] {
+    while (::fdatasync(fd_) != 0) {
+      if (errno == EINTR) continue;
+      std::lock_guard<std::mutex> lock(background_mu_);
+      background_error_ = fmt::format("flushing {}: {}", path_, std::strerror(errno));
+      break;
+    }
+    background_done_ = true;
+  });
+  return {};
 }
 
 Status FileBlockBackend::sync_now() {
+  if (Status s = join_background(); !s) return s;
   last_sync_ = std::chrono::steady_clock::now();
   ++syncs_;
   while (::fdatasync(fd_) != 0) {

@@ -9,8 +9,12 @@
 // may be lost if the host crashes, as with a real disk's write cache.
 //
 // A replica (the backup of an FT pair) may make its flushes lazy: each
-// returns at once without syncing, unless the last real sync is at least
-// the interval old; sync_now() makes everything written durable. The guest
+// returns at once without syncing; once the last real sync is at least the
+// interval old, a flush starts one on a background thread (an fdatasync can
+// take tens of milliseconds, which a replaying backup must not spend: the
+// primary waits for it when it falls behind), and a failure of that sync is
+// the result of the next flush. sync_now() waits for a background sync and
+// makes everything written durable. The guest
 // sees the same completions either way (the recording decides them); what
 // changes is only how far behind its host's stable storage may be, which
 // matters once the replica goes live, and then it syncs.
@@ -23,12 +27,15 @@
 // so. Read-only opens take no lock.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 
 #include "util/result.h"
 #include "vm/virtio_blk.h"
@@ -52,10 +59,11 @@ class FileBlockBackend final : public vm::BlockBackend {
 
   // Lazy flushes (see above) with at most `interval` between real syncs;
   // nullopt: every flush syncs (the default).
-  void set_lazy_flush(std::optional<std::chrono::milliseconds> interval) { lazy_ = interval; }
+  void set_lazy_flush(std::optional<std::chrono::milliseconds> interval);
   bool lazy_flush() const { return lazy_.has_value(); }
-  // fdatasync now, whatever the mode.
+  // fdatasync now, whatever the mode (after a background sync in progress).
   Status sync_now();
+  // Real syncs begun (a background one counts from when it starts).
   uint64_t syncs() const { return syncs_; }
 
  private:
@@ -66,9 +74,16 @@ class FileBlockBackend final : public vm::BlockBackend {
   std::string path_;
   uint64_t size_;
   bool read_only_;
+  // Joins a background sync, if one was started; returns its failure.
+  Status join_background();
+
   std::optional<std::chrono::milliseconds> lazy_;
   std::chrono::steady_clock::time_point last_sync_ = std::chrono::steady_clock::now();
-  uint64_t syncs_ = 0;
+  std::atomic<uint64_t> syncs_{0};
+  std::thread background_;
+  std::atomic<bool> background_done_{false};
+  std::mutex background_mu_;
+  std::optional<std::string> background_error_;  // guarded by background_mu_
 };
 
 }  // namespace ftvm::hostio
