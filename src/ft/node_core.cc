@@ -277,10 +277,7 @@ bool NodeCore::fresh_before_send() {
 }
 
 void NodeCore::emit(bool frame, std::span<const uint8_t> bytes) {
-  if (gate_.mode() == OutputGate::Mode::kDropped) {
-    if (frame && rm_.role() == Role::kBackup) remember_replayed_frame(bytes);
-    return;
-  }
+  if (gate_.mode() == OutputGate::Mode::kDropped) return;
   check_stall();  // the guest may have been frozen in the middle of a slice
   // The machine reports an output from inside the producing instruction,
   // before it retires: the output belongs to instret + 1, and the backup
@@ -293,23 +290,6 @@ void NodeCore::emit(bool frame, std::span<const uint8_t> bytes) {
     } else {
       gate_.requeue_front({std::move(out)});  // fenced now: waits for a new acknowledgement
     }
-  }
-}
-
-void NodeCore::remember_replayed_frame(std::span<const uint8_t> bytes) {
-  // The primary released each of these frames once this node acknowledged
-  // a record at or after it, unless it died first: a backup that goes live
-  // cannot tell which, so it sends again those of the last failure timeout
-  // of guest time (TCP takes duplicates; without them a reply the dead
-  // primary held waits for the guest's own retransmission, seconds later).
-  const uint64_t now = machine_->mtime();
-  const uint64_t window = static_cast<uint64_t>(o_.timeout.count()) * kTicksPerMs;
-  replayed_bytes_ += bytes.size();
-  replayed_frames_.push_back({now, {bytes.begin(), bytes.end()}});
-  while (!replayed_frames_.empty() &&
-         (replayed_frames_.front().first + window < now || replayed_bytes_ > kMaxReplayedBytes)) {
-    replayed_bytes_ -= replayed_frames_.front().second.size();
-    replayed_frames_.pop_front();
   }
 }
 
@@ -536,7 +516,6 @@ Step NodeCore::on_claim_won(const arbiter::Grant& g) {
       // one logged, so every output a client saw has been reproduced.
       const double since_s =
           std::chrono::duration<double>(now - endpoint_->last_heard()).count();
-      const uint64_t log_end_mtime = machine_->mtime();
       const uint64_t target = machine_->mtime() + static_cast<uint64_t>(since_s * vm::kTimebaseHz);
       if (target > machine_->mtime()) machine_->skip_time_to(target);
       unpair();
@@ -546,21 +525,8 @@ Step NodeCore::on_claim_won(const arbiter::Grant& g) {
       // guest's randomness is this host's, logged for any later backup.
       entropy_live_ = true;
       replay_disk_faults_->set_live(live_disk_faults_.get());
-      // The frames replayed in the last timeout before the end of the log,
-      // then the outputs of the replayed tail, are sent: the old primary may
-      // or may not have released them, and TCP takes duplicates. (A handover
-      // released everything first.)
-      const uint64_t window = static_cast<uint64_t>(o_.timeout.count()) * kTicksPerMs;
-      uint64_t resent = 0;
-      for (const auto& [at, bytes] : replayed_frames_) {
-        if (took_over_by_handover_ || at + window < log_end_mtime) continue;
-        if (!env_.write_frame(bytes)) ++tx_errors_;
-        ++released_frames_;
-        ++resent;
-      }
-      replayed_frames_.clear();
-      replayed_bytes_ = 0;
-      resent_frames_ = resent;
+      // Outputs of the replayed tail are sent: the old primary may or may
+      // not have released them, and TCP takes duplicates.
       gate_.set_mode(OutputGate::Mode::kDirect);
       release_acked();
       if (o_.mac && !o_.guest_ip.empty()) {
@@ -583,18 +549,15 @@ Step NodeCore::on_claim_won(const arbiter::Grant& g) {
       f.instret = machine_->instret();
       f.silence_ms = silence_ms_;
       f.replayed_records = tail_records_;
-      f.resent_frames = resent_frames_;
       f.replay_ms = tail_replay_ms_;
       f.detect_to_live_ms = ms_between(detected_at_, now);
       f.state_hashes_matched = replayer_->state_hashes();
       f.last_matched_hash_instret = replayer_->last_matched_hash_instret();
       last_failover_ = f;
       note("live as primary at instret {} ({} records replayed in {:.1f} ms; {:.1f} ms from "
-           "detection; {} state hashes matched the old primary, the last at instret {}; {} "
-           "frames of the last {} ms of the log sent again)",
+           "detection; {} state hashes matched the old primary, the last at instret {})",
            machine_->instret(), tail_records_, tail_replay_ms_, ms_between(detected_at_, now),
-           replayer_->state_hashes(), replayer_->last_matched_hash_instret(), resent_frames_,
-           o_.timeout.count());
+           replayer_->state_hashes(), replayer_->last_matched_hash_instret());
       last_alive_ = now;
       return {};
     }

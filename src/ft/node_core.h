@@ -197,13 +197,6 @@ class NodeCore {
   bool fresh_before_send();
   void emit(bool frame, std::span<const uint8_t> bytes);
   void send_output(const HeldOutput& out);
-  void remember_replayed_frame(std::span<const uint8_t> bytes);
-  // A backup: the frames its replay produced (and dropped) in the last
-  // failure timeout of guest time, by mtime; sent again when it goes live.
-  static constexpr uint64_t kMaxReplayedBytes = uint64_t{16} << 20;
-  std::deque<std::pair<uint64_t, std::vector<uint8_t>>> replayed_frames_;
-  uint64_t replayed_bytes_ = 0;
-  uint64_t resent_frames_ = 0;
   void release_acked();
   void release_now();  // release_acked without its fault point
   void flush_console();

@@ -45,7 +45,6 @@ struct Failover {
   // A backup that took over:
   std::optional<double> silence_ms;
   std::optional<uint64_t> replayed_records;
-  std::optional<uint64_t> resent_frames;  // replayed frames sent again on going live
   std::optional<double> replay_ms;
   std::optional<double> detect_to_live_ms;
   std::optional<uint64_t> state_hashes_matched;
