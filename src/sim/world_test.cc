@@ -167,44 +167,6 @@ TEST(World, SomeSeedsHaveFaults) {
 
 FtNode& ft(World& w, size_t i) { return dynamic_cast<FtNode&>(w.node(i)); }
 
-// A reply the dead primary held for the backup's acknowledgement may never
-// have left it; the backup, which replayed it and dropped it, sends it again
-// on going live (with every frame of the last timeout of guest time):
-// otherwise a TCP client waits for the guest's own retransmission, seconds
-// later. The simulator's clients retransmit every 20 ms, so here the frames
-// are counted rather than the stall.
-TEST(World, ANewPrimarySendsAgainTheFramesItsReplayProducedLast) {
-  uint64_t took_over = 0, resent = 0;
-  for (uint64_t seed = 0; seed < 8; ++seed) {
-    WorldOptions o;
-    o.seed = seed;
-    o.faults = false;
-    o.reprotect = false;
-    o.hosts = 2;
-    o.setup = [](World& w) {
-      w.events().at(300 * kMillisecond, [&w] {
-        for (size_t i = 0; i < w.node_count(); ++i) {
-          if (w.node(i).serving()) w.node(i).crash();
-        }
-      });
-    };
-    World w(image(), o);
-    const RunOutcome out = w.run();
-    ASSERT_TRUE(out.ok()) << "seed " << seed << ": " << out.breach->invariant << ": "
-                          << out.breach->detail;
-    for (size_t i = 0; i < w.node_count(); ++i) {
-      if (ft(w, i).core() == nullptr) continue;
-      const auto f = ft(w, i).core()->status().last_failover;
-      if (!f || !f->resent_frames) continue;
-      ++took_over;
-      resent += *f->resent_frames;
-    }
-  }
-  EXPECT_EQ(took_over, 8u);
-  EXPECT_GT(resent, 8u) << "frames sent again by the new primaries";
-}
-
-
 // Looks at the world every 100 us until `when` holds, then calls `act` once.
 void once_when(World& w, std::function<bool(World&)> when, std::function<void(World&)> act) {
   w.events().after(100 * kMicrosecond, [&w, when, act] {
