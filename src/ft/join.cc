@@ -23,7 +23,7 @@ Result<bool> join_pass(TransferReceiver& receiver, vm::Machine& machine,
     if (!r) return make_error(r.error());
     done = *r;
   }
-  if (std::optional<std::string> reply = receiver.take_reply()) {
+  if (std::optional<std::string> reply = receiver.take_reply(/*drained=*/in.empty())) {
     if (Status s = link.send(MsgType::kTransferReply, *reply); !s) return make_error(s.error());
   }
   if (done) {

@@ -277,7 +277,10 @@ bool NodeCore::fresh_before_send() {
 }
 
 void NodeCore::emit(bool frame, std::span<const uint8_t> bytes) {
-  if (gate_.mode() == OutputGate::Mode::kDropped) return;
+  if (gate_.mode() == OutputGate::Mode::kDropped) {
+    if (frame && rm_.role() == Role::kBackup) remember_replayed_frame(bytes);
+    return;
+  }
   check_stall();  // the guest may have been frozen in the middle of a slice
   // The machine reports an output from inside the producing instruction,
   // before it retires: the output belongs to instret + 1, and the backup
@@ -291,6 +294,34 @@ void NodeCore::emit(bool frame, std::span<const uint8_t> bytes) {
       gate_.requeue_front({std::move(out)});  // fenced now: waits for a new acknowledgement
     }
   }
+}
+
+void NodeCore::remember_replayed_frame(std::span<const uint8_t> bytes) {
+  // The primary released each of these frames once this node acknowledged
+  // a record at or after it, unless it died first: a backup that goes live
+  // cannot tell which, so it sends again those of the last failure timeout
+  // of guest time (TCP takes duplicates; without them a reply the dead
+  // primary held waits for the guest's own retransmission, seconds later).
+  const uint64_t now = machine_->mtime();
+  const uint64_t window = static_cast<uint64_t>(o_.timeout.count()) * kTicksPerMs;
+  replayed_bytes_ += bytes.size();
+  replayed_frames_.push_back({now, {bytes.begin(), bytes.end()}});
+  while (!replayed_frames_.empty() &&
+         (replayed_frames_.front().first + window < now || replayed_bytes_ > kMaxReplayedBytes)) {
+    replayed_bytes_ -= replayed_frames_.front().second.size();
+    replayed_frames_.pop_front();
+  }
+}
+
+void NodeCore::release_live_outputs() {
+  hold_live_outputs_until_.reset();
+  for (const std::vector<uint8_t>& bytes : resend_) {
+    if (!env_.write_frame(bytes)) ++tx_errors_;
+    ++released_frames_;
+  }
+  resend_.clear();
+  gate_.set_mode(OutputGate::Mode::kDirect);
+  release_acked();
 }
 
 void NodeCore::send_output(const HeldOutput& out) {
@@ -516,6 +547,15 @@ Step NodeCore::on_claim_won(const arbiter::Grant& g) {
       // one logged, so every output a client saw has been reproduced.
       const double since_s =
           std::chrono::duration<double>(now - endpoint_->last_heard()).count();
+      // The old primary releases an acknowledged output only while the
+      // batch it acknowledges is less than half the timeout old, and this
+      // node heard that batch no earlier than it was sent: half the timeout
+      // after the last message heard, nothing of the old epoch can leave it
+      // any more. A takeover after silence is past that already; one after
+      // a connection reset holds its outputs until then. (A handover
+      // released everything before it was sent.)
+      const CoreTime quiet_from = endpoint_->last_heard() + o_.timeout / 2;
+      const uint64_t log_end_mtime = machine_->mtime();
       const uint64_t target = machine_->mtime() + static_cast<uint64_t>(since_s * vm::kTimebaseHz);
       if (target > machine_->mtime()) machine_->skip_time_to(target);
       unpair();
@@ -525,10 +565,25 @@ Step NodeCore::on_claim_won(const arbiter::Grant& g) {
       // guest's randomness is this host's, logged for any later backup.
       entropy_live_ = true;
       replay_disk_faults_->set_live(live_disk_faults_.get());
-      // Outputs of the replayed tail are sent: the old primary may or may
-      // not have released them, and TCP takes duplicates.
-      gate_.set_mode(OutputGate::Mode::kDirect);
-      release_acked();
+      // The frames replayed in the last timeout before the end of the log,
+      // then the outputs of the replayed tail, are sent: the old primary may
+      // or may not have released them, and TCP takes duplicates. (A handover
+      // released everything first.)
+      const uint64_t window = static_cast<uint64_t>(o_.timeout.count()) * kTicksPerMs;
+      resend_.clear();
+      for (auto& [at, bytes] : replayed_frames_) {
+        if (took_over_by_handover_ || at + window < log_end_mtime) continue;
+        resend_.push_back(std::move(bytes));
+      }
+      replayed_frames_.clear();
+      replayed_bytes_ = 0;
+      resent_frames_ = resend_.size();
+      if (!took_over_by_handover_ && now < quiet_from) {
+        hold_live_outputs_until_ = quiet_from;
+        gate_.set_mode(OutputGate::Mode::kHolding);
+      } else {
+        release_live_outputs();
+      }
       if (o_.mac && !o_.guest_ip.empty()) {
         garp_ = gratuitous_arp(*o_.mac, o_.guest_ip);
         for (int i = 0; i < 2; ++i) (void)env_.write_frame(garp_);
@@ -549,15 +604,20 @@ Step NodeCore::on_claim_won(const arbiter::Grant& g) {
       f.instret = machine_->instret();
       f.silence_ms = silence_ms_;
       f.replayed_records = tail_records_;
+      f.resent_frames = resent_frames_;
+      f.outputs_held_ms = hold_live_outputs_until_ ? ms_between(now, *hold_live_outputs_until_) : 0.0;
       f.replay_ms = tail_replay_ms_;
       f.detect_to_live_ms = ms_between(detected_at_, now);
       f.state_hashes_matched = replayer_->state_hashes();
       f.last_matched_hash_instret = replayer_->last_matched_hash_instret();
       last_failover_ = f;
       note("live as primary at instret {} ({} records replayed in {:.1f} ms; {:.1f} ms from "
-           "detection; {} state hashes matched the old primary, the last at instret {})",
+           "detection; {} state hashes matched the old primary, the last at instret {}; {} "
+           "frames of the last {} ms of the log sent again; outputs held {:.1f} ms more, until "
+           "the old primary can release nothing)",
            machine_->instret(), tail_records_, tail_replay_ms_, ms_between(detected_at_, now),
-           replayer_->state_hashes(), replayer_->last_matched_hash_instret());
+           replayer_->state_hashes(), replayer_->last_matched_hash_instret(), resent_frames_,
+           o_.timeout.count(), *f.outputs_held_ms);
       last_alive_ = now;
       return {};
     }
@@ -583,6 +643,10 @@ void NodeCore::finish(int exit_code) {
 }
 
 Step NodeCore::finishing_step() {
+  if (hold_live_outputs_until_) {
+    if (env_.now() < *hold_live_outputs_until_) return wait_until(*hold_live_outputs_until_);
+    release_live_outputs();
+  }
   if (paired()) {
     release_acked();
     const bool done = endpoint_->acked() >= stream_.records();
@@ -616,6 +680,7 @@ Step NodeCore::live_step() {
   const CoreTime now = env_.now();
   report_progress();
   check_stall();
+  if (hold_live_outputs_until_ && now >= *hold_live_outputs_until_) release_live_outputs();
   while (!garp_at_.empty() && garp_at_.front() <= now) {
     (void)env_.write_frame(garp_);
     garp_at_.pop_front();
@@ -687,6 +752,7 @@ Step NodeCore::live_step() {
     if (fed == 0 && rx_.empty()) {
       if (now < *idle_until_) {
         CoreTime wake = std::min(*idle_until_, now + o_.heartbeat);
+        if (hold_live_outputs_until_) wake = std::min(wake, *hold_live_outputs_until_);
         if (deferred_since_) {
           const CoreTime due = *deferred_since_ + idle_flush_delay();
           if (now >= due) {
@@ -752,6 +818,7 @@ Step NodeCore::live_step() {
     idle_wake_at_ = wake_at;
     CoreTime wake = std::min(target, env_.now() + o_.heartbeat);
     if (deferred_since_) wake = std::min(wake, *deferred_since_ + idle_flush_delay());
+    if (hold_live_outputs_until_) wake = std::min(wake, *hold_live_outputs_until_);
     return wait_until(wake);
   }
   if (r.status == vm::RunStatus::kIdle && machine_->instret() == before) should_run_ = false;

@@ -127,7 +127,7 @@ class NodeCore {
   // Whether a new backup may join now: a live primary running alone.
   bool can_reprotect() const {
     return rm_.role() == Role::kPrimary && rm_.state() == NodeState::kSolo && !finishing_ &&
-           link_ == nullptr;
+           link_ == nullptr && !hold_live_outputs_until_;
   }
   // Primary, paired: hand the guest over to the backup (a planned
   // migration). The guest stops for good here; once the backup holds every
@@ -197,6 +197,19 @@ class NodeCore {
   bool fresh_before_send();
   void emit(bool frame, std::span<const uint8_t> bytes);
   void send_output(const HeldOutput& out);
+  void remember_replayed_frame(std::span<const uint8_t> bytes);
+  // A backup: the frames its replay produced (and dropped) in the last
+  // failure timeout of guest time, by mtime; sent again when it goes live.
+  static constexpr uint64_t kMaxReplayedBytes = uint64_t{16} << 20;
+  std::deque<std::pair<uint64_t, std::vector<uint8_t>>> replayed_frames_;
+  uint64_t replayed_bytes_ = 0;
+  uint64_t resent_frames_ = 0;
+  // A backup gone live after a connection reset: outputs wait until the old
+  // primary can release nothing more (see on_claim_won), then these frames
+  // go first.
+  std::optional<CoreTime> hold_live_outputs_until_;
+  std::vector<std::vector<uint8_t>> resend_;
+  void release_live_outputs();
   void release_acked();
   void release_now();  // release_acked without its fault point
   void flush_console();

@@ -72,6 +72,8 @@ nlohmann::json to_json(const NodeStatus& s) {
                          {"instret", f.instret}};
     if (f.silence_ms) fj["silence_ms"] = *f.silence_ms;
     if (f.replayed_records) fj["replayed_records"] = *f.replayed_records;
+    if (f.resent_frames) fj["resent_frames"] = *f.resent_frames;
+    if (f.outputs_held_ms) fj["outputs_held_ms"] = *f.outputs_held_ms;
     if (f.replay_ms) fj["replay_ms"] = *f.replay_ms;
     if (f.detect_to_live_ms) fj["detect_to_live_ms"] = *f.detect_to_live_ms;
     if (f.state_hashes_matched) fj["state_hashes_matched"] = *f.state_hashes_matched;

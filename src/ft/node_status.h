@@ -45,6 +45,10 @@ struct Failover {
   // A backup that took over:
   std::optional<double> silence_ms;
   std::optional<uint64_t> replayed_records;
+  std::optional<uint64_t> resent_frames;  // replayed frames sent again on going live
+  // After a connection reset: how long outputs waited after going live,
+  // until the old primary could release nothing more (0 after silence).
+  std::optional<double> outputs_held_ms;
   std::optional<double> replay_ms;
   std::optional<double> detect_to_live_ms;
   std::optional<uint64_t> state_hashes_matched;

@@ -316,8 +316,10 @@ Result<bool> TransferReceiver::apply(std::span<const uint8_t> payload) {
   return false;
 }
 
-std::optional<std::string> TransferReceiver::take_reply() {
-  if (applied_ == replied_ || (!done_ && applied_ - replied_ < 4)) return std::nullopt;
+std::optional<std::string> TransferReceiver::take_reply(bool drained) {
+  if (applied_ == replied_ || (!done_ && !drained && applied_ - replied_ < 4)) {
+    return std::nullopt;
+  }
   replied_ = applied_;
   TransferReply r;
   r.kind = TransferReply::Kind::kApplied;

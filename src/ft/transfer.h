@@ -171,8 +171,11 @@ class TransferReceiver {
   // Any error (a malformed message, an index out of range, a disk write
   // that failed) leaves the machine unusable: the caller gives up.
   Result<bool> apply(std::span<const uint8_t> payload);
-  // An Applied reply, when one is due (every few messages, and at the end).
-  std::optional<std::string> take_reply();
+  // An Applied reply, when one is due: every few messages, at the end, and
+  // whenever `drained` (the caller has applied every message it received so
+  // far), so that a sender whose window is smaller than that batch never
+  // waits for a reply that would not come.
+  std::optional<std::string> take_reply(bool drained = false);
   const TransferProgress& progress() const { return progress_; }
   uint64_t final_instret() const { return final_instret_; }
 

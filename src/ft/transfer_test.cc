@@ -86,7 +86,8 @@ std::vector<uint8_t> Pattern(size_t n, uint8_t seed) {
 // Runs a whole transfer from `src` (running `slice` instructions between
 // pumps) into `dst`; returns the sender's progress.
 TransferProgress Transfer(vm::Machine& src, vm::BlockBackend* src_disk, vm::Machine& dst,
-                          vm::BlockBackend* dst_disk, uint64_t slice, SenderOptions o = {}) {
+                          vm::BlockBackend* dst_disk, uint64_t slice, SenderOptions o = {},
+                          bool drained_replies = false) {
   TransferSender sender(src, src_disk, o);
   TransferReceiver receiver(dst, dst_disk);
   Result<std::vector<std::string>> hashes = receiver.disk_hash_replies();
@@ -101,7 +102,7 @@ TransferProgress Transfer(vm::Machine& src, vm::BlockBackend* src_disk, vm::Mach
       EXPECT_TRUE(r.ok()) << r.error();
       EXPECT_FALSE(*r);
     }
-    if (std::optional<std::string> reply = receiver.take_reply()) {
+    if (std::optional<std::string> reply = receiver.take_reply(drained_replies)) {
       EXPECT_TRUE(sender.on_reply(S(*reply)).ok());
     }
     if (*converged) {
@@ -144,6 +145,26 @@ TEST(Transfer, ARunningMachineArrivesWholeAndBothContinueIdentically) {
     (void)a.m->run(50'000);
     (void)b.m->run(50'000);
     EXPECT_EQ(b.m->state_hash(), a.m->state_hash()) << i;
+  }
+}
+
+// A sender whose window is smaller than the receiver's batch of replies
+// (one reply per four messages) gets a reply each time the receiver has
+// applied all it received; before, a window of 1-3 waited forever.
+TEST(Transfer, ASenderWithAWindowSmallerThanTheReplyBatchFinishes) {
+  for (uint32_t window : {1u, 2u, 3u}) {
+    Running a = MakeMachine({}, /*with_program=*/true);
+    Running b = MakeMachine({}, /*with_program=*/false);
+    (void)a.m->run(100'000);
+    SenderOptions o;
+    o.converged_units = 4;
+    o.max_rounds = 5;
+    o.window = window;
+    o.bytes_per_pump = 64 * kTransferUnitSize;  // several messages a round
+    const TransferProgress p =
+        Transfer(*a.m, nullptr, *b.m, nullptr, 20'000, o, /*drained_replies=*/true);
+    EXPECT_GT(p.rounds, 1u) << window;
+    EXPECT_EQ(b.m->state_hash(), a.m->state_hash()) << window;
   }
 }
 

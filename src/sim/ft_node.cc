@@ -222,7 +222,9 @@ void FtNode::begin_transfer(uint64_t conn, std::unique_ptr<ft::ChannelEndpoint> 
   xfer_conn_ = conn;
   xfer_endpoint_ = std::move(endpoint);
   xfer_link_ = std::move(link);
-  sender_ = std::make_unique<ft::TransferSender>(*machine_, nullptr);
+  ft::SenderOptions so;
+  if (world_.options().transfer_window) so.window = *world_.options().transfer_window;
+  sender_ = std::make_unique<ft::TransferSender>(*machine_, nullptr, so);
   world_.trace(fmt::format("node {}: a new backup joins at instret {}: copying RAM while the "
                            "guest runs",
                            id_, machine_->instret()));

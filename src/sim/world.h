@@ -96,6 +96,10 @@ struct WorldOptions {
   // The joiners' cost of applying each page or disk block of a transfer
   // (unset: drawn per join: 0, or 4-16 ms in one join of four).
   std::optional<Time> joiner_apply_ns_per_page;
+  // The primary's transfer window, in messages sent and not yet applied
+  // (unset: the real default). With 1 and a slow joiner, a transfer lasts
+  // a while on the primary's side too.
+  std::optional<uint32_t> transfer_window;
   // Called when the run starts, after the seed's faults are scheduled: tests
   // schedule faults of their own here.
   std::function<void(World&)> setup;

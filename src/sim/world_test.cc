@@ -64,7 +64,12 @@ TEST(World, SeedsThatOnceFailedPass) {
   // 4335, 4428: the channel's connection was reset while the backup was
   // still connecting, and the simulator never let it connect again
   // (primary-serves).
-  for (uint64_t seed : {4335ull, 4428ull}) {
+  // 14476: the channel's connection reset; the backup learned of it at
+  // once and went live, sending its outputs, while the old primary, told
+  // 0.6 ms later, released an output it had an acknowledgement for
+  // (stale-epoch-output). A new primary after a reset now holds its outputs
+  // until half the timeout after the last message it heard.
+  for (uint64_t seed : {4335ull, 4428ull, 14476ull}) {
     const RunOutcome out = run(seed);
     EXPECT_TRUE(out.ok()) << "seed " << seed << ": " << out.breach->invariant << ": "
                           << out.breach->detail;
@@ -167,6 +172,44 @@ TEST(World, SomeSeedsHaveFaults) {
 
 FtNode& ft(World& w, size_t i) { return dynamic_cast<FtNode&>(w.node(i)); }
 
+// A reply the dead primary held for the backup's acknowledgement may never
+// have left it; the backup, which replayed it and dropped it, sends it again
+// on going live (with every frame of the last timeout of guest time):
+// otherwise a TCP client waits for the guest's own retransmission, seconds
+// later. The simulator's clients retransmit every 20 ms, so here the frames
+// are counted rather than the stall.
+TEST(World, ANewPrimarySendsAgainTheFramesItsReplayProducedLast) {
+  uint64_t took_over = 0, resent = 0;
+  for (uint64_t seed = 0; seed < 8; ++seed) {
+    WorldOptions o;
+    o.seed = seed;
+    o.faults = false;
+    o.reprotect = false;
+    o.hosts = 2;
+    o.setup = [](World& w) {
+      w.events().at(300 * kMillisecond, [&w] {
+        for (size_t i = 0; i < w.node_count(); ++i) {
+          if (w.node(i).serving()) w.node(i).crash();
+        }
+      });
+    };
+    World w(image(), o);
+    const RunOutcome out = w.run();
+    ASSERT_TRUE(out.ok()) << "seed " << seed << ": " << out.breach->invariant << ": "
+                          << out.breach->detail;
+    for (size_t i = 0; i < w.node_count(); ++i) {
+      if (ft(w, i).core() == nullptr) continue;
+      const auto f = ft(w, i).core()->status().last_failover;
+      if (!f || !f->resent_frames) continue;
+      ++took_over;
+      resent += *f->resent_frames;
+    }
+  }
+  EXPECT_EQ(took_over, 8u);
+  EXPECT_GT(resent, 8u) << "frames sent again by the new primaries";
+}
+
+
 // Looks at the world every 100 us until `when` holds, then calls `act` once.
 void once_when(World& w, std::function<bool(World&)> when, std::function<void(World&)> act) {
   w.events().after(100 * kMicrosecond, [&w, when, act] {
@@ -239,11 +282,16 @@ TEST(World, ThreeHostsWhoseBackupsCompeteToJoinPass) {
 
 TEST(World, APrimaryKilledMidTransferLeavesNoHalfMadeBackupThatGoesLive) {
   int cut = 0;
-  for (uint64_t seed = 0; seed < 12; ++seed) {
+  for (uint64_t seed = 0; seed < 24; ++seed) {
     WorldOptions o;
     o.seed = seed;
     o.reprotect = true;
     o.hosts = 2;
+    // Each page takes 100 us to apply and the primary waits for each
+    // message to be applied before it sends the next, so that a transfer
+    // lasts long enough to be cut (otherwise it takes no simulated time).
+    o.joiner_apply_ns_per_page = 100 * kMicrosecond;
+    o.transfer_window = 1;
     struct Cut {
       uint64_t epoch = 0, joins = 0;
     };
@@ -276,12 +324,17 @@ TEST(World, APrimaryKilledMidTransferLeavesNoHalfMadeBackupThatGoesLive) {
 }
 
 TEST(World, AJoinerKilledMidTransferLeavesThePrimaryServingAndTheRetryJoins) {
-  int cut = 0, rejoined = 0;
-  for (uint64_t seed = 0; seed < 12; ++seed) {
+  int cut = 0, served = 0, rejoined = 0;
+  for (uint64_t seed = 0; seed < 24; ++seed) {
     WorldOptions o;
     o.seed = seed;
     o.reprotect = true;
     o.hosts = 2;
+    // Each page takes 100 us to apply and the primary waits for each
+    // message to be applied before it sends the next, so that a transfer
+    // lasts long enough to be cut (otherwise it takes no simulated time).
+    o.joiner_apply_ns_per_page = 100 * kMicrosecond;
+    o.transfer_window = 1;
     auto joins_at_cut = std::make_shared<std::optional<uint64_t>>();
     o.setup = [joins_at_cut](World& w) {
       w.events().at(300 * kMillisecond, [&w] {
@@ -301,10 +354,17 @@ TEST(World, AJoinerKilledMidTransferLeavesThePrimaryServingAndTheRetryJoins) {
                           << out.breach->detail;
     if (!*joins_at_cut) continue;
     ++cut;
+    // A later fault of the seed may take the primary too (with two hosts,
+    // the VM is then gone); where one still serves, a retry joined it.
+    bool serves = false;
+    for (size_t i = 0; i < w.node_count(); ++i) serves = serves || w.node(i).serving();
+    if (!serves) continue;
+    ++served;
     if (out.stats.reprotections > **joins_at_cut) ++rejoined;
   }
   EXPECT_GE(cut, 6);
-  EXPECT_GE(rejoined, cut - 1) << "the supervisor's next joiner got in";
+  EXPECT_GE(served, 6);
+  EXPECT_EQ(rejoined, served) << "the supervisor's next joiner got in";
 }
 
 TEST(World, AJoinerOnASlowHostIsNotTakenForStuckWhileItAppliesTheTransfer) {
