@@ -1,7 +1,8 @@
 /* Zifencei: self-modifying code. Instructions are written with ordinary
- * stores into a data buffer and into a function in .text, made visible with
- * fence.i and executed; each rewrite of code that already ran must take
- * effect (a machine that caches decoded instructions has to notice). */
+ * stores (and atomics) into a data buffer and into a function in .text,
+ * made visible with fence.i and executed; each rewrite of code that already
+ * ran must take effect (a machine that caches decoded instructions has to
+ * notice). */
 #include "runtime.h"
 
 static u32 code[16] __attribute__((aligned(64)));
@@ -88,5 +89,25 @@ int main(void) {
       ".option pop"
       : "=r"(r)::"t0", "t1", "a0", "memory");
   CHECK(r, 99);
+  /* Code rewritten by atomics: amoswap, amoadd (to the immediate), and an
+   * lr/sc pair, each on code that already ran. */
+  code[0] = ADDI_A0(3);
+  code[1] = RET;
+  asm volatile("fence.i" ::: "memory");
+  CHECK(call(code), 3);
+  u64 old;
+  asm volatile("amoswap.w %0, %2, (%1)" : "=r"(old) : "r"(&code[0]), "r"(ADDI_A0(4)) : "memory");
+  asm volatile("fence.i" ::: "memory");
+  CHECK(old, ADDI_A0(3));
+  CHECK(call(code), 4);
+  asm volatile("amoadd.w %0, %2, (%1)" : "=r"(old) : "r"(&code[0]), "r"(1u << 20) : "memory");
+  asm volatile("fence.i" ::: "memory");
+  CHECK(call(code), 5);
+  asm volatile("1: lr.w %0, (%1)\n sc.w t0, %2, (%1)\n bnez t0, 1b"
+               : "=&r"(old)
+               : "r"(&code[0]), "r"(ADDI_A0(6))
+               : "t0", "memory");
+  asm volatile("fence.i" ::: "memory");
+  CHECK(call(code), 6);
   return 0;
 }

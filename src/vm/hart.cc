@@ -308,9 +308,17 @@ uint8_t* Hart::amo_ptr(uint64_t va, unsigned size, bool is_load_reserved) {
     return nullptr;
   }
   if (!is_load_reserved) {
+    // As store_slow: the page is dirty from here on, and without code on
+    // it the next stores and AMOs take the write-TLB entry.
     bus_.mark_dirty(pa, size);
     const CodePage* cp = code_pages_[(pa - bus_.ram_base()) >> kPageShift].get();
-    if (cp != nullptr && cp->active) invalidate_code(pa, size);
+    if (cp != nullptr && cp->active) {
+      invalidate_code(pa, size);
+    } else if (uint8_t* page = bus_.ram_ptr(pa & ~(kPageSize - 1), kPageSize)) {
+      TlbEntry& e = wtlb_[(va >> kPageShift) % kTlbSize];
+      e.tag = (va >> kPageShift) | data_key_;
+      e.addend = reinterpret_cast<uintptr_t>(page) - (va & ~(kPageSize - 1));
+    }
   }
   return p;
 }
