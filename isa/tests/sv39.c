@@ -2,7 +2,8 @@
  * load, store and fetch page faults with the right cause and tval (invalid
  * PTE, missing permission, reserved W-without-R, non-leaf at level 0,
  * misaligned superpage, non-canonical address); U-bit checks both ways, SUM
- * and MXR; A and D set by hardware; sfence.vma after a PTE change; MPRV
+ * and MXR; A and D set by hardware; sfence.vma after a PTE change (also
+ * one naming an address of a superpage); MPRV
  * for M-mode loads; page faults delegated to S (scause/stval).
  *
  * Address space (satp mode 8, ASID 0):
@@ -395,6 +396,38 @@ static void superpages(void) {
   CHECK(marker, 0x600dcafe);
 }
 
+/* sfence.vma naming one address of a 2M superpage: every translation made
+ * from that leaf goes, also those of the superpage's other 4K pages (a
+ * machine that caches translations per 4K page has to find them all). */
+#define PA_2M_B 0x80600000ul
+static void superpage_sfence_one_address(void) {
+  volatile u64 *a = (volatile u64 *)PA_2M, *b = (volatile u64 *)PA_2M_B;
+  a[0x3000 / 8] = 0xa3;
+  b[0x3000 / 8] = 0xb3;
+  a[0x5000 / 8] = 0xa5;
+  b[0x5000 / 8] = 0xb5;
+  /* Cached: a load from one 4K page, a store and a load on another. */
+  CHECK(access(PRV_S, 0, VA_2M + 0x3000, 0), 0xa3);
+  access(PRV_S, 1, VA_2M + 0x5008, 0x1a5);
+  CHECK(a[0x5008 / 8], 0x1a5);
+  CHECK(access(PRV_S, 2, VA(P_XO), 0), 1234);
+  /* The leaf now points at PA_2M_B; the fence names page 0 of the superpage. */
+  l1_2m[0] = pte(PA_2M_B, PTE_V | PTE_R | PTE_W | AD);
+  CHECK(access(PRV_S, 4, VA_2M, 0), b[0]);
+  CHECK(access(PRV_S, 0, VA_2M + 0x3000, 0), 0xb3);
+  access(PRV_S, 1, VA_2M + 0x5008, 0x1b5);
+  CHECK(b[0x5008 / 8], 0x1b5);
+  CHECK(a[0x5008 / 8], 0x1a5);
+  CHECK(access(PRV_S, 0, VA_2M + 0x5000, 0), 0xb5);
+  /* A fence naming another address keeps nothing stale either way, and
+   * code on a page it does not name still runs. */
+  l1_2m[0] = pte(PA_2M, PTE_V | PTE_R | PTE_W | AD);
+  CHECK(access(PRV_S, 4, VA_2M + 0x1ff000, 0), a[0x1ff000 / 8]);
+  CHECK(access(PRV_S, 0, VA_2M + 0x3000, 0), 0xa3);
+  CHECK(access(PRV_S, 2, VA(P_XO), 0), 1234);
+  EXPECT_OK();
+}
+
 /* MPRV: M-mode loads and stores use MPP's privilege and translation. */
 static u64 mprv_load(u64 va, u64 mpp) {
   u64 r = (u64)-1;
@@ -462,6 +495,7 @@ int main(void) {
   accessed_dirty();
   remap_with_sfence();
   superpages();
+  superpage_sfence_one_address();
   mprv();
   delegated_faults();
   isa_unexpect_traps();
