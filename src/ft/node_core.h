@@ -83,7 +83,7 @@ struct CoreOptions {
   std::string host_id;   // this node's claimant name
   uint64_t epoch = 1;    // primary: the epoch it claims at start
   std::chrono::milliseconds heartbeat{50};
-  std::chrono::milliseconds timeout{500};
+  std::chrono::milliseconds timeout{300};  // as `ftvm up`, `primary` and `backup` default to
   uint64_t max_lag_ms = 100;                      // guest milliseconds
   uint64_t max_lag_bytes = uint64_t{32} << 20;
   uint64_t hash_interval = uint64_t{1} << 27;     // instructions between state-hash checks
