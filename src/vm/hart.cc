@@ -71,22 +71,6 @@ void Hart::flush_tlb() {
   itlb_.fill(FetchEntry{});
 }
 
-void Hart::flush_tlb_page(uint64_t va) {
-  // Each TLB is direct-mapped by virtual page: the one slot that can hold
-  // this page is dropped, whatever mode its entry was made for; so is every
-  // entry of another page made from a superpage's leaf that covers `va`
-  // (that leaf is the one the sfence.vma is about).
-  const uint64_t vpn = (va >> kPageShift) & kTagPageMask;
-  auto covers = [&](uint64_t tag, uint8_t level) {
-    return level != 0 && tag != ~0ull && (((tag & kTagPageMask) ^ vpn) >> (9 * level)) == 0;
-  };
-  for (size_t i = 0; i < kTlbSize; ++i) {
-    if (i == vpn % kTlbSize || covers(rtlb_[i].tag, tlb_level_[0][i])) rtlb_[i] = TlbEntry{};
-    if (i == vpn % kTlbSize || covers(wtlb_[i].tag, tlb_level_[1][i])) wtlb_[i] = TlbEntry{};
-    if (i == vpn % kTlbSize || covers(itlb_[i].tag, tlb_level_[2][i])) itlb_[i] = FetchEntry{};
-  }
-}
-
 void Hart::reset_caches() {
   flush_tlb();
   for (auto& p : code_pages_) p.reset();
@@ -129,7 +113,6 @@ bool Hart::translate(uint64_t va, Access access, uint64_t& pa) {
   const uint64_t mode = s_.satp >> 60;
   if (p == Priv::kMachine || mode == 0) {
     pa = va;
-    walk_level_ = 0;
     return true;
   }
   const uint64_t page_fault = access == Access::kFetch  ? kInsnPageFault
@@ -188,7 +171,6 @@ bool Hart::translate(uint64_t va, Access access, uint64_t& pa) {
     }
     const uint64_t offset_mask = (1ull << (kPageShift + 9 * level)) - 1;
     pa = ((ppn << kPageShift) & ~offset_mask) | (va & offset_mask);
-    walk_level_ = static_cast<uint8_t>(level);
     return true;
   }
   fail(page_fault, va);
@@ -251,7 +233,6 @@ bool Hart::load_slow(uint64_t va, unsigned size, uint64_t& value) {
   if (!translate(va, Access::kRead, pa)) return false;
   if (uint8_t* page = bus_.ram_ptr(pa & ~(kPageSize - 1), kPageSize)) {
     TlbEntry& e = rtlb_[(va >> kPageShift) % kTlbSize];
-    tlb_level_[0][(va >> kPageShift) % kTlbSize] = walk_level_;
     e.tag = (va >> kPageShift) | data_key_;
     e.addend = reinterpret_cast<uintptr_t>(page) - (va & ~(kPageSize - 1));
     value = 0;
@@ -299,7 +280,6 @@ bool Hart::store_slow(uint64_t va, unsigned size, uint64_t value) {
       invalidate_code(pa, size);
     } else {
       TlbEntry& e = wtlb_[(va >> kPageShift) % kTlbSize];
-      tlb_level_[1][(va >> kPageShift) % kTlbSize] = walk_level_;
       e.tag = (va >> kPageShift) | data_key_;
       e.addend = reinterpret_cast<uintptr_t>(page) - (va & ~(kPageSize - 1));
     }
@@ -328,18 +308,9 @@ uint8_t* Hart::amo_ptr(uint64_t va, unsigned size, bool is_load_reserved) {
     return nullptr;
   }
   if (!is_load_reserved) {
-    // As store_slow: the page is dirty from here on, and without code on
-    // it the next stores and AMOs take the write-TLB entry.
     bus_.mark_dirty(pa, size);
     const CodePage* cp = code_pages_[(pa - bus_.ram_base()) >> kPageShift].get();
-    if (cp != nullptr && cp->active) {
-      invalidate_code(pa, size);
-    } else if (uint8_t* page = bus_.ram_ptr(pa & ~(kPageSize - 1), kPageSize)) {
-      TlbEntry& e = wtlb_[(va >> kPageShift) % kTlbSize];
-      tlb_level_[1][(va >> kPageShift) % kTlbSize] = walk_level_;
-      e.tag = (va >> kPageShift) | data_key_;
-      e.addend = reinterpret_cast<uintptr_t>(page) - (va & ~(kPageSize - 1));
-    }
+    if (cp != nullptr && cp->active) invalidate_code(pa, size);
   }
   return p;
 }
@@ -368,7 +339,6 @@ Hart::CodePage* Hart::fetch_page(uint64_t va) {
   }
   e.tag = tag;
   e.page = slot.get();
-  tlb_level_[2][(va >> kPageShift) % kTlbSize] = walk_level_;
   return e.page;
 }
 

@@ -155,9 +155,6 @@ class Hart {
   // Drops translations and decoded code. Call after anything but the hart
   // changes RAM (device DMA, loading images) or the hart's state is restored.
   void flush_tlb();
-  // Drops the translations of the page holding `va` only (an sfence.vma
-  // that names an address).
-  void flush_tlb_page(uint64_t va);
   void invalidate_code(uint64_t pa, uint64_t len);
   // Forgets the write translations, so the next store to any page takes the
   // slow path and marks the page dirty (Bus::mark_dirty). A cache, hence const.
@@ -182,8 +179,6 @@ class Hart {
     uintptr_t addend = 0;  // host address = va + addend
   };
   static constexpr unsigned kTlbSize = 256;
-  // The virtual page number in a TLB tag (the mode key sits above it).
-  static constexpr uint64_t kTagPageMask = (uint64_t{1} << 52) - 1;
   static constexpr unsigned kSlotsPerPage = kPageSize / 2;
   struct CodePage {
     std::array<DecodedInsn, kSlotsPerPage + 2> insn;  // two kPageEnd sentinels
@@ -226,11 +221,6 @@ class Hart {
   std::array<TlbEntry, kTlbSize> rtlb_;
   mutable std::array<TlbEntry, kTlbSize> wtlb_;
   std::array<FetchEntry, kTlbSize> itlb_;
-  // The level of the leaf each entry came from (0: a 4 KiB page; 1, 2: a
-  // 2 MiB or 1 GiB superpage, which an sfence.vma naming any address in it
-  // drops), and the last walk's, for the fill that follows it.
-  mutable std::array<std::array<uint8_t, kTlbSize>, 3> tlb_level_{};  // r, w, i
-  uint8_t walk_level_ = 0;
   uint64_t data_key_ = 0;  // tag key for rtlb_/wtlb_ under the current mode
   std::vector<std::unique_ptr<CodePage>> code_pages_;  // by RAM page number
   EcallHook ecall_hook_;

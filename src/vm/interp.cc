@@ -143,36 +143,10 @@ SliceEnd Hart::run_slice(uint64_t budget, uint64_t& retired) {
     if (cond) JUMP(pc + IMM);              \
     NEXT();                                \
   }
-// An AMO or SC's host pointer. A write-TLB hit means RAM, writable, the
-// PTE's dirty bit set, the page marked dirty for transfers and snapshots,
-// and no decoded code on it: all amo_ptr would check or do.
-#define AMO_PTR(va, size, out)                                                   \
-  do {                                                                           \
-    const uint64_t va_ = (va);                                                   \
-    const TlbEntry& e_ = wtlb_[(va_ >> kPageShift) % kTlbSize];                  \
-    if (LIKELY(e_.tag == ((va_ >> kPageShift) | dkey) && (va_ & ((size) - 1)) == 0)) { \
-      (out) = reinterpret_cast<uint8_t*>(va_ + e_.addend);                       \
-    } else {                                                                     \
-      (out) = amo_ptr(va_, (size), false);                                       \
-      if ((out) == nullptr) goto trap_pending;                                   \
-    }                                                                            \
-  } while (0)
-// An LR's host pointer: a read-TLB hit means readable RAM.
-#define LR_PTR(va, size, out)                                                    \
-  do {                                                                           \
-    const uint64_t va_ = (va);                                                   \
-    const TlbEntry& e_ = rtlb_[(va_ >> kPageShift) % kTlbSize];                  \
-    if (LIKELY(e_.tag == ((va_ >> kPageShift) | dkey) && (va_ & ((size) - 1)) == 0)) { \
-      (out) = reinterpret_cast<uint8_t*>(va_ + e_.addend);                       \
-    } else {                                                                     \
-      (out) = amo_ptr(va_, (size), true);                                        \
-      if ((out) == nullptr) goto trap_pending;                                   \
-    }                                                                            \
-  } while (0)
 #define AMO(name, T, expr)                                             \
   L(name) : {                                                         \
-    uint8_t* p;                                                        \
-    AMO_PTR(RS1, sizeof(T), p);                                        \
+    uint8_t* p = amo_ptr(RS1, sizeof(T), false);                       \
+    if (p == nullptr) goto trap_pending;                               \
     T a;                                                               \
     std::memcpy(&a, p, sizeof(T));                                     \
     const T b = static_cast<T>(RS2);                                   \
