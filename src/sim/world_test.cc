@@ -172,6 +172,15 @@ TEST(World, SomeSeedsHaveFaults) {
 
 FtNode& ft(World& w, size_t i) { return dynamic_cast<FtNode&>(w.node(i)); }
 
+// At `when`, the node serving then (if any) crashes.
+void crash_serving_node_at(World& w, Time when) {
+  w.events().at(when, [&w] {
+    for (size_t i = 0; i < w.node_count(); ++i) {
+      if (w.node(i).serving()) w.node(i).crash();
+    }
+  });
+}
+
 // A reply the dead primary held for the backup's acknowledgement may never
 // have left it; the backup, which replayed it and dropped it, sends it again
 // on going live (with every frame of the last timeout of guest time):
@@ -187,11 +196,7 @@ TEST(World, ANewPrimarySendsAgainTheFramesItsReplayProducedLast) {
     o.reprotect = false;
     o.hosts = 2;
     o.setup = [](World& w) {
-      w.events().at(300 * kMillisecond, [&w] {
-        for (size_t i = 0; i < w.node_count(); ++i) {
-          if (w.node(i).serving()) w.node(i).crash();
-        }
-      });
+      crash_serving_node_at(w, 300 * kMillisecond);
     };
     World w(image(), o);
     const RunOutcome out = w.run();
@@ -208,7 +213,6 @@ TEST(World, ANewPrimarySendsAgainTheFramesItsReplayProducedLast) {
   EXPECT_EQ(took_over, 8u);
   EXPECT_GT(resent, 8u) << "frames sent again by the new primaries";
 }
-
 
 // Looks at the world every 100 us until `when` holds, then calls `act` once.
 void once_when(World& w, std::function<bool(World&)> when, std::function<void(World&)> act) {
@@ -250,11 +254,7 @@ TEST(World, ThreeHostsWhoseBackupsCompeteToJoinPass) {
     auto most = std::make_shared<int>(0);
     o.setup = [most](World& w) {
       // The primary dies at 300 ms: two backup processes want its successor.
-      w.events().at(300 * kMillisecond, [&w] {
-        for (size_t i = 0; i < w.node_count(); ++i) {
-          if (w.node(i).serving()) w.node(i).crash();
-        }
-      });
+      crash_serving_node_at(w, 300 * kMillisecond);
       // The closure reschedules itself through a weak reference: the queued
       // events own it, so it is freed once it stops rescheduling.
       auto look = std::make_shared<std::function<void()>>();
