@@ -296,6 +296,10 @@ void NodeCore::emit(bool frame, std::span<const uint8_t> bytes) {
   }
 }
 
+uint64_t NodeCore::timeout_ticks() const {
+  return static_cast<uint64_t>(o_.timeout.count()) * kTicksPerMs;
+}
+
 void NodeCore::remember_replayed_frame(std::span<const uint8_t> bytes) {
   // The primary released each of these frames once this node acknowledged
   // a record at or after it, unless it died first: a backup that goes live
@@ -303,7 +307,7 @@ void NodeCore::remember_replayed_frame(std::span<const uint8_t> bytes) {
   // of guest time (TCP takes duplicates; without them a reply the dead
   // primary held waits for the guest's own retransmission, seconds later).
   const uint64_t now = machine_->mtime();
-  const uint64_t window = static_cast<uint64_t>(o_.timeout.count()) * kTicksPerMs;
+  const uint64_t window = timeout_ticks();
   replayed_bytes_ += bytes.size();
   replayed_frames_.push_back({now, {bytes.begin(), bytes.end()}});
   while (!replayed_frames_.empty() &&
@@ -569,7 +573,7 @@ Step NodeCore::on_claim_won(const arbiter::Grant& g) {
       // then the outputs of the replayed tail, are sent: the old primary may
       // or may not have released them, and TCP takes duplicates. (A handover
       // released everything first.)
-      const uint64_t window = static_cast<uint64_t>(o_.timeout.count()) * kTicksPerMs;
+      const uint64_t window = timeout_ticks();
       resend_.clear();
       for (auto& [at, bytes] : replayed_frames_) {
         if (took_over_by_handover_ || at + window < log_end_mtime) continue;
@@ -577,7 +581,7 @@ Step NodeCore::on_claim_won(const arbiter::Grant& g) {
       }
       replayed_frames_.clear();
       replayed_bytes_ = 0;
-      resent_frames_ = resend_.size();
+      const uint64_t resent_frames = resend_.size();
       if (!took_over_by_handover_ && now < quiet_from) {
         hold_live_outputs_until_ = quiet_from;
         gate_.set_mode(OutputGate::Mode::kHolding);
@@ -604,7 +608,7 @@ Step NodeCore::on_claim_won(const arbiter::Grant& g) {
       f.instret = machine_->instret();
       f.silence_ms = silence_ms_;
       f.replayed_records = tail_records_;
-      f.resent_frames = resent_frames_;
+      f.resent_frames = resent_frames;
       f.outputs_held_ms = hold_live_outputs_until_ ? ms_between(now, *hold_live_outputs_until_) : 0.0;
       f.replay_ms = tail_replay_ms_;
       f.detect_to_live_ms = ms_between(detected_at_, now);
@@ -616,7 +620,7 @@ Step NodeCore::on_claim_won(const arbiter::Grant& g) {
            "frames of the last {} ms of the log sent again; outputs held {:.1f} ms more, until "
            "the old primary can release nothing)",
            machine_->instret(), tail_records_, tail_replay_ms_, ms_between(detected_at_, now),
-           replayer_->state_hashes(), replayer_->last_matched_hash_instret(), resent_frames_,
+           replayer_->state_hashes(), replayer_->last_matched_hash_instret(), resent_frames,
            o_.timeout.count(), *f.outputs_held_ms);
       last_alive_ = now;
       return {};

@@ -198,12 +198,12 @@ class NodeCore {
   void emit(bool frame, std::span<const uint8_t> bytes);
   void send_output(const HeldOutput& out);
   void remember_replayed_frame(std::span<const uint8_t> bytes);
+  uint64_t timeout_ticks() const;  // the failure timeout in guest time
   // A backup: the frames its replay produced (and dropped) in the last
   // failure timeout of guest time, by mtime; sent again when it goes live.
   static constexpr uint64_t kMaxReplayedBytes = uint64_t{16} << 20;
   std::deque<std::pair<uint64_t, std::vector<uint8_t>>> replayed_frames_;
   uint64_t replayed_bytes_ = 0;
-  uint64_t resent_frames_ = 0;
   // A backup gone live after a connection reset: outputs wait until the old
   // primary can release nothing more (see on_claim_won), then these frames
   // go first.
