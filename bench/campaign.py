@@ -743,7 +743,9 @@ class Run:
         try:
             # Every schedule starts from the guest image's disk (--fresh):
             # its keys' histories begin empty.
-            up = ["up", "--name", self.name, "--timeout-ms", str(a.timeout_ms), "--fresh"]
+            up = ["up", "--name", self.name, "--fresh"]
+            if a.timeout_ms is not None:
+                up += ["--timeout-ms", str(a.timeout_ms)]
             if not a.reprotect:
                 up.append("--no-reprotect")
             elif any(f["kind"] in JOIN_FAULTS for f in self.faults):
@@ -1025,7 +1027,8 @@ def main():
     ap.add_argument("--warmup", type=float, default=3, help="seconds of load before the faults")
     ap.add_argument("--window", type=float, default=10, help="seconds in which faults start")
     ap.add_argument("--recovery", type=float, default=10, help="seconds of load after the last")
-    ap.add_argument("--timeout-ms", type=int, default=500, help="ftvm up --timeout-ms (default 500)")
+    ap.add_argument("--timeout-ms", type=int, default=None,
+                    help="ftvm up --timeout-ms (default: ftvm up's own default)")
     ap.add_argument("--request-timeout", type=float, default=15,
                     help="seconds a client waits for a reply before it counts as an error")
     ap.add_argument("--serve-deadline", type=float, default=10,
