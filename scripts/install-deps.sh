@@ -7,7 +7,7 @@ packages=(
   # build
   build-essential cmake ninja-build pkg-config
   libfdt-dev libcli11-dev libfmt-dev nlohmann-json3-dev libssl-dev libzstd-dev zlib1g-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libxbyak-dev
   clang libclang-rt-14-dev
   # guest image
   linux-source-6.1 gcc-riscv64-linux-gnu libc6-dev-riscv64-cross binutils-riscv64-linux-gnu

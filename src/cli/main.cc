@@ -20,6 +20,26 @@ uint64_t parse_size_mib(const std::string& text) {
   throw CLI::ValidationError("--memory", "unknown unit '" + unit + "' (use M or G)");
 }
 
+// --engine on a command that runs a machine; parsed by parse_engine_option.
+void add_engine_option(CLI::App* cmd, std::string& engine) {
+  cmd->add_option("--engine", engine,
+                  fmt::format("How the machine executes: interp or jit (default {}; jit needs an "
+                              "x86-64 host). Both give identical results",
+                              ftvm::vm::engine_name(ftvm::vm::default_engine())));
+}
+
+// Empty text: the default engine. Prints why and returns false when the
+// engine is unknown or cannot run on this host.
+bool parse_engine_option(const std::string& text, ftvm::vm::Engine& out) {
+  ftvm::Result<ftvm::vm::Engine> e = ftvm::cli::engine_from_option(text);
+  if (!e) {
+    fmt::print(stderr, "ftvm: {}\n", e.error());
+    return false;
+  }
+  out = *e;
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -30,6 +50,8 @@ int main(int argc, char** argv) {
   std::string memory = "256";
   std::string run_entropy = "host";
   CLI::App* run_cmd = app.add_subcommand("run", "Boot the guest (or a bare-metal ELF) and run it");
+  std::string run_engine, replay_engine;
+  add_engine_option(run_cmd, run_engine);
   run_cmd->add_option("--kernel", run.kernel, "Linux Image to boot (default: the built guest image)");
   run_cmd->add_option("--initrd", run.initrd, "initramfs to load (default: the built guest image's)");
   run_cmd->add_option("--append", run.append, "Words to append to the kernel command line");
@@ -81,6 +103,7 @@ int main(int argc, char** argv) {
   CLI::App* replay_cmd = app.add_subcommand(
       "replay", "Re-execute a recorded run with no outside input and check every hash");
   replay_cmd->add_option("log", replay.log, "Event log written by `ftvm run --record`")->required();
+  add_engine_option(replay_cmd, replay_engine);
   replay_cmd->add_option("--kernel", replay.kernel, "Kernel to use instead of the one the log names");
   replay_cmd->add_option("--initrd", replay.initrd, "initrd to use instead of the one the log names");
   replay_cmd->add_option("--disk", replay.disk, "Disk image to use instead of the one the log names");
@@ -106,9 +129,11 @@ int main(int argc, char** argv) {
   CLI::App* primary_cmd = app.add_subcommand(
       "primary", "Run the guest live as the primary of an FT pair, streaming its log to the backup");
   ftvm::cli::add_node_options(primary_cmd, primary, /*primary=*/true);
+  add_engine_option(primary_cmd, primary.engine);
   CLI::App* backup_cmd = app.add_subcommand(
       "backup", "Replay the primary's log as its backup; take over when the primary fails");
   ftvm::cli::add_node_options(backup_cmd, backup, /*primary=*/false);
+  add_engine_option(backup_cmd, backup.engine);
 
   ftvm::cli::UpOptions up;
   CLI::App* up_cmd = app.add_subcommand(
@@ -119,6 +144,7 @@ int main(int argc, char** argv) {
   up_cmd->add_option("--arbiter", up.arbiter, "ftvm (the embedded arbiter) or etcd")
       ->capture_default_str();
   up_cmd->add_option("--memory", up.memory, "Guest RAM in MiB")->capture_default_str();
+  add_engine_option(up_cmd, up.engine);
   up_cmd->add_option("--heartbeat-ms", up.heartbeat_ms, "Heartbeat interval")->capture_default_str();
   up_cmd->add_option("--timeout-ms", up.timeout_ms, "Silence that counts as failure")
       ->capture_default_str();
@@ -190,9 +216,13 @@ int main(int argc, char** argv) {
       return ftvm::cli::kExitBadInput;
     }
     run.entropy = *entropy;
+    if (!parse_engine_option(run_engine, run.engine)) return ftvm::cli::kExitBadInput;
     return ftvm::cli::run_command(run);
   }
-  if (replay_cmd->parsed()) return ftvm::cli::replay_command(replay);
+  if (replay_cmd->parsed()) {
+    if (!parse_engine_option(replay_engine, replay.engine)) return ftvm::cli::kExitBadInput;
+    return ftvm::cli::replay_command(replay);
+  }
   if (primary_cmd->parsed()) return ftvm::cli::node_command(primary, true);
   if (backup_cmd->parsed()) return ftvm::cli::node_command(backup, false);
   if (up_cmd->parsed()) return ftvm::cli::up_command(up);

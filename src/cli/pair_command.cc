@@ -517,6 +517,9 @@ int node_command(const NodeCli& c, bool primary) {
   if (mib < 16 || mib > 16384) return bad(fmt::format("--memory {} MiB is out of range", mib));
   Result<hostio::EntropyChoice> entropy = hostio::parse_entropy_choice(c.entropy);
   if (!entropy) return bad(entropy.error());
+  Result<vm::Engine> engine = engine_from_option(c.engine);
+  if (!engine) return bad(engine.error());
+  o.engine = *engine;
   if (c.heartbeat_ms == 0 || c.timeout_ms < 2 * c.heartbeat_ms) {
     return bad("--timeout-ms must be at least twice --heartbeat-ms");
   }
@@ -592,6 +595,7 @@ int up_command(const UpOptions& o) {
   if (o.arbiter != "ftvm" && o.arbiter != "etcd") return bad("--arbiter: ftvm or etcd");
   Result<hostio::EntropyChoice> entropy = hostio::parse_entropy_choice(o.entropy);
   if (!entropy) return bad(entropy.error());
+  if (Result<vm::Engine> engine = engine_from_option(o.engine); !engine) return bad(engine.error());
   const PairPaths paths = paths_of(o.name);
   const std::string& dir = paths.dir;
   for (auto [file, what] : {std::pair{"a", PairProcess::kNodeA}, std::pair{"b", PairProcess::kNodeB},
@@ -676,12 +680,17 @@ int up_command(const UpOptions& o) {
   std::string append = fmt::format("ftvm.net={} ftvm.service=redis", hostio::kLanGuestCidr);
   if (!o.append.empty()) append += " " + o.append;
   auto common = [&](const char* host) {
-    return std::vector<std::string>{
+    std::vector<std::string> v{
         "--vm", o.name, "--arbiter", arbiter_url, "--secret", secret, "--host-id",
         std::string("host-") + host, "--tap", "tap0", "--control", control_path(dir, host),
         "--heartbeat-ms", std::to_string(o.heartbeat_ms), "--timeout-ms",
         std::to_string(o.timeout_ms), "--history", history_path(paths), "--transfer-mbps",
         fmt::format("{}", o.transfer_mbps)};
+    if (!o.engine.empty()) {
+      v.push_back("--engine");
+      v.push_back(o.engine);
+    }
+    return v;
   };
   std::vector<std::string> pri = {exe, "primary", "--listen", kChannelAddr, "--epoch",
                                   std::to_string(epoch), "--append", append,

@@ -27,6 +27,7 @@ struct NodeCli {
   double transfer_mbps = 0;
   uint64_t hash_interval = uint64_t{1} << 27;
   std::string control, history;
+  std::string engine;  // --engine (empty: the default)
 };
 
 void add_node_options(CLI::App* app, NodeCli& o, bool primary);
@@ -43,6 +44,7 @@ struct UpOptions {
   std::string entropy = "host";  // the primary's --entropy
   bool fresh = false;  // discard the hosts' disk copies (never the arbiter's grants)
   bool no_reprotect = false;  // no supervisor: a survivor runs alone
+  std::string engine;         // the nodes' --engine (empty: the default)
   double transfer_mbps = 0;   // the nodes' --transfer-mbps
 };
 

@@ -12,6 +12,7 @@ int replay_command(const ReplayCommandOptions& o) {
   options.initrd_path = o.initrd;
   options.disk_path = o.disk;
   options.from_snapshot = o.from;
+  options.engine = o.engine;
   Result<ft::ReplayReport> r = ft::replay(o.log, options);
   if (!r) {
     fmt::print(stderr, "ftvm: replay refused: {}\n", r.error());

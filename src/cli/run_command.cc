@@ -27,6 +27,18 @@
 #include "vm/machine.h"
 
 namespace ftvm::cli {
+
+Result<vm::Engine> engine_from_option(const std::string& text) {
+  if (text.empty()) return vm::default_engine();
+  vm::Engine e;
+  if (!vm::parse_engine(text.c_str(), e)) {
+    return make_error(fmt::format("unknown --engine '{}' (use interp or jit)", text));
+  }
+  if (e == vm::Engine::kJit && !vm::jit_supported()) {
+    return make_error("--engine jit needs an x86-64 host; use --engine interp");
+  }
+  return e;
+}
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -66,6 +78,7 @@ int run_command(const RunOptions& o) {
   }
   vm::MachineConfig config;
   config.ram_size = o.memory_mib << 20;
+  config.engine = o.engine;
   std::unique_ptr<hostio::FileBlockBackend> disk;
   if (!o.disk.empty()) {
     Result<std::unique_ptr<hostio::FileBlockBackend>> d =
@@ -423,6 +436,12 @@ int run_command(const RunOptions& o) {
     fmt::print(stderr, "ftvm: instret={} guest_seconds={:.6f} host_seconds={:.3f} mips={:.1f}\n",
                machine.instret(), machine.guest_seconds(), host_s,
                host_s > 0 ? machine.instret() / host_s / 1e6 : 0.0);
+    const vm::JitStats j = machine.hart().jit_stats();
+    fmt::print(stderr,
+               "ftvm: engine={} jit_blocks={} jit_block_instructions={} jit_code_bytes={} "
+               "jit_code_capacity={} jit_flushes={}\n",
+               vm::engine_name(o.engine), j.blocks_compiled, j.instructions, j.code_bytes,
+               j.code_capacity, j.flushes);
   }
   return exit_code;
 }

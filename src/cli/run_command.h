@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "hostio/entropy.h"
+#include "vm/jit.h"
 
 namespace ftvm::cli {
 
@@ -20,6 +21,7 @@ struct RunOptions {
   uint64_t memory_mib = 256;
   std::optional<uint64_t> max_instructions;
   bool stats = false;
+  vm::Engine engine = vm::default_engine();  // --engine
   bool state_hash = false;           // print the machine state's SHA-256 at exit
   std::string disk;                  // raw disk image for virtio-blk (vda)
   bool disk_read_only = false;
@@ -37,6 +39,10 @@ struct RunOptions {
 };
 
 // Exit codes of `ftvm run` besides the guest's own status.
+// The value of --engine: empty for the default; an error a user can act on
+// for an unknown name, or for jit where this host cannot run it.
+Result<vm::Engine> engine_from_option(const std::string& text);
+
 inline constexpr int kExitBadInput = 2;          // a file or option is unusable
 inline constexpr int kExitMaxInstructions = 124; // --max-instructions reached
 inline constexpr int kExitMachineError = 125;    // the machine could not continue
@@ -50,6 +56,7 @@ struct ReplayCommandOptions {
   std::string log;
   std::string kernel, initrd, disk;  // overrides of the paths the log names
   std::string from;                  // start from this snapshot
+  vm::Engine engine = vm::default_engine();
 };
 // Exit codes of `ftvm replay`: 0 the replay matched; kExitBadInput the log or
 // images are unusable; kExitDiverged the execution differed.

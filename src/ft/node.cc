@@ -290,6 +290,7 @@ Status Node::build_machine(const MachineSpec& spec, bool with_entropy, bool boot
   disk_ = std::move(images->disk_file);
   disk_overlay_ = std::move(images->disk_overlay);
   vm::MachineConfig config = images->config;
+  config.engine = o_.engine;
   if (with_entropy) config.entropy = core_->entropy_device();
   machine_ = std::make_unique<vm::Machine>(config);
   if (Status s = machine_->load_linux(images->kernel, images->initrd, spec.cmdline); !s) {

@@ -50,6 +50,9 @@ struct NodeOptions {
   uint64_t hash_interval = uint64_t{1} << 27;  // instructions between state-hash checks
   std::string control;         // control socket path (empty: none)
   std::string history;         // the pair's history file (ft/pair_view.h; empty: none)
+  // How the machine executes; not in the log header: either engine replays
+  // the other's log, so a pair may mix them.
+  vm::Engine engine = vm::Engine::kInterp;
 };
 
 // Each returns the process exit status.

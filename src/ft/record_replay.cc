@@ -245,6 +245,7 @@ Result<ReplayReport> replay(const std::string& path, const ReplayOptions& option
   Result<LoadedImages> images = load_images(spec);
   if (!images) return make_error(images.error());
   vm::MachineConfig& config = images->config;
+  config.engine = options.engine;
   // The machine must exist before the entropy source that reads its instret.
   std::unique_ptr<ReplayEntropy> entropy;
   vm::EntropySource* entropy_ptr = nullptr;

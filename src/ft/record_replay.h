@@ -156,6 +156,8 @@ struct ReplayOptions {
   // instead of booting: the records before it are skipped, and output
   // digests (which cover everything since boot) are not checked.
   std::string from_snapshot;
+  // The engine to replay on (not named by the log: any engine replays any log).
+  vm::Engine engine = vm::Engine::kInterp;
 };
 
 struct ReplayReport {

@@ -19,8 +19,15 @@ constexpr uint64_t kBootBudget = 50'000'000;
 
 std::span<const uint8_t> kv_guest_elf() { return {kKvGuestElf, kKvGuestElfSize}; }
 
+namespace {
+vm::Engine g_guest_engine = vm::default_engine();
+}  // namespace
+
+void set_guest_engine(vm::Engine e) { g_guest_engine = e; }
+
 vm::MachineConfig guest_machine_config() {
   vm::MachineConfig c;
+  c.engine = g_guest_engine;
   c.ram_size = kGuestRamSize;
   c.net_mac = kGuestMac;
   return c;

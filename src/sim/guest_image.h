@@ -30,8 +30,12 @@ inline constexpr vm::MacAddress kGuestMac = {0x52, 0x54, 0x00, 0x5e, 0x00, 0x01}
 // The embedded guest ELF (built from src/sim/guest/kv.c).
 std::span<const uint8_t> kv_guest_elf();
 
-// A machine configured as the guest expects (RAM size, NIC with kGuestMac).
+// A machine configured as the guest expects (RAM size, NIC with kGuestMac),
+// on the engine set_guest_engine chose (default: vm::default_engine()).
 vm::MachineConfig guest_machine_config();
+// The engine of every guest machine the simulator makes from now on
+// (ftvm-sim --engine). Set it before any schedule runs.
+void set_guest_engine(vm::Engine e);
 
 class GuestImage {
  public:

@@ -119,6 +119,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(2, 3));
   app.add_option("--fault-seconds", fault_seconds, "Simulated seconds of faults per seed (default 1)")
       ->check(CLI::Range(0.0, 3600.0));
+  std::string engine_name;
+  app.add_option("--engine", engine_name,
+                 "How the guest machines execute: interp or jit (default: jit on x86-64 hosts)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -126,6 +129,18 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return kExitUsage;
+  }
+  if (!engine_name.empty()) {
+    ftvm::vm::Engine e;
+    if (!ftvm::vm::parse_engine(engine_name.c_str(), e)) {
+      std::fprintf(stderr, "ftvm-sim: unknown --engine '%s' (use interp or jit)\n", engine_name.c_str());
+      return kExitUsage;
+    }
+    if (e == ftvm::vm::Engine::kJit && !ftvm::vm::jit_supported()) {
+      std::fprintf(stderr, "ftvm-sim: --engine jit needs an x86-64 host; use --engine interp\n");
+      return kExitUsage;
+    }
+    ftvm::sim::set_guest_engine(e);
   }
   if (seed.has_value() == seeds.has_value()) {
     std::fprintf(stderr, "ftvm-sim: give exactly one of --seed N or --seeds COUNT\n");

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "util/result.h"
+#include "vm/jit_compiler.h"
 
 namespace ftvm::vm {
 namespace {
@@ -73,6 +74,7 @@ void Hart::flush_tlb() {
 
 void Hart::reset_caches() {
   flush_tlb();
+  drop_jit_blocks();
   for (auto& p : code_pages_) p.reset();
   update_data_key();
   exit_requested_ = true;
@@ -90,6 +92,7 @@ void Hart::invalidate_code(uint64_t pa, uint64_t len) {
     CodePage* page = code_pages_[i].get();
     if (page == nullptr || !page->active) continue;
     for (unsigned k = 0; k < kSlotsPerPage; ++k) page->insn[k] = DecodedInsn{};
+    page->jit.fill(nullptr);
     page->active = false;
     any = true;
   }

@@ -18,6 +18,7 @@
 
 #include "vm/bus.h"
 #include "vm/decode.h"
+#include "vm/jit.h"
 
 namespace ftvm::vm {
 
@@ -104,6 +105,8 @@ enum class SliceEnd : uint8_t {
   kRecheck,    // stopped early: interrupts, time or machine state may need attention
 };
 
+class JitCompiler;
+
 class Hart {
  public:
   explicit Hart(Bus& bus);
@@ -118,7 +121,18 @@ class Hart {
   // trap, WFI, xRET, a write to an interrupt/translation CSR, an MMIO store,
   // or an environment call handled by the host. `retired` receives the number
   // of instructions retired in this call (also added to state().instret).
-  SliceEnd run_slice(uint64_t budget, uint64_t& retired);
+  // Runs on the engine set by set_engine; both give identical results.
+  SliceEnd run_slice(uint64_t budget, uint64_t& retired) {
+    return engine_ == Engine::kJit ? run_slice_jit(budget, retired)
+                                   : run_slice_interp(budget, retired);
+  }
+
+  // Chooses the engine; kJit needs jit_supported(). May be called at any
+  // time between slices.
+  void set_engine(Engine e);
+  Engine engine() const { return engine_; }
+  // The translator's counters (zero when it has not run).
+  JitStats jit_stats() const;
 
   // Takes the highest-priority pending and enabled interrupt, if any, and
   // clears WFI if any interrupt is pending (enabled or not, as WFI requires).
@@ -182,13 +196,23 @@ class Hart {
   static constexpr unsigned kSlotsPerPage = kPageSize / 2;
   struct CodePage {
     std::array<DecodedInsn, kSlotsPerPage + 2> insn;  // two kPageEnd sentinels
+    // Translated blocks by the slot of their first instruction: nullptr if
+    // none yet, kJitNone if the slot's instruction is the interpreter's.
+    std::array<const void*, kSlotsPerPage> jit{};
     uint8_t* host = nullptr;
     bool active = false;
   };
+  static inline const void* const kJitNone = reinterpret_cast<const void*>(1);
+  friend class JitCompiler;
   struct FetchEntry {
     uint64_t tag = ~0ull;
     CodePage* page = nullptr;
   };
+
+  SliceEnd run_slice_interp(uint64_t budget, uint64_t& retired);
+  SliceEnd run_slice_jit(uint64_t budget, uint64_t& retired);
+  // Drops every translated block (the code buffer and the slot tables).
+  void drop_jit_blocks();
 
   enum class Access : uint8_t { kRead, kWrite, kFetch };
   // Translates `va` for `access`; on failure sets fault_cause_/fault_tval_.
@@ -229,6 +253,9 @@ class Hart {
   uint64_t fault_cause_ = 0;
   uint64_t fault_tval_ = 0;
   bool exit_requested_ = false;
+  Engine engine_ = Engine::kInterp;
+  std::unique_ptr<JitCompiler> jit_;  // created on first use
+  JitContext jit_ctx_;
 };
 
 }  // namespace ftvm::vm

@@ -25,7 +25,7 @@ inline uint64_t sext32(uint64_t v) {
 
 }  // namespace
 
-SliceEnd Hart::run_slice(uint64_t budget, uint64_t& retired) {
+SliceEnd Hart::run_slice_interp(uint64_t budget, uint64_t& retired) {
 #define FTVM_CAT3(a, b, c) a##b##_##c
 #define FTVM_LABEL(name, variant) FTVM_CAT3(L_, name, variant)
   // Handler offsets from `decode`, by [compressed][op].
@@ -75,7 +75,7 @@ SliceEnd Hart::run_slice(uint64_t budget, uint64_t& retired) {
   do {                     \
     pc += kLen;            \
     --remaining;           \
-    goto out;              \
+    goto out_early;        \
   } while (0)
 #define JUMP(target)                                      \
   do {                                                    \
@@ -294,12 +294,20 @@ trap_pending:
 #undef L
 
 out:
+  // Only NEXT and JUMP come here: the budget ran out.
+  s_.pc = pc;
+  retired = budget;
+  s_.instret = start_instret + retired;
+  x[kSinkReg] = 0;
+  return SliceEnd::kBudget;
+out_early:
   s_.pc = pc;
 out_pc_set:
+  // Everything else ends the slice early, even on its last instruction.
   retired = budget - remaining;
   s_.instret = start_instret + retired;
   x[kSinkReg] = 0;
-  return remaining == 0 ? SliceEnd::kBudget : SliceEnd::kRecheck;
+  return SliceEnd::kRecheck;
 }
 
 }  // namespace ftvm::vm

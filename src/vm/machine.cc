@@ -66,6 +66,7 @@ Machine::Machine(const MachineConfig& config)
   bus_.map(Plic::kBase, Plic::kSize, &plic_, "plic");
   bus_.map(Uart16550::kBase, Uart16550::kSize, &uart_, "uart");
   hart_.set_time_source([this] { return mtime(); });
+  hart_.set_engine(config.engine);
   if (config.disk != nullptr) blk_ = std::make_unique<VirtioBlk>(config.disk, config.disk_serial);
   if (config.entropy != nullptr) rng_ = std::make_unique<VirtioRng>(config.entropy);
   if (config.net_mac) net_ = std::make_unique<VirtioNet>(*config.net_mac);

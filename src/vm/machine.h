@@ -65,6 +65,9 @@ struct MachineConfig {
   // bytes: a live run must log it (ft::MachineSpec carries it in the log
   // header) for the run to be replayable.
   std::vector<uint8_t> rng_seed;
+  // How the hart executes (vm/jit.h). Not machine state: a run on one engine
+  // replays on the other, and their states are identical at every instret.
+  Engine engine = Engine::kInterp;
 };
 
 enum class RunStatus : uint8_t {

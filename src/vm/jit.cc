@@ -1,0 +1,640 @@
+// The translator (see jit.h): block compiler, code buffer and the dispatch
+// loop of Hart::run_slice_jit. x86-64 only; code is emitted with Xbyak.
+//
+// Generated code keeps the hart's registers in memory (HartState::x) and
+// holds, for as long as blocks chain: rbx the register file, r12 the
+// JitContext, r13 the instructions the slice may still retire, r14 and r15
+// the read and write TLBs, rbp the data TLB key. rax, rcx, rdx, rdi and rsi
+// are scratch. Every exit goes through one epilogue that stores the next pc
+// (rax) and the remaining budget back into the context.
+#include "vm/jit.h"
+
+#include <cstddef>
+#include <cstring>
+#include <string_view>
+#include <vector>
+
+#include "util/result.h"
+#include "vm/jit_compiler.h"
+
+#if defined(__x86_64__)
+#include <xbyak/xbyak.h>
+#endif
+
+namespace ftvm::vm {
+
+const char* engine_name(Engine e) { return e == Engine::kJit ? "jit" : "interp"; }
+
+bool parse_engine(const char* text, Engine& out) {
+  const std::string_view t(text);
+  if (t == "interp") {
+    out = Engine::kInterp;
+    return true;
+  }
+  if (t == "jit") {
+    out = Engine::kJit;
+    return true;
+  }
+  return false;
+}
+
+bool jit_supported() {
+#if defined(__x86_64__)
+  return true;
+#else
+  return false;
+#endif
+}
+
+Engine default_engine() { return jit_supported() ? Engine::kJit : Engine::kInterp; }
+
+void Hart::set_engine(Engine e) {
+  FTVM_CHECK(e == Engine::kInterp || jit_supported());
+  engine_ = e;
+}
+
+JitStats Hart::jit_stats() const { return jit_ ? jit_->stats() : JitStats{}; }
+
+void Hart::drop_jit_blocks() {
+  if (!jit_) return;
+  for (auto& p : code_pages_) {
+    if (p) p->jit.fill(nullptr);
+  }
+  jit_->reset();
+}
+
+SliceEnd Hart::run_slice_jit(uint64_t budget, uint64_t& retired) {
+  if (!jit_) jit_ = std::make_unique<JitCompiler>(*this);
+  exit_requested_ = false;
+  uint64_t remaining = budget;
+  SliceEnd end = SliceEnd::kBudget;
+  JitContext& c = jit_ctx_;
+  c.x = s_.x.data();
+  c.rtlb = rtlb_.data();
+  c.wtlb = wtlb_.data();
+  while (remaining > 0) {
+    const uint64_t pc = s_.pc;
+    const void* entry = nullptr;
+    // A fetch that faults is left to the interpreter, which takes the trap.
+    if (CodePage* page = fetch_page(pc)) {
+      const void* slot = page->jit[(pc & (kPageSize - 1)) >> 1];
+      entry = slot != nullptr ? slot : jit_->compile(*page, pc);
+    }
+    if (entry != nullptr && entry != kJitNone) {
+      c.dkey = data_key_;
+      c.page_va = pc & ~(kPageSize - 1);
+      c.remaining = remaining;
+      jit_->enter(c, entry);
+      s_.instret += remaining - c.remaining;
+      remaining = c.remaining;
+      s_.pc = c.pc;
+      if (c.reason == kJitNext || remaining == 0) continue;
+    }
+    // One instruction by the interpreter: it ends the slice where it would
+    // have ended its own (a trap, xRET, a CSR or MMIO write, WFI, ...).
+    uint64_t r = 0;
+    const SliceEnd e = run_slice_interp(1, r);
+    remaining -= r;
+    if (e == SliceEnd::kRecheck) {
+      end = SliceEnd::kRecheck;
+      break;
+    }
+  }
+  retired = budget - remaining;
+  s_.x[kSinkReg] = 0;
+  return end;
+}
+
+#if defined(__x86_64__)
+
+namespace {
+
+constexpr size_t kCodeCapacity = 32u << 20;
+// The most code one block may need: its instructions, their slow paths, and
+// the exits (checked before each block is compiled).
+constexpr unsigned kMaxBlockInsns = 64;
+constexpr size_t kMaxBlockBytes = 16u << 10;
+
+uint64_t sext32(uint64_t v) {
+  return static_cast<uint64_t>(static_cast<int64_t>(static_cast<int32_t>(v)));
+}
+uint64_t op_div(uint64_t ua, uint64_t ub) {
+  const int64_t a = static_cast<int64_t>(ua), b = static_cast<int64_t>(ub);
+  return b == 0 ? ~0ull : (a == INT64_MIN && b == -1) ? ua : static_cast<uint64_t>(a / b);
+}
+uint64_t op_divu(uint64_t a, uint64_t b) { return b == 0 ? ~0ull : a / b; }
+uint64_t op_rem(uint64_t ua, uint64_t ub) {
+  const int64_t a = static_cast<int64_t>(ua), b = static_cast<int64_t>(ub);
+  return b == 0 ? ua : (a == INT64_MIN && b == -1) ? 0 : static_cast<uint64_t>(a % b);
+}
+uint64_t op_remu(uint64_t a, uint64_t b) { return b == 0 ? a : a % b; }
+uint64_t op_divw(uint64_t ua, uint64_t ub) {
+  const int32_t a = static_cast<int32_t>(ua), b = static_cast<int32_t>(ub);
+  return b == 0 ? ~0ull
+                : (a == INT32_MIN && b == -1) ? sext32(static_cast<uint32_t>(a))
+                                              : sext32(static_cast<uint32_t>(a / b));
+}
+uint64_t op_divuw(uint64_t ua, uint64_t ub) {
+  const uint32_t a = static_cast<uint32_t>(ua), b = static_cast<uint32_t>(ub);
+  return b == 0 ? ~0ull : sext32(a / b);
+}
+uint64_t op_remw(uint64_t ua, uint64_t ub) {
+  const int32_t a = static_cast<int32_t>(ua), b = static_cast<int32_t>(ub);
+  return b == 0 ? sext32(static_cast<uint32_t>(a))
+                : (a == INT32_MIN && b == -1) ? 0 : sext32(static_cast<uint32_t>(a % b));
+}
+uint64_t op_remuw(uint64_t ua, uint64_t ub) {
+  const uint32_t a = static_cast<uint32_t>(ua), b = static_cast<uint32_t>(ub);
+  return b == 0 ? sext32(a) : sext32(a % b);
+}
+
+enum class Kind : uint8_t { kNone, kPlain, kBranch, kJal, kJalr };
+
+// What the translator does with an instruction.
+Kind kind_of(uint16_t op) {
+  switch (op) {
+    case kNop: case kFence: case kFenceI:
+    case kLui: case kAuipc:
+    case kLb: case kLh: case kLw: case kLd: case kLbu: case kLhu: case kLwu:
+    case kSb: case kSh: case kSw: case kSd:
+    case kAddi: case kSlti: case kSltiu: case kXori: case kOri: case kAndi:
+    case kSlli: case kSrli: case kSrai:
+    case kAdd: case kSub: case kSll: case kSlt: case kSltu: case kXor: case kSrl: case kSra:
+    case kOr: case kAnd:
+    case kAddiw: case kSlliw: case kSrliw: case kSraiw:
+    case kAddw: case kSubw: case kSllw: case kSrlw: case kSraw:
+    case kMul: case kMulh: case kMulhsu: case kMulhu: case kDiv: case kDivu: case kRem:
+    case kRemu: case kMulw: case kDivw: case kDivuw: case kRemw: case kRemuw:
+      return Kind::kPlain;
+    case kBeq: case kBne: case kBlt: case kBge: case kBltu: case kBgeu:
+      return Kind::kBranch;
+    case kJal:
+      return Kind::kJal;
+    case kJalr:
+      return Kind::kJalr;
+    default:
+      return Kind::kNone;
+  }
+}
+
+}  // namespace
+
+class JitCompiler::Emitter : public Xbyak::CodeGenerator {
+ public:
+  Emitter() : Xbyak::CodeGenerator(kCodeCapacity) {
+    slow_.reserve(kMaxBlockInsns);  // labels must not move while referenced
+    emit_trampoline();
+  }
+
+  void reset_blocks() {
+    // Keep the trampoline: blocks start after it.
+    setSize(trampoline_size_);
+  }
+  size_t used() const { return getSize(); }
+
+  using Enter = void (*)(JitContext*, const void*);
+  Enter enter() const { return reinterpret_cast<Enter>(const_cast<uint8_t*>(getCode())); }
+
+  struct Insn {
+    DecodedInsn d;
+    uint64_t pc;
+  };
+
+  // Emits one block; `insns` are its instructions (the last one may be a
+  // jump or branch), `next_pc` where it goes on when it does not end in one,
+  // `next_interp` whether the instruction there is the interpreter's.
+  const void* emit_block(Hart::CodePage& page, const std::vector<Insn>& insns, uint64_t next_pc,
+                         bool next_interp) {
+    using namespace Xbyak::util;
+    const uint8_t* entry = getCurr();
+    const uint64_t start_pc = insns.front().pc;
+    const uint64_t n = insns.size();
+    page_ = &page;
+    page_va_ = start_pc & ~(kPageSize - 1);
+    slow_.clear();
+
+    Xbyak::Label bail;
+    cmp(r13, static_cast<uint32_t>(n));
+    jb(bail, T_NEAR);
+    sub(r13, static_cast<uint32_t>(n));
+
+    for (size_t i = 0; i < insns.size(); ++i) {
+      const Insn& in = insns[i];
+      const DecodedInsn& d = in.d;
+      switch (kind_of(d.op)) {
+        case Kind::kPlain:
+          emit_plain(d, in.pc, n - i);
+          break;
+        case Kind::kBranch: {
+          Xbyak::Label taken;
+          mov(rax, X(d.rs1));
+          cmp(rax, X(d.rs2));
+          switch (d.op) {
+            case kBeq: je(taken, T_NEAR); break;
+            case kBne: jne(taken, T_NEAR); break;
+            case kBlt: jl(taken, T_NEAR); break;
+            case kBge: jge(taken, T_NEAR); break;
+            case kBltu: jb(taken, T_NEAR); break;
+            default: jae(taken, T_NEAR); break;
+          }
+          emit_goto(in.pc + d.len);
+          L(taken);
+          emit_goto(in.pc + static_cast<int64_t>(d.imm));
+          break;
+        }
+        case Kind::kJal:
+          if (d.rd != kSinkReg) {
+            emit_pc(rax, in.pc + d.len);
+            mov(X(d.rd), rax);
+          }
+          emit_goto(in.pc + static_cast<int64_t>(d.imm));
+          break;
+        case Kind::kJalr:
+          mov(rax, X(d.rs1));
+          if (d.imm != 0) add(rax, d.imm);
+          and_(rax, -2);
+          if (d.rd != kSinkReg) {
+            emit_pc(rcx, in.pc + d.len);
+            mov(X(d.rd), rcx);
+          }
+          jmp(exit_next_, T_NEAR);
+          break;
+        case Kind::kNone:
+          FTVM_CHECK(false);
+      }
+    }
+    if (kind_of(insns.back().d.op) == Kind::kPlain) {
+      if (next_interp) {
+        emit_pc(rax, next_pc);
+        jmp(exit_interp_, T_NEAR);
+      } else {
+        emit_goto(next_pc);
+      }
+    }
+    L(bail);
+    emit_pc(rax, start_pc);
+    jmp(exit_interp_, T_NEAR);
+    for (Slow& s : slow_) {
+      L(s.label);
+      // The instruction at s.pc did not retire, nor did those after it.
+      add(r13, static_cast<uint32_t>(s.unretired));
+      emit_pc(rax, s.pc);
+      jmp(exit_interp_, T_NEAR);
+    }
+    return entry;
+  }
+
+ private:
+  struct Slow {
+    Xbyak::Label label;
+    uint64_t pc;
+    uint64_t unretired;
+  };
+
+  Xbyak::Address X(unsigned r) const {
+    using namespace Xbyak::util;
+    return qword[rbx + static_cast<int>(r * 8)];
+  }
+  Xbyak::Address X32(unsigned r) const {
+    using namespace Xbyak::util;
+    return dword[rbx + static_cast<int>(r * 8)];
+  }
+
+  void emit_trampoline() {
+    using namespace Xbyak::util;
+    // enter(ctx = rdi, code = rsi)
+    push(rbx);
+    push(rbp);
+    push(r12);
+    push(r13);
+    push(r14);
+    push(r15);
+    sub(rsp, 8);  // calls from blocks see a 16-byte aligned stack
+    mov(r12, rdi);
+    mov(rbx, qword[r12 + offsetof(JitContext, x)]);
+    mov(r14, qword[r12 + offsetof(JitContext, rtlb)]);
+    mov(r15, qword[r12 + offsetof(JitContext, wtlb)]);
+    mov(rbp, qword[r12 + offsetof(JitContext, dkey)]);
+    mov(r13, qword[r12 + offsetof(JitContext, remaining)]);
+    jmp(rsi);
+    Xbyak::Label common;
+    L(exit_next_);
+    mov(dword[r12 + offsetof(JitContext, reason)], static_cast<uint32_t>(kJitNext));
+    jmp(common);
+    L(exit_interp_);
+    mov(dword[r12 + offsetof(JitContext, reason)], static_cast<uint32_t>(kJitInterpret));
+    L(common);
+    mov(qword[r12 + offsetof(JitContext, pc)], rax);
+    mov(qword[r12 + offsetof(JitContext, remaining)], r13);
+    add(rsp, 8);
+    pop(r15);
+    pop(r14);
+    pop(r13);
+    pop(r12);
+    pop(rbp);
+    pop(rbx);
+    ret();
+    trampoline_size_ = getSize();
+  }
+
+  // reg = the guest address `pc`, computed from the page the block runs
+  // at: one physical page may be mapped at several virtual addresses, and
+  // its blocks serve all of them.
+  void emit_pc(const Xbyak::Reg64& reg, uint64_t pc) {
+    using namespace Xbyak::util;
+    mov(reg, qword[r12 + offsetof(JitContext, page_va)]);
+    const int64_t delta = static_cast<int64_t>(pc - page_va_);
+    if (delta == static_cast<int32_t>(delta)) {
+      if (delta != 0) add(reg, static_cast<int32_t>(delta));
+    } else {
+      mov(rdx, static_cast<uint64_t>(delta));
+      add(reg, rdx);
+    }
+  }
+
+  // All of the block has retired; go on at `target`: straight into its
+  // block when it is on this page and translated, else back to dispatch.
+  void emit_goto(uint64_t target) {
+    using namespace Xbyak::util;
+    if ((target & ~(kPageSize - 1)) == page_va_) {
+      Xbyak::Label out;
+      mov(rax, reinterpret_cast<uint64_t>(&page_->jit[(target & (kPageSize - 1)) >> 1]));
+      mov(rax, qword[rax]);
+      cmp(rax, 1);  // nullptr or Hart::kJitNone
+      jbe(out);
+      jmp(rax);
+      L(out);
+    }
+    emit_pc(rax, target);
+    jmp(exit_next_, T_NEAR);
+  }
+
+  // rax = the effective address; on a TLB hit for `size` bytes within one
+  // page, rax = its host address; else to a slow path.
+  void emit_tlb(const Xbyak::Reg64& tlb, unsigned size, uint64_t pc, uint64_t unretired) {
+    using namespace Xbyak::util;
+    static_assert(sizeof(Hart::TlbEntry) == 16 && Hart::kTlbSize == 256);
+    slow_.push_back(Slow{{}, pc, unretired});
+    Xbyak::Label& slow = slow_.back().label;
+    mov(rcx, rax);
+    shr(rcx, kPageShift);
+    mov(edx, ecx);
+    and_(edx, Hart::kTlbSize - 1);
+    shl(edx, 4);
+    or_(rcx, rbp);
+    cmp(rcx, qword[tlb + rdx]);
+    jne(slow, T_NEAR);
+    if (size > 1) {
+      mov(ecx, eax);
+      and_(ecx, static_cast<uint32_t>(kPageSize - 1));
+      cmp(ecx, static_cast<uint32_t>(kPageSize - size));
+      ja(slow, T_NEAR);
+    }
+    add(rax, qword[tlb + rdx + 8]);
+  }
+
+  void emit_plain(const DecodedInsn& d, uint64_t pc, uint64_t unretired) {
+    using namespace Xbyak::util;
+    const int32_t imm = d.imm;
+    const bool sink = d.rd == kSinkReg;
+    switch (d.op) {
+      case kNop: case kFence: case kFenceI:
+        return;
+      case kLui:
+        if (!sink) mov(X(d.rd), imm);
+        return;
+      case kAuipc:
+        if (!sink) {
+          emit_pc(rax, pc + static_cast<int64_t>(imm));
+          mov(X(d.rd), rax);
+        }
+        return;
+      case kLb: case kLh: case kLw: case kLd: case kLbu: case kLhu: case kLwu: {
+        const unsigned size = (d.op == kLb || d.op == kLbu) ? 1
+                              : (d.op == kLh || d.op == kLhu) ? 2
+                              : (d.op == kLw || d.op == kLwu) ? 4 : 8;
+        mov(rax, X(d.rs1));
+        if (imm != 0) add(rax, imm);
+        emit_tlb(r14, size, pc, unretired);
+        switch (d.op) {
+          case kLb: movsx(rax, byte[rax]); break;
+          case kLh: movsx(rax, word[rax]); break;
+          case kLw: movsxd(rax, dword[rax]); break;
+          case kLd: mov(rax, qword[rax]); break;
+          case kLbu: movzx(eax, byte[rax]); break;
+          case kLhu: movzx(eax, word[rax]); break;
+          default: mov(eax, dword[rax]); break;
+        }
+        if (!sink) mov(X(d.rd), rax);
+        return;
+      }
+      case kSb: case kSh: case kSw: case kSd: {
+        const unsigned size = d.op == kSb ? 1 : d.op == kSh ? 2 : d.op == kSw ? 4 : 8;
+        mov(rax, X(d.rs1));
+        if (imm != 0) add(rax, imm);
+        emit_tlb(r15, size, pc, unretired);
+        mov(rcx, X(d.rs2));
+        switch (d.op) {
+          case kSb: mov(byte[rax], cl); break;
+          case kSh: mov(word[rax], cx); break;
+          case kSw: mov(dword[rax], ecx); break;
+          default: mov(qword[rax], rcx); break;
+        }
+        return;
+      }
+      default:
+        break;
+    }
+    if (sink) return;  // the rest only compute a value
+    switch (d.op) {
+      case kAddi: case kXori: case kOri: case kAndi:
+      case kSlli: case kSrli: case kSrai:
+        mov(rax, X(d.rs1));
+        switch (d.op) {
+          case kAddi: if (imm != 0) add(rax, imm); break;
+          case kXori: xor_(rax, imm); break;
+          case kOri: or_(rax, imm); break;
+          case kAndi: and_(rax, imm); break;
+          case kSlli: shl(rax, imm); break;
+          case kSrli: shr(rax, imm); break;
+          default: sar(rax, imm); break;
+        }
+        mov(X(d.rd), rax);
+        return;
+      case kSlti: case kSltiu:
+        xor_(ecx, ecx);
+        mov(rax, X(d.rs1));
+        cmp(rax, imm);
+        if (d.op == kSlti) setl(cl); else setb(cl);
+        mov(X(d.rd), rcx);
+        return;
+      case kAdd: case kSub: case kXor: case kOr: case kAnd: case kMul:
+        mov(rax, X(d.rs1));
+        switch (d.op) {
+          case kAdd: add(rax, X(d.rs2)); break;
+          case kSub: sub(rax, X(d.rs2)); break;
+          case kXor: xor_(rax, X(d.rs2)); break;
+          case kOr: or_(rax, X(d.rs2)); break;
+          case kAnd: and_(rax, X(d.rs2)); break;
+          default: imul(rax, X(d.rs2)); break;
+        }
+        mov(X(d.rd), rax);
+        return;
+      case kSll: case kSrl: case kSra:
+        mov(rax, X(d.rs1));
+        mov(rcx, X(d.rs2));
+        if (d.op == kSll) shl(rax, cl); else if (d.op == kSrl) shr(rax, cl); else sar(rax, cl);
+        mov(X(d.rd), rax);
+        return;
+      case kSlt: case kSltu:
+        xor_(ecx, ecx);
+        mov(rax, X(d.rs1));
+        cmp(rax, X(d.rs2));
+        if (d.op == kSlt) setl(cl); else setb(cl);
+        mov(X(d.rd), rcx);
+        return;
+      case kAddiw: case kSlliw: case kSrliw: case kSraiw:
+        mov(eax, X32(d.rs1));
+        switch (d.op) {
+          case kAddiw: if (imm != 0) add(eax, imm); break;
+          case kSlliw: shl(eax, imm); break;
+          case kSrliw: shr(eax, imm); break;
+          default: sar(eax, imm); break;
+        }
+        movsxd(rax, eax);
+        mov(X(d.rd), rax);
+        return;
+      case kAddw: case kSubw: case kMulw:
+        mov(eax, X32(d.rs1));
+        if (d.op == kAddw) add(eax, X32(d.rs2));
+        else if (d.op == kSubw) sub(eax, X32(d.rs2));
+        else imul(eax, X32(d.rs2));
+        movsxd(rax, eax);
+        mov(X(d.rd), rax);
+        return;
+      case kSllw: case kSrlw: case kSraw:
+        mov(eax, X32(d.rs1));
+        mov(ecx, X32(d.rs2));
+        if (d.op == kSllw) shl(eax, cl); else if (d.op == kSrlw) shr(eax, cl); else sar(eax, cl);
+        movsxd(rax, eax);
+        mov(X(d.rd), rax);
+        return;
+      case kMulh: case kMulhu:
+        mov(rax, X(d.rs1));
+        if (d.op == kMulh) imul(X(d.rs2)); else mul(X(d.rs2));
+        mov(X(d.rd), rdx);
+        return;
+      case kMulhsu:
+        // hi(signed a * unsigned b) = hi(unsigned a * b) - (a < 0 ? b : 0)
+        mov(rax, X(d.rs1));
+        mov(rcx, rax);
+        mul(X(d.rs2));
+        sar(rcx, 63);
+        and_(rcx, X(d.rs2));
+        sub(rdx, rcx);
+        mov(X(d.rd), rdx);
+        return;
+      case kDiv: case kDivu: case kRem: case kRemu:
+      case kDivw: case kDivuw: case kRemw: case kRemuw: {
+        uint64_t (*fn)(uint64_t, uint64_t) =
+            d.op == kDiv ? op_div : d.op == kDivu ? op_divu : d.op == kRem ? op_rem
+            : d.op == kRemu ? op_remu : d.op == kDivw ? op_divw : d.op == kDivuw ? op_divuw
+            : d.op == kRemw ? op_remw : op_remuw;
+        mov(rdi, X(d.rs1));
+        mov(rsi, X(d.rs2));
+        mov(rax, reinterpret_cast<uint64_t>(fn));
+        call(rax);
+        mov(X(d.rd), rax);
+        return;
+      }
+      default:
+        FTVM_CHECK(false);
+    }
+  }
+
+  size_t trampoline_size_ = 0;
+  Xbyak::Label exit_next_, exit_interp_;
+  Hart::CodePage* page_ = nullptr;
+  uint64_t page_va_ = 0;
+  std::vector<Slow> slow_;
+};
+
+JitCompiler::JitCompiler(Hart& hart) : hart_(hart), emitter_(std::make_unique<Emitter>()) {
+  enter_ = emitter_->enter();
+  stats_.code_capacity = kCodeCapacity;
+}
+
+JitCompiler::~JitCompiler() = default;
+
+void JitCompiler::reset() {
+  emitter_->reset_blocks();
+  ++stats_.flushes;
+}
+
+JitStats JitCompiler::stats() const {
+  JitStats s = stats_;
+  s.code_bytes = emitter_->used();
+  return s;
+}
+
+const void* JitCompiler::compile(Hart::CodePage& page, uint64_t pc) {
+  std::vector<Emitter::Insn> insns;
+  insns.reserve(16);
+  uint64_t at = pc;
+  bool next_interp = false;
+  while (insns.size() < kMaxBlockInsns) {
+    const uint64_t off = at & (kPageSize - 1);
+    if (at != pc && off == 0) break;  // the page ended
+    uint16_t lo;
+    std::memcpy(&lo, page.host + off, 2);
+    DecodedInsn d;
+    if ((lo & 3) != 3) {
+      d = decode(lo);
+    } else if (off + 4 <= kPageSize) {
+      uint32_t word;
+      std::memcpy(&word, page.host + off, 4);
+      d = decode(word);
+    } else {
+      next_interp = true;  // straddles two pages
+      break;
+    }
+    const Kind k = kind_of(d.op);
+    if (k == Kind::kNone) {
+      next_interp = true;
+      break;
+    }
+    insns.push_back({d, at});
+    at += d.len;
+    if (k != Kind::kPlain) break;
+  }
+  const void*& slot = page.jit[(pc & (kPageSize - 1)) >> 1];
+  if (insns.empty()) {
+    slot = Hart::kJitNone;
+    return slot;
+  }
+  if (emitter_->used() + kMaxBlockBytes > kCodeCapacity) {
+    // Drops this page's table too; `slot` stays valid (the page is kept).
+    hart_.drop_jit_blocks();
+  }
+  slot = emitter_->emit_block(page, insns, at, next_interp);
+  ++stats_.blocks_compiled;
+  stats_.instructions += insns.size();
+  return slot;
+}
+
+#else  // !__x86_64__
+
+class JitCompiler::Emitter {};
+JitCompiler::JitCompiler(Hart& hart) : hart_(hart) {}
+JitCompiler::~JitCompiler() = default;
+void JitCompiler::reset() {}
+JitStats JitCompiler::stats() const { return stats_; }
+const void* JitCompiler::compile(Hart::CodePage& page, uint64_t pc) {
+  const void*& slot = page.jit[(pc & (kPageSize - 1)) >> 1];
+  slot = Hart::kJitNone;
+  return slot;
+}
+
+#endif
+
+}  // namespace ftvm::vm
