@@ -1,0 +1,245 @@
+// The translator against the interpreter: random instruction streams,
+// self-modifying code and exact budgets, run on both engines side by side
+// and compared register by register and by the machines' state digests.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "vm/jit.h"
+#include "vm/machine.h"
+
+namespace ftvm::vm {
+namespace {
+
+uint32_t r_type(unsigned f7, unsigned rs2, unsigned rs1, unsigned f3, unsigned rd, unsigned op) {
+  return (f7 << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op;
+}
+uint32_t i_type(int imm, unsigned rs1, unsigned f3, unsigned rd, unsigned op) {
+  return (static_cast<uint32_t>(imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op;
+}
+uint32_t s_type(int imm, unsigned rs2, unsigned rs1, unsigned f3) {
+  const uint32_t u = static_cast<uint32_t>(imm);
+  return (((u >> 5) & 0x7f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | ((u & 0x1f) << 7) |
+         0x23;
+}
+uint32_t b_type(int off, unsigned rs2, unsigned rs1, unsigned f3) {
+  const uint32_t u = static_cast<uint32_t>(off);
+  return (((u >> 12) & 1) << 31) | (((u >> 5) & 0x3f) << 25) | (rs2 << 20) | (rs1 << 15) |
+         (f3 << 12) | (((u >> 1) & 0xf) << 8) | (((u >> 11) & 1) << 7) | 0x63;
+}
+uint32_t j_type(int off, unsigned rd) {
+  const uint32_t i = static_cast<uint32_t>(off);
+  return (((i >> 20) & 1) << 31) | (((i >> 1) & 0x3ff) << 21) | (((i >> 11) & 1) << 20) |
+         (((i >> 12) & 0xff) << 12) | (rd << 7) | 0x6f;
+}
+
+constexpr unsigned kDataReg = 5;   // t0: the data page's address
+constexpr unsigned kTrapReg = 31;  // t6: the trap handler's scratch
+constexpr uint64_t kCode = kRamBase + 0x1000;
+constexpr uint64_t kData = kRamBase + 0x20000;
+constexpr unsigned kCodeWords = 2048;  // two pages: blocks end at the page boundary
+
+// A register the generated code may write: any but x0's sink, t0 and t6.
+unsigned pick_rd(std::mt19937_64& rng) {
+  for (;;) {
+    const unsigned r = static_cast<unsigned>(rng() % 32);
+    if (r != kDataReg && r != kTrapReg) return r;
+  }
+}
+
+// One random instruction, mostly of the kinds the translator compiles,
+// some it leaves to the interpreter, a few random words (most illegal).
+uint32_t random_insn(std::mt19937_64& rng, unsigned index) {
+  const unsigned rd = pick_rd(rng), rs1 = static_cast<unsigned>(rng() % 32),
+                 rs2 = static_cast<unsigned>(rng() % 32);
+  const int imm = static_cast<int>(rng() % 4096) - 2048;
+  const unsigned kind = static_cast<unsigned>(rng() % 100);
+  if (kind < 30) {  // OP and OP-32, with M
+    static const struct { unsigned f7, f3, op; } ops[] = {
+        {0, 0, 0x33}, {0x20, 0, 0x33}, {0, 1, 0x33}, {0, 2, 0x33}, {0, 3, 0x33}, {0, 4, 0x33},
+        {0, 5, 0x33}, {0x20, 5, 0x33}, {0, 6, 0x33}, {0, 7, 0x33}, {1, 0, 0x33}, {1, 1, 0x33},
+        {1, 2, 0x33}, {1, 3, 0x33}, {1, 4, 0x33}, {1, 5, 0x33}, {1, 6, 0x33}, {1, 7, 0x33},
+        {0, 0, 0x3b}, {0x20, 0, 0x3b}, {0, 1, 0x3b}, {0, 5, 0x3b}, {0x20, 5, 0x3b},
+        {1, 0, 0x3b}, {1, 4, 0x3b}, {1, 5, 0x3b}, {1, 6, 0x3b}, {1, 7, 0x3b}};
+    const auto& o = ops[rng() % std::size(ops)];
+    return r_type(o.f7, rs2, rs1, o.f3, rd, o.op);
+  }
+  if (kind < 50) {  // OP-IMM and OP-IMM-32
+    const unsigned f3 = static_cast<unsigned>(rng() % 8);
+    if (f3 == 1) return i_type(static_cast<int>(rng() % 64), rs1, 1, rd, 0x13);
+    if (f3 == 5) {
+      return i_type(static_cast<int>((rng() % 2 ? 0x400 : 0) | (rng() % 64)), rs1, 5, rd, 0x13);
+    }
+    if (rng() % 4 == 0) {
+      const unsigned w = static_cast<unsigned>(rng() % 3);
+      if (w == 0) return i_type(imm, rs1, 0, rd, 0x1b);
+      if (w == 1) return i_type(static_cast<int>(rng() % 32), rs1, 1, rd, 0x1b);
+      return i_type(static_cast<int>((rng() % 2 ? 0x400 : 0) | (rng() % 32)), rs1, 5, rd, 0x1b);
+    }
+    return i_type(imm, rs1, f3, rd, 0x13);
+  }
+  if (kind < 62) {  // loads from the data page, some misaligned or across its end
+    static const unsigned f3s[] = {0, 1, 2, 3, 4, 5, 6};
+    const int off = static_cast<int>(rng() % 2 ? (rng() % 512) * 8 : rng() % 4100);
+    return i_type(off < 2048 ? off : off - 4096, kDataReg, f3s[rng() % 7], rd, 0x03);
+  }
+  if (kind < 72) {  // stores to the data page
+    const int off = static_cast<int>(rng() % 2 ? (rng() % 256) * 8 : rng() % 2048);
+    return s_type(off, rs2, kDataReg, static_cast<unsigned>(rng() % 4));
+  }
+  if (kind < 82) {  // branches, mostly forward
+    const int words = static_cast<int>(rng() % 12) - 2;
+    const int off = (words == 0 ? 1 : words) * 4;
+    static const unsigned f3s[] = {0, 1, 4, 5, 6, 7};
+    const int target = static_cast<int>(index) + off / 4;
+    if (target < 0 || target >= static_cast<int>(kCodeWords)) return i_type(0, 0, 0, 0, 0x13);
+    return b_type(off, rs2, rs1, f3s[rng() % 6]);
+  }
+  if (kind < 85) {  // jal forward
+    const int off = static_cast<int>(rng() % 16 + 1) * 4;
+    if (index + off / 4 >= kCodeWords) return i_type(0, 0, 0, 0, 0x13);
+    return j_type(off, rd);
+  }
+  if (kind < 89) return (static_cast<uint32_t>(rng() % (1 << 20)) << 12) | (rd << 7) | 0x37;  // lui
+  if (kind < 92) return (static_cast<uint32_t>(rng() % (1 << 20)) << 12) | (rd << 7) | 0x17;  // auipc
+  if (kind < 94) return i_type(0, 0, 0, 0, 0x0f);                                           // fence
+  if (kind < 96) return r_type(0, 0, kDataReg, 3, 0, 0x2f) | (rd << 7) | (0x00 << 27);      // amoadd.d
+  if (kind < 97) return i_type(0xb00, 0, 2, rd, 0x73);  // csrrs rd, mcycle, x0
+  return static_cast<uint32_t>(rng());                  // anything
+}
+
+// A machine in M-mode at kCode with a random program, a trap handler that
+// skips the faulting instruction, t0 at the data page filled with random
+// bytes, and random registers.
+std::unique_ptr<Machine> make_machine(uint64_t seed, Engine engine) {
+  MachineConfig config;
+  config.ram_size = 1u << 20;
+  config.engine = engine;
+  auto m = std::make_unique<Machine>(config);
+  std::mt19937_64 rng(seed);
+  uint8_t* ram = m->bus().ram();
+  // Trap handler at kRamBase: mepc += 4; mret.
+  const uint32_t handler[] = {
+      i_type(0x341, 0, 2, kTrapReg, 0x73),                 // csrrs t6, mepc, x0
+      i_type(4, kTrapReg, 0, kTrapReg, 0x13),              // addi t6, t6, 4
+      i_type(0x341, kTrapReg, 1, 0, 0x73),                 // csrrw x0, mepc, t6
+      0x30200073,                                          // mret
+  };
+  std::memcpy(ram, handler, sizeof handler);
+  std::vector<uint32_t> code(kCodeWords + 1);
+  for (unsigned i = 0; i < kCodeWords; ++i) code[i] = random_insn(rng, i);
+  code[kCodeWords] = j_type(0, 0);  // the end: a jump to itself
+  std::memcpy(ram + (kCode - kRamBase), code.data(), code.size() * 4);
+  for (unsigned i = 0; i < 8192; ++i) ram[kData - kRamBase + i] = static_cast<uint8_t>(rng());
+  MachineState s = m->capture();
+  s.hart.pc = kCode;
+  s.hart.priv = Priv::kMachine;
+  s.hart.mtvec = kRamBase;
+  s.hart.mstatus |= mstatus::kFs;
+  for (unsigned r = 1; r < 32; ++r) s.hart.x[r] = rng() % 3 == 0 ? rng() % 16 : rng();
+  s.hart.x[kDataReg] = kData;
+  m->restore(s);
+  return m;
+}
+
+std::string differences(Machine& a, Machine& b) {
+  const HartState& x = a.hart().state();
+  const HartState& y = b.hart().state();
+  std::string out;
+  if (x.pc != y.pc) out += " pc " + std::to_string(x.pc) + "/" + std::to_string(y.pc);
+  if (x.instret != y.instret) {
+    out += " instret " + std::to_string(x.instret) + "/" + std::to_string(y.instret);
+  }
+  for (unsigned r = 0; r < 32; ++r) {
+    if (x.x[r] != y.x[r]) out += " x" + std::to_string(r);
+  }
+  if (x.mcause != y.mcause || x.mepc != y.mepc || x.mtval != y.mtval) out += " trap CSRs";
+  return out;
+}
+
+TEST(Jit, RandomProgramsRunIdenticallyOnBothEngines) {
+  if (!jit_supported()) GTEST_SKIP() << "the translator needs an x86-64 host";
+  uint64_t jitted = 0;
+  for (uint64_t seed = 1; seed <= 120; ++seed) {
+    std::unique_ptr<Machine> interp = make_machine(seed, Engine::kInterp);
+    std::unique_ptr<Machine> jit = make_machine(seed, Engine::kJit);
+    std::mt19937_64 steps(seed * 7919);
+    uint64_t done = 0;
+    while (done < 30'000) {
+      // Budgets of every size, so that slices end inside blocks too.
+      const uint64_t budget = steps() % 4 == 0 ? 1 + steps() % 3 : 1 + steps() % 700;
+      const RunResult a = interp->run(budget);
+      const RunResult b = jit->run(budget);
+      ASSERT_EQ(a.status, b.status) << "seed " << seed << " after " << done;
+      ASSERT_EQ(a.retired, b.retired) << "seed " << seed << " after " << done;
+      const std::string diff = differences(*interp, *jit);
+      ASSERT_TRUE(diff.empty()) << "seed " << seed << " after " << done << ":" << diff;
+      done += a.retired;
+      if (a.status != RunStatus::kBudget) break;
+    }
+    ASSERT_EQ(interp->state_digest(), jit->state_digest()) << "seed " << seed;
+    jitted += jit->hart().jit_stats().instructions;
+  }
+  EXPECT_GT(jitted, 20'000u) << "the translator compiled too little to be tested";
+}
+
+TEST(Jit, AStoreIntoTheRunningBlockIsSeenByItsNextInstruction) {
+  if (!jit_supported()) GTEST_SKIP() << "the translator needs an x86-64 host";
+  for (Engine e : {Engine::kInterp, Engine::kJit}) {
+    MachineConfig config;
+    config.ram_size = 1u << 20;
+    config.engine = e;
+    Machine m(config);
+    // x1 = the word "addi x3, x0, 42"; store it over the next instruction
+    // (addi x3, x0, 1), which must then run as the new one. Twice: the
+    // second pass runs through a block translated after the first store.
+    const uint32_t program[] = {
+        i_type(0, 0, 0, 4, 0x13),                   // 0: addi x4, x0, 0
+        s_type(16, 1, 2, 2),                        // 4: sw x1, 16(x2)  (x2 = kRamBase)
+        i_type(1, 0, 0, 3, 0x13),                   // 8: addi x3, x0, 1 -> 42
+        i_type(1, 4, 0, 4, 0x13),                   // 12: addi x4, x4, 1
+        i_type(1, 0, 0, 5, 0x13),                   // 16: addi x5, x0, 1  (overwritten)
+        b_type(-16, 6, 4, 4),                       // 20: blt x4, x6, 4
+        j_type(0, 0),                               // 24: jal x0, 0
+    };
+    std::memcpy(m.bus().ram(), program, sizeof program);
+    MachineState s = m.capture();
+    s.hart.pc = kRamBase;
+    s.hart.priv = Priv::kMachine;
+    s.hart.x[1] = i_type(42, 0, 0, 5, 0x13);  // addi x5, x0, 42
+    s.hart.x[2] = kRamBase;
+    s.hart.x[6] = 3;
+    m.restore(s);
+    ASSERT_EQ(m.run(200).status, RunStatus::kBudget);
+    EXPECT_EQ(m.hart().state().x[5], 42u) << engine_name(e);
+    EXPECT_EQ(m.hart().state().x[4], 3u) << engine_name(e);
+    EXPECT_EQ(m.hart().state().pc, kRamBase + 24) << engine_name(e);
+  }
+}
+
+TEST(Jit, ItsCodeBufferIsBoundedAndReported) {
+  if (!jit_supported()) GTEST_SKIP() << "the translator needs an x86-64 host";
+  std::unique_ptr<Machine> m = make_machine(3, Engine::kJit);
+  ASSERT_EQ(m->run(20'000).status, RunStatus::kBudget);
+  const JitStats s = m->hart().jit_stats();
+  EXPECT_GT(s.blocks_compiled, 0u);
+  EXPECT_GT(s.code_bytes, 0u);
+  EXPECT_LE(s.code_bytes, s.code_capacity);
+  EXPECT_EQ(s.flushes, 0u);
+}
+
+TEST(Jit, EnginesParseByName) {
+  Engine e = Engine::kInterp;
+  EXPECT_TRUE(parse_engine("jit", e));
+  EXPECT_EQ(e, Engine::kJit);
+  EXPECT_TRUE(parse_engine("interp", e));
+  EXPECT_EQ(e, Engine::kInterp);
+  EXPECT_FALSE(parse_engine("fast", e));
+  EXPECT_STREQ(engine_name(Engine::kJit), "jit");
+  EXPECT_EQ(default_engine(), jit_supported() ? Engine::kJit : Engine::kInterp);
+}
+
+}  // namespace
+}  // namespace ftvm::vm
