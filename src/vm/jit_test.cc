@@ -54,7 +54,8 @@ unsigned pick_rd(std::mt19937_64& rng) {
 uint32_t random_insn(std::mt19937_64& rng, unsigned index) {
   const unsigned rd = pick_rd(rng), rs1 = static_cast<unsigned>(rng() % 32),
                  rs2 = static_cast<unsigned>(rng() % 32);
-  const int imm = static_cast<int>(rng() % 4096) - 2048;
+  // Small immediates half the time, so that comparisons meet equal values.
+  const int imm = rng() % 2 ? static_cast<int>(rng() % 20) - 4 : static_cast<int>(rng() % 4096) - 2048;
   const unsigned kind = static_cast<unsigned>(rng() % 100);
   if (kind < 30) {  // OP and OP-32, with M
     static const struct { unsigned f7, f3, op; } ops[] = {
@@ -89,9 +90,10 @@ uint32_t random_insn(std::mt19937_64& rng, unsigned index) {
     const int off = static_cast<int>(rng() % 2 ? (rng() % 256) * 8 : rng() % 2048);
     return s_type(off, rs2, kDataReg, static_cast<unsigned>(rng() % 4));
   }
-  if (kind < 82) {  // branches, mostly forward
-    const int words = static_cast<int>(rng() % 12) - 2;
-    const int off = (words == 0 ? 1 : words) * 4;
+  if (kind < 82) {  // branches
+    // Forward only: a backward one taken for good would spin the rest of
+    // the run (loops are the ISA tests' and the Linux boot's).
+    const int off = static_cast<int>(rng() % 10 + 1) * 4;
     static const unsigned f3s[] = {0, 1, 4, 5, 6, 7};
     const int target = static_cast<int>(index) + off / 4;
     if (target < 0 || target >= static_cast<int>(kCodeWords)) return i_type(0, 0, 0, 0, 0x13);
@@ -162,12 +164,12 @@ std::string differences(Machine& a, Machine& b) {
 TEST(Jit, RandomProgramsRunIdenticallyOnBothEngines) {
   if (!jit_supported()) GTEST_SKIP() << "the translator needs an x86-64 host";
   uint64_t jitted = 0;
-  for (uint64_t seed = 1; seed <= 120; ++seed) {
+  for (uint64_t seed = 1; seed <= 300; ++seed) {
     std::unique_ptr<Machine> interp = make_machine(seed, Engine::kInterp);
     std::unique_ptr<Machine> jit = make_machine(seed, Engine::kJit);
     std::mt19937_64 steps(seed * 7919);
     uint64_t done = 0;
-    while (done < 30'000) {
+    while (done < 6'000) {
       // Budgets of every size, so that slices end inside blocks too.
       const uint64_t budget = steps() % 4 == 0 ? 1 + steps() % 3 : 1 + steps() % 700;
       const RunResult a = interp->run(budget);
