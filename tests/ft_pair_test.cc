@@ -391,6 +391,33 @@ TEST_F(FtPair, KillingThePrimaryUnderLoadLosesNoAcknowledgedWrite) {
   EXPECT_EQ(audit.frames_since("pri", killed + milliseconds(50)), 0u);
 }
 
+// The log never names the engine: a primary on the translator and a backup
+// on the interpreter stay in step (the backup checks the primary's state
+// hash every 50 M instructions), and the backup takes over as usual.
+TEST_F(FtPair, APrimaryOnTheTranslatorAndABackupOnTheInterpreterStayInStep) {
+  if (kSanitized) GTEST_SKIP() << "the ISA tests and a boot cover both engines under sanitizers";
+  ASSERT_NO_FATAL_FAILURE(
+      up({"--engine", "jit", "--engine-b", "interp", "--hash-interval", "50000000"}));
+  auto load = start_load(12);
+  wait_for_traffic("a", 2000);
+  const json s = wait_for(
+      [&](const json& st) {
+        const json c = at(node(st, "b"), {"status", "checks", "state_hashes_matched"});
+        return c.is_number() && c.get<double>() >= 3;
+      },
+      seconds(60), "the backup to match three of the primary's state hashes");
+  EXPECT_EQ(str(node(s, "a"), {"status", "engine", "name"}), "jit") << s.dump();
+  EXPECT_EQ(str(node(s, "b"), {"status", "engine", "name"}), "interp") << s.dump();
+  EXPECT_GT(num(node(s, "a"), {"status", "engine", "jit_code_bytes"}), 0) << s.dump();
+  EXPECT_LE(num(node(s, "a"), {"status", "engine", "jit_code_bytes"}),
+            num(node(s, "a"), {"status", "engine", "jit_code_capacity"}));
+  ProcessResult k = run_process({kFtvm, "kill", "primary", "--name", name_}, seconds(20));
+  ASSERT_EQ(k.exit_code, 0) << k.err;
+  ASSERT_NO_FATAL_FAILURE(finish(*load));
+  expect_load_survived(*load);
+  EXPECT_EQ(role_of(node(status(), "b")), "primary");
+}
+
 // A primary whose main loop is stuck while its channel thread lives on
 // (here: only the main thread is stopped, by ptrace; in life: a blocked
 // write, a livelock) keeps heartbeating. Its heartbeats carry the main

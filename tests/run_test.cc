@@ -119,6 +119,52 @@ TEST(RunGuest, TwoBootsAreIdenticalToTheInstruction) {
   EXPECT_EQ(ma[1], mb[1]) << "machine state at power-off differs";
 }
 
+// The translator and the interpreter: the same boot and a Redis workload
+// (the server, and clients making a process per request) end in the same
+// state at the same instret, and so does a run cut off in the middle.
+TEST(RunGuest, BothEnginesRunABootAndRedisToTheSameState) {
+  REQUIRE_GUEST();
+  const std::string work =
+      "redis-server --daemonize yes --save '' --appendonly no >/dev/null; "
+      "until redis-cli ping >/dev/null 2>&1; do sleep 0.1; done; "
+      "for i in $(seq 60); do redis-cli set k$i v$i >/dev/null; redis-cli incr n >/dev/null; done; "
+      "redis-cli dbsize; redis-cli get n; cpubench | head -1";
+  auto run = [&](const char* engine, std::vector<std::string> extra) {
+    std::vector<std::string> argv = {kFtvm, "run", "--engine", engine, "--entropy", "none",
+                                     "--stats", "--state-hash"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back("--");
+    argv.push_back(work);
+    return run_process(argv, seconds(300));
+  };
+  const std::regex instret("instret=([0-9]+)");
+  const std::regex hash("state_hash=([0-9a-f]{64})");
+  for (const std::vector<std::string>& extra :
+       {std::vector<std::string>{}, std::vector<std::string>{"--max-instructions", "400000000"}}) {
+    ProcessResult a = run("interp", extra);
+    ProcessResult b = run("jit", extra);
+    ASSERT_FALSE(a.timed_out || b.timed_out);
+    const int want = extra.empty() ? 0 : 124;
+    ASSERT_EQ(a.exit_code, want) << a.err;
+    ASSERT_EQ(b.exit_code, want) << b.err;
+    if (extra.empty()) EXPECT_NE(a.out.find("61"), std::string::npos) << a.out;
+    EXPECT_EQ(a.out, b.out) << "console output differs between the engines";
+    std::smatch ma, mb;
+    ASSERT_TRUE(std::regex_search(a.err, ma, instret)) << a.err;
+    ASSERT_TRUE(std::regex_search(b.err, mb, instret)) << b.err;
+    EXPECT_EQ(ma[1], mb[1]) << "instret at the end differs";
+    ASSERT_TRUE(std::regex_search(a.err, ma, hash)) << a.err;
+    ASSERT_TRUE(std::regex_search(b.err, mb, hash)) << b.err;
+    EXPECT_EQ(ma[1], mb[1]) << "machine state at the end differs";
+  }
+}
+
+TEST(RunBadInput, AnUnknownEngineIsRefused) {
+  ProcessResult r = run_process({kFtvm, "run", "--engine", "turbo", "--", "true"}, seconds(30));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("unknown --engine 'turbo' (use interp or jit)"), std::string::npos) << r.err;
+}
+
 TEST(RunGuest, MaxInstructionsStopsWithItsOwnExitStatus) {
   REQUIRE_GUEST();
   ProcessResult r = run_process({kFtvm, "run", "--max-instructions", "100000", "--", "true"},

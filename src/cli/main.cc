@@ -145,6 +145,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   up_cmd->add_option("--memory", up.memory, "Guest RAM in MiB")->capture_default_str();
   add_engine_option(up_cmd, up.engine);
+  up_cmd->add_option("--engine-b", up.engine_b,
+                     "Host b's engine, when it differs from --engine (a pair may mix them)");
   up_cmd->add_option("--heartbeat-ms", up.heartbeat_ms, "Heartbeat interval")->capture_default_str();
   up_cmd->add_option("--timeout-ms", up.timeout_ms, "Silence that counts as failure")
       ->capture_default_str();

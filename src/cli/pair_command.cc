@@ -595,7 +595,9 @@ int up_command(const UpOptions& o) {
   if (o.arbiter != "ftvm" && o.arbiter != "etcd") return bad("--arbiter: ftvm or etcd");
   Result<hostio::EntropyChoice> entropy = hostio::parse_entropy_choice(o.entropy);
   if (!entropy) return bad(entropy.error());
-  if (Result<vm::Engine> engine = engine_from_option(o.engine); !engine) return bad(engine.error());
+  for (const std::string& e : {o.engine, o.engine_b}) {
+    if (Result<vm::Engine> engine = engine_from_option(e); !engine) return bad(engine.error());
+  }
   const PairPaths paths = paths_of(o.name);
   const std::string& dir = paths.dir;
   for (auto [file, what] : {std::pair{"a", PairProcess::kNodeA}, std::pair{"b", PairProcess::kNodeB},
@@ -686,9 +688,11 @@ int up_command(const UpOptions& o) {
         "--heartbeat-ms", std::to_string(o.heartbeat_ms), "--timeout-ms",
         std::to_string(o.timeout_ms), "--history", history_path(paths), "--transfer-mbps",
         fmt::format("{}", o.transfer_mbps)};
-    if (!o.engine.empty()) {
+    const std::string& engine =
+        std::string(host) == "b" && !o.engine_b.empty() ? o.engine_b : o.engine;
+    if (!engine.empty()) {
       v.push_back("--engine");
-      v.push_back(o.engine);
+      v.push_back(engine);
     }
     return v;
   };

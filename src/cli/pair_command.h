@@ -45,6 +45,7 @@ struct UpOptions {
   bool fresh = false;  // discard the hosts' disk copies (never the arbiter's grants)
   bool no_reprotect = false;  // no supervisor: a survivor runs alone
   std::string engine;         // the nodes' --engine (empty: the default)
+  std::string engine_b;       // host b's node's --engine (empty: as --engine)
   double transfer_mbps = 0;   // the nodes' --transfer-mbps
 };
 

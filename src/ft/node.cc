@@ -348,6 +348,11 @@ void Node::publish(bool force) {
   }
   st.pid = getpid();
   st.arbiter = o_.arbiter;
+  if (machine_) {
+    const vm::JitStats j = machine_->hart().jit_stats();
+    st.engine = NodeStatus::Engine{vm::engine_name(machine_->hart().engine()), j.blocks_compiled,
+                                   j.code_bytes, j.code_capacity, j.flushes};
+  }
   if (machine_ && machine_->has_disk()) {
     st.disk = NodeStatus::Disk{o_.spec.disk_path, disk_ && !disk_->read_only(),
                                machine_->disk_host_errors(), machine_->disk_last_host_error()};

@@ -55,6 +55,13 @@ nlohmann::json to_json(const NodeStatus& s) {
                    {"wrong_direction", s.rejected.wrong_direction},
                    {"timed_out", s.rejected.timed_out},
                    {"unexpected_connection", s.rejected.unexpected_connection}};
+  if (s.engine) {
+    j["engine"] = {{"name", s.engine->name},
+                   {"jit_blocks", s.engine->jit_blocks},
+                   {"jit_code_bytes", s.engine->jit_code_bytes},
+                   {"jit_code_capacity", s.engine->jit_code_capacity},
+                   {"jit_flushes", s.engine->jit_flushes}};
+  }
   if (s.checks) {
     j["checks"] = {{"state_hashes_matched", s.checks->state_hashes_matched},
                    {"last_matched_instret", s.checks->last_matched_instret},

@@ -102,6 +102,12 @@ struct NodeStatus {
     std::string last_failure;
   };
   std::optional<Disk> disk;
+  // How this node's machine executes, and the translator's code buffer.
+  struct Engine {
+    std::string name;  // "interp" or "jit"
+    uint64_t jit_blocks = 0, jit_code_bytes = 0, jit_code_capacity = 0, jit_flushes = 0;
+  };
+  std::optional<Engine> engine;
 };
 
 nlohmann::json to_json(const NodeStatus& s);
