@@ -72,6 +72,8 @@ SliceEnd Hart::run_slice_jit(uint64_t budget, uint64_t& retired) {
   c.x = s_.x.data();
   c.rtlb = rtlb_.data();
   c.wtlb = wtlb_.data();
+  c.itlb = itlb_.data();
+  c.ikey = static_cast<uint64_t>(s_.priv) << 56;
   while (remaining > 0) {
     const uint64_t pc = s_.pc;
     const void* entry = nullptr;
@@ -82,6 +84,7 @@ SliceEnd Hart::run_slice_jit(uint64_t budget, uint64_t& retired) {
     }
     if (entry != nullptr && entry != kJitNone) {
       c.dkey = data_key_;
+      c.ikey = static_cast<uint64_t>(s_.priv) << 56;
       c.page_va = pc & ~(kPageSize - 1);
       c.remaining = remaining;
       jit_->enter(c, entry);
@@ -257,7 +260,7 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
             emit_pc(rcx, in.pc + d.len);
             mov(X(d.rd), rcx);
           }
-          jmp(exit_next_, T_NEAR);
+          emit_jump_rax();
           break;
         case Kind::kNone:
           FTVM_CHECK(false);
@@ -364,8 +367,43 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
       jbe(out);
       jmp(rax);
       L(out);
+      emit_pc(rax, target);
+      jmp(exit_next_, T_NEAR);
+      return;
     }
     emit_pc(rax, target);
+    emit_jump_rax();
+  }
+
+  // All of the block has retired; go on at the address in rax: straight
+  // into its block when the fetch TLB maps its page (what the dispatcher's
+  // fetch_page would find) and the block is translated, else back to
+  // dispatch.
+  void emit_jump_rax() {
+    using namespace Xbyak::util;
+    static_assert(sizeof(Hart::FetchEntry) == 16);
+    Xbyak::Label miss;
+    mov(rcx, rax);
+    shr(rcx, kPageShift);
+    mov(edx, ecx);
+    and_(edx, Hart::kTlbSize - 1);
+    shl(edx, 4);
+    or_(rcx, qword[r12 + offsetof(JitContext, ikey)]);
+    mov(rsi, qword[r12 + offsetof(JitContext, itlb)]);
+    cmp(rcx, qword[rsi + rdx]);
+    jne(miss, T_NEAR);
+    mov(rcx, qword[rsi + rdx + 8]);  // the CodePage
+    mov(edx, eax);
+    and_(edx, static_cast<uint32_t>(kPageSize - 1));
+    shr(edx, 1);
+    mov(rcx, qword[rcx + rdx * 8 + static_cast<int>(offsetof(Hart::CodePage, jit))]);
+    cmp(rcx, 1);  // nullptr or Hart::kJitNone
+    jbe(miss, T_NEAR);
+    mov(rdx, rax);
+    and_(rdx, ~static_cast<int32_t>(kPageSize - 1));
+    mov(qword[r12 + offsetof(JitContext, page_va)], rdx);
+    jmp(rcx);
+    L(miss);
     jmp(exit_next_, T_NEAR);
   }
 

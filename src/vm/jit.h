@@ -55,7 +55,9 @@ struct JitContext {
   const void* rtlb = nullptr;       // read TLB entries (tag, addend)
   const void* wtlb = nullptr;       // write TLB entries
   uint64_t dkey = 0;                // the data TLB key of the current mode
-  uint64_t page_va = 0;             // the virtual page the entered block runs at
+  uint64_t page_va = 0;             // the virtual page the running block runs at
+  const void* itlb = nullptr;       // fetch TLB entries (tag, code page)
+  uint64_t ikey = 0;                // the fetch TLB key of the current privilege
   uint64_t pc = 0;                  // out: where execution goes on
   uint64_t remaining = 0;           // in/out: instructions the slice may still retire
   uint32_t reason = 0;              // out: JitExit
