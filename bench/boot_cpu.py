@@ -15,7 +15,9 @@ boot (instret of `cpubench` run minus instret of `true` run, both exact and
 deterministic) divided by its cpu seconds; QEMU's MIPS is the same count over
 QEMU's cpu seconds (same binary, same kernel). Medians are reported.
 
-Usage: bench/boot_cpu.py [--trials N] [--ftvm build/ftvm] [--guest DIR]
+Usage: bench/boot_cpu.py [--trials N] [--engines interp,jit] [--ftvm build/ftvm] [--guest DIR]
+
+Every ftvm engine in --engines is measured in the same trials, in turn with QEMU.
 """
 import argparse
 import os
@@ -67,61 +69,67 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=5)
     ap.add_argument("--ftvm", default="build/ftvm")
+    ap.add_argument("--engines", default="interp,jit",
+                    help="ftvm engines to measure, comma-separated (default interp,jit)")
     ap.add_argument("--guest", default=os.environ.get("FTVM_GUEST_DIR", "/var/cache/ftvm/guest/current"))
     ap.add_argument("--qemu", default="qemu-system-riscv64")
     args = ap.parse_args()
+    engines = [e for e in args.engines.split(",") if e]
 
     kernel = os.path.join(args.guest, "Image")
     initrd = os.path.join(args.guest, "initramfs.cpio.gz")
     extra = "ftvm.marker"
 
-    def ftvm(cmd):
-        return [args.ftvm, "run", "--stats", "--append", extra, "--", cmd]
+    def ftvm(engine, cmd):
+        return [args.ftvm, "run", "--engine", engine, "--stats", "--append", extra, "--", cmd]
 
     def qemu(cmd):
         return [args.qemu, "-machine", "virt", "-bios", "default", "-m", "256M", "-nographic",
                 "-kernel", kernel, "-initrd", initrd,
                 "-append", f"console=ttyS0 quiet ftvm.cmd={hexcmd(cmd)} {extra}"]
 
-    res = {k: [] for k in ("ftvm_boot", "ftvm_true_exit", "qemu_boot", "qemu_true_exit",
-                           "ftvm_cpu", "qemu_cpu")}
+    machines = engines + ["qemu"]
+    res = {m: {k: [] for k in ("boot", "true_exit", "cpu")} for m in machines}
     instret_true = instret_cpu = None
     done = b"cpubench: iterations="
     for trial in range(args.trials):
-        m, _, e, _, err = timed_run(ftvm("true"), None)
-        res["ftvm_boot"].append(m)
-        res["ftvm_true_exit"].append(e)
-        instret_true = int(re.search(rb"instret=(\d+)", err).group(1))
-        m, _, e, _, _ = timed_run(qemu("true"), None)
-        res["qemu_boot"].append(m)
-        res["qemu_true_exit"].append(e)
-        m, d, _, out_f, err = timed_run(ftvm("cpubench"), done)
-        res["ftvm_cpu"].append(d - m)
-        instret_cpu = int(re.search(rb"instret=(\d+)", err).group(1))
-        m, d, _, out_q, _ = timed_run(qemu("cpubench"), done)
-        res["qemu_cpu"].append(d - m)
-        sum_f = re.search(rb"checksum=(0x[0-9a-f]+)", out_f).group(1)
-        sum_q = re.search(rb"checksum=(0x[0-9a-f]+)", out_q).group(1)
-        if sum_f != sum_q:
-            raise RuntimeError(f"cpubench checksums differ: ftvm {sum_f} qemu {sum_q}")
-        print(f"trial {trial + 1}/{args.trials}: boot ftvm {res['ftvm_boot'][-1]:.3f}s "
-              f"qemu {res['qemu_boot'][-1]:.3f}s; cpubench ftvm {res['ftvm_cpu'][-1]:.3f}s "
-              f"qemu {res['qemu_cpu'][-1]:.3f}s", file=sys.stderr)
+        sums = {}
+        for m in machines:
+            argv_true = qemu("true") if m == "qemu" else ftvm(m, "true")
+            argv_cpu = qemu("cpubench") if m == "qemu" else ftvm(m, "cpubench")
+            b, _, e, _, err = timed_run(argv_true, None)
+            res[m]["boot"].append(b)
+            res[m]["true_exit"].append(e)
+            if m != "qemu":
+                instret_true = int(re.search(rb"instret=(\d+)", err).group(1))
+            b, d, _, out, err = timed_run(argv_cpu, done)
+            res[m]["cpu"].append(d - b)
+            if m != "qemu":
+                instret_cpu = int(re.search(rb"instret=(\d+)", err).group(1))
+            sums[m] = re.search(rb"checksum=(0x[0-9a-f]+)", out).group(1)
+        if len(set(sums.values())) != 1:
+            raise RuntimeError(f"cpubench checksums differ: {sums}")
+        print(f"trial {trial + 1}/{args.trials}: " + "; ".join(
+            f"{m} boot {res[m]['boot'][-1]:.3f}s cpubench {res[m]['cpu'][-1]:.3f}s" for m in machines),
+            file=sys.stderr)
 
-    med = {k: statistics.median(v) for k, v in res.items()}
+    med = {m: {k: statistics.median(v) for k, v in r.items()} for m, r in res.items()}
     insns = instret_cpu - instret_true
-    mips_f = insns / med["ftvm_cpu"] / 1e6
-    mips_q = insns / med["qemu_cpu"] / 1e6
-    print(f"| measure (median of {args.trials}) | ftvm | qemu-system-riscv64 | ftvm / qemu speed |")
-    print("|---|---|---|---|")
-    print(f"| boot to init marker | {med['ftvm_boot']:.3f} s | {med['qemu_boot']:.3f} s | "
-          f"{med['qemu_boot'] / med['ftvm_boot']:.2f} |")
-    print(f"| boot, `true`, power-off | {med['ftvm_true_exit']:.3f} s | {med['qemu_true_exit']:.3f} s | "
-          f"{med['qemu_true_exit'] / med['ftvm_true_exit']:.2f} |")
-    print(f"| cpubench ({insns / 1e9:.3f} G instructions) | {med['ftvm_cpu']:.3f} s | "
-          f"{med['qemu_cpu']:.3f} s | {med['qemu_cpu'] / med['ftvm_cpu']:.2f} |")
-    print(f"| guest MIPS on cpubench | {mips_f:.0f} | {mips_q:.0f} | {mips_f / mips_q:.2f} |")
-    print(f"\nftvm boot to power-off: {instret_true} instructions (exact, identical every run)")
+    q = med["qemu"]
+    head = " | ".join(f"ftvm {e}" for e in engines)
+    ratio = " | ".join(f"{e} / qemu speed" for e in engines)
+    print(f"| measure (median of {args.trials}) | {head} | qemu-system-riscv64 | {ratio} |")
+    print("|---" * (2 + 2 * len(engines)) + "|")
+    for key, label in (("boot", "boot to init marker"), ("true_exit", "boot, `true`, power-off"),
+                       ("cpu", f"cpubench ({insns / 1e9:.3f} G instructions)")):
+        vals = " | ".join(f"{med[e][key]:.3f} s" for e in engines)
+        ratios = " | ".join(f"{q[key] / med[e][key]:.2f}" for e in engines)
+        print(f"| {label} | {vals} | {q[key]:.3f} s | {ratios} |")
+    mips = {m: insns / med[m]["cpu"] / 1e6 for m in machines}
+    vals = " | ".join(f"{mips[e]:.0f}" for e in engines)
+    ratios = " | ".join(f"{mips[e] / mips['qemu']:.2f}" for e in engines)
+    print(f"| guest MIPS on cpubench | {vals} | {mips['qemu']:.0f} | {ratios} |")
+    print(f"\nftvm boot to power-off: {instret_true} instructions (exact, identical every run and engine)")
 
 
 if __name__ == "__main__":
