@@ -217,6 +217,7 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
     slow_.clear();
 
     Xbyak::Label bail;
+    cached_ = -1;
     cmp(r13, static_cast<uint32_t>(n));
     jb(bail, T_NEAR);
     sub(r13, static_cast<uint32_t>(n));
@@ -230,7 +231,7 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
           break;
         case Kind::kBranch: {
           Xbyak::Label taken;
-          mov(rax, X(d.rs1));
+          rax_from_reg(d.rs1);
           cmp(rax, X(d.rs2));
           switch (d.op) {
             case kBeq: je(taken, T_NEAR); break;
@@ -253,7 +254,7 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
           emit_goto(in.pc + static_cast<int64_t>(d.imm));
           break;
         case Kind::kJalr:
-          mov(rax, X(d.rs1));
+          rax_from_reg(d.rs1);
           if (d.imm != 0) add(rax, d.imm);
           and_(rax, -2);
           if (d.rd != kSinkReg) {
@@ -435,6 +436,10 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
     using namespace Xbyak::util;
     const int32_t imm = d.imm;
     const bool sink = d.rd == kSinkReg;
+    // rax may still hold the register the previous instruction wrote.
+    const int reuse = cached_;
+    cached_ = -1;
+    const bool rs1_in_rax = static_cast<int>(d.rs1) == reuse;
     switch (d.op) {
       case kNop: case kFence: case kFenceI:
         return;
@@ -444,14 +449,14 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
       case kAuipc:
         if (!sink) {
           emit_pc(rax, pc + static_cast<int64_t>(imm));
-          mov(X(d.rd), rax);
+          wrote_rax(d.rd);
         }
         return;
       case kLb: case kLh: case kLw: case kLd: case kLbu: case kLhu: case kLwu: {
         const unsigned size = (d.op == kLb || d.op == kLbu) ? 1
                               : (d.op == kLh || d.op == kLhu) ? 2
                               : (d.op == kLw || d.op == kLwu) ? 4 : 8;
-        mov(rax, X(d.rs1));
+        if (!rs1_in_rax) mov(rax, X(d.rs1));
         if (imm != 0) add(rax, imm);
         emit_tlb(r14, size, pc, unretired);
         switch (d.op) {
@@ -463,12 +468,12 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
           case kLhu: movzx(eax, word[rax]); break;
           default: mov(eax, dword[rax]); break;
         }
-        if (!sink) mov(X(d.rd), rax);
+        if (!sink) wrote_rax(d.rd);
         return;
       }
       case kSb: case kSh: case kSw: case kSd: {
         const unsigned size = d.op == kSb ? 1 : d.op == kSh ? 2 : d.op == kSw ? 4 : 8;
-        mov(rax, X(d.rs1));
+        if (!rs1_in_rax) mov(rax, X(d.rs1));
         if (imm != 0) add(rax, imm);
         emit_tlb(r15, size, pc, unretired);
         mov(rcx, X(d.rs2));
@@ -487,7 +492,7 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
     switch (d.op) {
       case kAddi: case kXori: case kOri: case kAndi:
       case kSlli: case kSrli: case kSrai:
-        mov(rax, X(d.rs1));
+        if (!rs1_in_rax) mov(rax, X(d.rs1));
         switch (d.op) {
           case kAddi: if (imm != 0) add(rax, imm); break;
           case kXori: xor_(rax, imm); break;
@@ -497,17 +502,17 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
           case kSrli: shr(rax, imm); break;
           default: sar(rax, imm); break;
         }
-        mov(X(d.rd), rax);
+        wrote_rax(d.rd);
         return;
       case kSlti: case kSltiu:
         xor_(ecx, ecx);
-        mov(rax, X(d.rs1));
+        if (!rs1_in_rax) mov(rax, X(d.rs1));
         cmp(rax, imm);
         if (d.op == kSlti) setl(cl); else setb(cl);
         mov(X(d.rd), rcx);
         return;
       case kAdd: case kSub: case kXor: case kOr: case kAnd: case kMul:
-        mov(rax, X(d.rs1));
+        if (!rs1_in_rax) mov(rax, X(d.rs1));
         switch (d.op) {
           case kAdd: add(rax, X(d.rs2)); break;
           case kSub: sub(rax, X(d.rs2)); break;
@@ -516,23 +521,23 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
           case kAnd: and_(rax, X(d.rs2)); break;
           default: imul(rax, X(d.rs2)); break;
         }
-        mov(X(d.rd), rax);
+        wrote_rax(d.rd);
         return;
       case kSll: case kSrl: case kSra:
-        mov(rax, X(d.rs1));
+        if (!rs1_in_rax) mov(rax, X(d.rs1));
         mov(rcx, X(d.rs2));
         if (d.op == kSll) shl(rax, cl); else if (d.op == kSrl) shr(rax, cl); else sar(rax, cl);
-        mov(X(d.rd), rax);
+        wrote_rax(d.rd);
         return;
       case kSlt: case kSltu:
         xor_(ecx, ecx);
-        mov(rax, X(d.rs1));
+        if (!rs1_in_rax) mov(rax, X(d.rs1));
         cmp(rax, X(d.rs2));
         if (d.op == kSlt) setl(cl); else setb(cl);
         mov(X(d.rd), rcx);
         return;
       case kAddiw: case kSlliw: case kSrliw: case kSraiw:
-        mov(eax, X32(d.rs1));
+        if (!rs1_in_rax) mov(eax, X32(d.rs1));
         switch (d.op) {
           case kAddiw: if (imm != 0) add(eax, imm); break;
           case kSlliw: shl(eax, imm); break;
@@ -540,31 +545,31 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
           default: sar(eax, imm); break;
         }
         movsxd(rax, eax);
-        mov(X(d.rd), rax);
+        wrote_rax(d.rd);
         return;
       case kAddw: case kSubw: case kMulw:
-        mov(eax, X32(d.rs1));
+        if (!rs1_in_rax) mov(eax, X32(d.rs1));
         if (d.op == kAddw) add(eax, X32(d.rs2));
         else if (d.op == kSubw) sub(eax, X32(d.rs2));
         else imul(eax, X32(d.rs2));
         movsxd(rax, eax);
-        mov(X(d.rd), rax);
+        wrote_rax(d.rd);
         return;
       case kSllw: case kSrlw: case kSraw:
-        mov(eax, X32(d.rs1));
+        if (!rs1_in_rax) mov(eax, X32(d.rs1));
         mov(ecx, X32(d.rs2));
         if (d.op == kSllw) shl(eax, cl); else if (d.op == kSrlw) shr(eax, cl); else sar(eax, cl);
         movsxd(rax, eax);
-        mov(X(d.rd), rax);
+        wrote_rax(d.rd);
         return;
       case kMulh: case kMulhu:
-        mov(rax, X(d.rs1));
+        if (!rs1_in_rax) mov(rax, X(d.rs1));
         if (d.op == kMulh) imul(X(d.rs2)); else mul(X(d.rs2));
         mov(X(d.rd), rdx);
         return;
       case kMulhsu:
         // hi(signed a * unsigned b) = hi(unsigned a * b) - (a < 0 ? b : 0)
-        mov(rax, X(d.rs1));
+        if (!rs1_in_rax) mov(rax, X(d.rs1));
         mov(rcx, rax);
         mul(X(d.rs2));
         sar(rcx, 63);
@@ -582,7 +587,7 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
         mov(rsi, X(d.rs2));
         mov(rax, reinterpret_cast<uint64_t>(fn));
         call(rax);
-        mov(X(d.rd), rax);
+        wrote_rax(d.rd);
         return;
       }
       default:
@@ -590,6 +595,18 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
     }
   }
 
+  // x[rd] = rax, which then holds x[rd] for the next instruction.
+  void wrote_rax(unsigned rd) {
+    mov(X(rd), rax);
+    cached_ = static_cast<int>(rd);
+  }
+  // Loads x[r] into rax unless it is there already; ends the reuse.
+  void rax_from_reg(unsigned r) {
+    if (static_cast<int>(r) != cached_) mov(rax, X(r));
+    cached_ = -1;
+  }
+
+  int cached_ = -1;  // the guest register rax holds, between two instructions
   size_t trampoline_size_ = 0;
   Xbyak::Label exit_next_, exit_interp_;
   Hart::CodePage* page_ = nullptr;
