@@ -11,6 +11,7 @@
 
 #include "vm/fpu.h"
 #include "vm/hart.h"
+#include "vm/int_ops.h"
 
 namespace ftvm::vm {
 namespace {
@@ -19,9 +20,7 @@ inline uint32_t unbox_s(uint64_t v) {
   return (v >> 32) == 0xffffffffu ? static_cast<uint32_t>(v) : 0x7fc00000u;
 }
 inline uint64_t box_s(uint32_t v) { return 0xffffffff00000000ull | v; }
-inline uint64_t sext32(uint64_t v) {
-  return static_cast<uint64_t>(static_cast<int64_t>(static_cast<int32_t>(v)));
-}
+using int_ops::sext32;
 
 }  // namespace
 

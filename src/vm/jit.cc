@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "util/result.h"
+#include "vm/int_ops.h"
 #include "vm/jit_compiler.h"
 
 #if defined(__x86_64__)
@@ -73,7 +74,6 @@ SliceEnd Hart::run_slice_jit(uint64_t budget, uint64_t& retired) {
   c.rtlb = rtlb_.data();
   c.wtlb = wtlb_.data();
   c.itlb = itlb_.data();
-  c.ikey = static_cast<uint64_t>(s_.priv) << 56;
   while (remaining > 0) {
     const uint64_t pc = s_.pc;
     const void* entry = nullptr;
@@ -117,39 +117,6 @@ constexpr size_t kCodeCapacity = 32u << 20;
 // the exits (checked before each block is compiled).
 constexpr unsigned kMaxBlockInsns = 64;
 constexpr size_t kMaxBlockBytes = 16u << 10;
-
-uint64_t sext32(uint64_t v) {
-  return static_cast<uint64_t>(static_cast<int64_t>(static_cast<int32_t>(v)));
-}
-uint64_t op_div(uint64_t ua, uint64_t ub) {
-  const int64_t a = static_cast<int64_t>(ua), b = static_cast<int64_t>(ub);
-  return b == 0 ? ~0ull : (a == INT64_MIN && b == -1) ? ua : static_cast<uint64_t>(a / b);
-}
-uint64_t op_divu(uint64_t a, uint64_t b) { return b == 0 ? ~0ull : a / b; }
-uint64_t op_rem(uint64_t ua, uint64_t ub) {
-  const int64_t a = static_cast<int64_t>(ua), b = static_cast<int64_t>(ub);
-  return b == 0 ? ua : (a == INT64_MIN && b == -1) ? 0 : static_cast<uint64_t>(a % b);
-}
-uint64_t op_remu(uint64_t a, uint64_t b) { return b == 0 ? a : a % b; }
-uint64_t op_divw(uint64_t ua, uint64_t ub) {
-  const int32_t a = static_cast<int32_t>(ua), b = static_cast<int32_t>(ub);
-  return b == 0 ? ~0ull
-                : (a == INT32_MIN && b == -1) ? sext32(static_cast<uint32_t>(a))
-                                              : sext32(static_cast<uint32_t>(a / b));
-}
-uint64_t op_divuw(uint64_t ua, uint64_t ub) {
-  const uint32_t a = static_cast<uint32_t>(ua), b = static_cast<uint32_t>(ub);
-  return b == 0 ? ~0ull : sext32(a / b);
-}
-uint64_t op_remw(uint64_t ua, uint64_t ub) {
-  const int32_t a = static_cast<int32_t>(ua), b = static_cast<int32_t>(ub);
-  return b == 0 ? sext32(static_cast<uint32_t>(a))
-                : (a == INT32_MIN && b == -1) ? 0 : sext32(static_cast<uint32_t>(a % b));
-}
-uint64_t op_remuw(uint64_t ua, uint64_t ub) {
-  const uint32_t a = static_cast<uint32_t>(ua), b = static_cast<uint32_t>(ub);
-  return b == 0 ? sext32(a) : sext32(a % b);
-}
 
 enum class Kind : uint8_t { kNone, kPlain, kBranch, kJal, kJalr };
 
@@ -580,9 +547,10 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
       case kDiv: case kDivu: case kRem: case kRemu:
       case kDivw: case kDivuw: case kRemw: case kRemuw: {
         uint64_t (*fn)(uint64_t, uint64_t) =
-            d.op == kDiv ? op_div : d.op == kDivu ? op_divu : d.op == kRem ? op_rem
-            : d.op == kRemu ? op_remu : d.op == kDivw ? op_divw : d.op == kDivuw ? op_divuw
-            : d.op == kRemw ? op_remw : op_remuw;
+            d.op == kDiv ? int_ops::div : d.op == kDivu ? int_ops::divu
+            : d.op == kRem ? int_ops::rem : d.op == kRemu ? int_ops::remu
+            : d.op == kDivw ? int_ops::divw : d.op == kDivuw ? int_ops::divuw
+            : d.op == kRemw ? int_ops::remw : int_ops::remuw;
         mov(rdi, X(d.rs1));
         mov(rsi, X(d.rs2));
         mov(rax, reinterpret_cast<uint64_t>(fn));
