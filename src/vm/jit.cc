@@ -1,16 +1,26 @@
 // The translator (see jit.h): block compiler, code buffer and the dispatch
 // loop of Hart::run_slice_jit. x86-64 only; code is emitted with Xbyak.
 //
-// Generated code keeps the hart's registers in memory (HartState::x) and
-// holds, for as long as blocks chain: rbx the register file, r12 the
-// JitContext, r13 the instructions the slice may still retire, r14 and r15
-// the read and write TLBs, rbp the data TLB key. rax, rcx, rdx, rdi and rsi
-// are scratch. Every exit goes through one epilogue that stores the next pc
-// (rax) and the remaining budget back into the context.
+// The hart's registers live in memory (HartState::x). Within a block, the
+// guest registers it uses most are held in host registers (rdi, rsi,
+// r8-r11): loaded on entry, and every one the block wrote stored back at
+// each of its exits (the end, a slow path, before a helper call), so
+// between blocks memory is always current. For as long as blocks chain the
+// code holds rbx the register file, r12 the JitContext, r13 the
+// instructions the slice may still retire, r14 and r15 the read and write
+// TLBs, rbp the data TLB key; rax, rcx and rdx are scratch. Every exit goes
+// through one epilogue that stores the next pc (rax) and the remaining
+// budget back into the context.
 #include "vm/jit.h"
 
+#include <algorithm>
+#include <array>
+#include <cinttypes>
 #include <cstddef>
+#include <cstdlib>
+#include <deque>
 #include <cstring>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -19,6 +29,8 @@
 #include "vm/jit_compiler.h"
 
 #if defined(__x86_64__)
+#include <unistd.h>
+
 #include <xbyak/xbyak.h>
 #endif
 
@@ -74,6 +86,10 @@ SliceEnd Hart::run_slice_jit(uint64_t budget, uint64_t& retired) {
   c.rtlb = rtlb_.data();
   c.wtlb = wtlb_.data();
   c.itlb = itlb_.data();
+  // A jump the last block left by, to be pointed at the next block (see
+  // Emitter::emit_goto), unless the buffer was flushed since.
+  uint8_t* patch = nullptr;
+  uint64_t flushes = 0;
   while (remaining > 0) {
     const uint64_t pc = s_.pc;
     const void* entry = nullptr;
@@ -83,16 +99,21 @@ SliceEnd Hart::run_slice_jit(uint64_t budget, uint64_t& retired) {
       entry = slot != nullptr ? slot : jit_->compile(*page, pc);
     }
     if (entry != nullptr && entry != kJitNone) {
+      if (patch != nullptr && flushes == jit_->flushes()) jit_->patch(patch, entry);
       c.dkey = data_key_;
       c.ikey = static_cast<uint64_t>(s_.priv) << 56;
       c.page_va = pc & ~(kPageSize - 1);
       c.remaining = remaining;
+      c.patch = nullptr;
       jit_->enter(c, entry);
       s_.instret += remaining - c.remaining;
       remaining = c.remaining;
       s_.pc = c.pc;
+      patch = c.patch;
+      flushes = jit_->flushes();
       if (c.reason == kJitNext || remaining == 0) continue;
     }
+    patch = nullptr;
     // One instruction by the interpreter: it ends the slice where it would
     // have ended its own (a trap, xRET, a CSR or MMIO write, WFI, ...).
     uint64_t r = 0;
@@ -183,23 +204,47 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
     page_va_ = start_pc & ~(kPageSize - 1);
     slow_.clear();
 
-    Xbyak::Label bail;
+    Xbyak::Label bail, body, loop_bail;
     cached_ = -1;
-    cmp(r13, static_cast<uint32_t>(n));
-    jb(bail, T_NEAR);
     sub(r13, static_cast<uint32_t>(n));
+    jb(bail, T_NEAR);  // (bail gives the charge back)
+    // A block whose jump or branch goes back to its own start loops
+    // without leaving its registers: the back edge charges the block again
+    // and jumps to `body`, so any held register may be dirty there.
+    const DecodedInsn& last = insns.back().d;
+    const Kind last_kind = kind_of(last.op);
+    const bool loops = (last_kind == Kind::kBranch || last_kind == Kind::kJal) &&
+                       insns.back().pc + static_cast<int64_t>(last.imm) == start_pc;
+    hold_registers(insns, loops);
+    L(body);
+    const uint32_t loop_dirty = dirty_;
+    // Charges the block and goes round again, or (out of budget) stores
+    // the registers back and leaves for the interpreter at the start.
+    auto loop_back = [&] {
+      sub(r13, static_cast<uint32_t>(n));
+      jb(loop_bail, T_NEAR);
+      jmp(body, T_NEAR);
+    };
 
     for (size_t i = 0; i < insns.size(); ++i) {
       const Insn& in = insns[i];
       const DecodedInsn& d = in.d;
+      mem_.clear();
       switch (kind_of(d.op)) {
         case Kind::kPlain:
           emit_plain(d, in.pc, n - i);
           break;
         case Kind::kBranch: {
           Xbyak::Label taken;
-          rax_from_reg(d.rs1);
-          cmp(rax, X(d.rs2));
+          if (held_[d.rs1] >= 0 && cached_ != static_cast<int>(d.rs1)) {
+            cmp(kHeld[held_[d.rs1]], X(d.rs2));
+            cached_ = -1;
+          } else {
+            rax_from_reg(d.rs1);
+            cmp(rax, X(d.rs2));
+          }
+          const uint32_t dirty = dirty_;
+          if (!loops) store_back();  // moves: the flags stay
           switch (d.op) {
             case kBeq: je(taken, T_NEAR); break;
             case kBne: jne(taken, T_NEAR); break;
@@ -208,17 +253,28 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
             case kBltu: jb(taken, T_NEAR); break;
             default: jae(taken, T_NEAR); break;
           }
+          if (loops) store_back(dirty);
           emit_goto(in.pc + d.len);
           L(taken);
-          emit_goto(in.pc + static_cast<int64_t>(d.imm));
+          if (loops) {
+            loop_back();
+          } else {
+            emit_goto(in.pc + static_cast<int64_t>(d.imm));
+          }
           break;
         }
         case Kind::kJal:
           if (d.rd != kSinkReg) {
             emit_pc(rax, in.pc + d.len);
             mov(X(d.rd), rax);
+            wrote(d.rd);
           }
-          emit_goto(in.pc + static_cast<int64_t>(d.imm));
+          if (loops) {
+            loop_back();
+          } else {
+            store_back();
+            emit_goto(in.pc + static_cast<int64_t>(d.imm));
+          }
           break;
         case Kind::kJalr:
           rax_from_reg(d.rs1);
@@ -227,7 +283,9 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
           if (d.rd != kSinkReg) {
             emit_pc(rcx, in.pc + d.len);
             mov(X(d.rd), rcx);
+            wrote(d.rd);
           }
+          store_back();
           emit_jump_rax();
           break;
         case Kind::kNone:
@@ -235,6 +293,7 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
       }
     }
     if (kind_of(insns.back().d.op) == Kind::kPlain) {
+      store_back();
       if (next_interp) {
         emit_pc(rax, next_pc);
         jmp(exit_interp_, T_NEAR);
@@ -243,10 +302,19 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
       }
     }
     L(bail);
+    add(r13, static_cast<uint32_t>(n));
     emit_pc(rax, start_pc);
     jmp(exit_interp_, T_NEAR);
+    if (loops) {
+      L(loop_bail);
+      add(r13, static_cast<uint32_t>(n));
+      store_back(loop_dirty);
+      emit_pc(rax, start_pc);
+      jmp(exit_interp_, T_NEAR);
+    }
     for (Slow& s : slow_) {
       L(s.label);
+      store_back(s.dirty);
       // The instruction at s.pc did not retire, nor did those after it.
       add(r13, static_cast<uint32_t>(s.unretired));
       emit_pc(rax, s.pc);
@@ -260,15 +328,96 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
     Xbyak::Label label;
     uint64_t pc;
     uint64_t unretired;
+    uint32_t dirty;  // the held guest registers to store back first
   };
 
-  Xbyak::Address X(unsigned r) const {
+  // Guest register r in memory.
+  Xbyak::Address M(unsigned r) const {
     using namespace Xbyak::util;
     return qword[rbx + static_cast<int>(r * 8)];
   }
-  Xbyak::Address X32(unsigned r) const {
+  // Guest register r where the block keeps it: its host register, or memory.
+  const Xbyak::Operand& X(unsigned r) {
+    if (held_[r] >= 0) return kHeld[held_[r]];
+    mem_.emplace_back(M(r));
+    return mem_.back();
+  }
+  // Its low 32 bits.
+  const Xbyak::Operand& X32(unsigned r) {
     using namespace Xbyak::util;
-    return dword[rbx + static_cast<int>(r * 8)];
+    if (held_[r] >= 0) return kHeld32[held_[r]];
+    mem_.emplace_back(dword[rbx + static_cast<int>(r * 8)]);
+    return mem_.back();
+  }
+  // Guest register rd was written (through X(rd)).
+  void wrote(unsigned rd) {
+    if (held_[rd] >= 0) dirty_ |= 1u << rd;
+  }
+
+  // Chooses the guest registers the block holds in host registers: those
+  // it uses at least twice, most used first; loads the ones it reads
+  // before writing (in a loop, all of them, and the written ones start
+  // dirty).
+  void hold_registers(const std::vector<Insn>& insns, bool loops) {
+    held_.fill(-1);
+    dirty_ = 0;
+    std::array<unsigned, 32> uses{};
+    uint32_t written = 0, read_first = 0;
+    auto read = [&](unsigned r) {
+      ++uses[r];
+      if (!(written & (1u << r))) read_first |= 1u << r;
+    };
+    for (const Insn& in : insns) {
+      const DecodedInsn& d = in.d;
+      bool r1 = true, r2 = false, w = true;
+      switch (d.op) {
+        case kNop: case kFence: case kFenceI: r1 = w = false; break;
+        case kLui: case kAuipc: case kJal: r1 = false; break;
+        case kSb: case kSh: case kSw: case kSd: r2 = true; w = false; break;
+        case kBeq: case kBne: case kBlt: case kBge: case kBltu: case kBgeu: r2 = true; w = false; break;
+        case kAdd: case kSub: case kSll: case kSlt: case kSltu: case kXor: case kSrl: case kSra:
+        case kOr: case kAnd: case kAddw: case kSubw: case kSllw: case kSrlw: case kSraw:
+        case kMul: case kMulh: case kMulhsu: case kMulhu: case kDiv: case kDivu: case kRem:
+        case kRemu: case kMulw: case kDivw: case kDivuw: case kRemw: case kRemuw: r2 = true; break;
+        default: break;
+      }
+      if (r1) read(d.rs1);
+      if (r2) read(d.rs2);
+      if (w) {
+        ++uses[d.rd];
+        written |= 1u << d.rd;
+      }
+    }
+    std::array<unsigned, 32> order;
+    for (unsigned r = 0; r < 32; ++r) order[r] = r;
+    std::stable_sort(order.begin(), order.end(), [&](unsigned a, unsigned b) { return uses[a] > uses[b]; });
+    size_t next = 0;
+    static const size_t limit = getenv("FTVM_JIT_HELD") ? atoi(getenv("FTVM_JIT_HELD")) : 6;  // TEMP
+    for (unsigned r : order) {
+      if (next == limit || uses[r] < 2) break;
+      if (r == 0 || r == kSinkReg) continue;
+      held_[r] = static_cast<int8_t>(next++);
+      // A loop's registers are all loaded: any may be stored back anywhere.
+      if (loops || (read_first & (1u << r))) mov(kHeld[held_[r]], M(r));
+      if (loops && (written & (1u << r))) dirty_ |= 1u << r;
+    }
+  }
+  // Stores the held registers in `dirty` back to memory.
+  void store_back(uint32_t dirty) {
+    for (unsigned r = 1; r < 32; ++r) {
+      if (dirty & (1u << r)) mov(M(r), kHeld[held_[r]]);
+    }
+  }
+  // Stores every written held register back; they stay held (and clean).
+  void store_back() {
+    store_back(dirty_);
+    dirty_ = 0;
+  }
+  // Reloads every held register from memory (after a call).
+  void reload_held() {
+    for (unsigned r = 1; r < 32; ++r) {
+      if (held_[r] >= 0) mov(kHeld[held_[r]], M(r));
+    }
   }
 
   void emit_trampoline() {
@@ -323,18 +472,25 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
     }
   }
 
-  // All of the block has retired; go on at `target`: straight into its
-  // block when it is on this page and translated, else back to dispatch.
+  // All of the block has retired; go on at `target`. On this page: a
+  // direct jump to its block, when translated; else a jump that goes back
+  // to dispatch until the dispatcher, having the target's block, patches
+  // it to go there directly (JitContext::patch). Blocks are dropped a whole
+  // page at a time, so a jump between two blocks of one page never outlives
+  // its target. Other pages: the fetch TLB decides (emit_jump_rax).
   void emit_goto(uint64_t target) {
     using namespace Xbyak::util;
     if ((target & ~(kPageSize - 1)) == page_va_) {
-      Xbyak::Label out;
-      mov(rax, reinterpret_cast<uint64_t>(&page_->jit[(target & (kPageSize - 1)) >> 1]));
-      mov(rax, qword[rax]);
-      cmp(rax, 1);  // nullptr or Hart::kJitNone
-      jbe(out);
-      jmp(rax);
-      L(out);
+      const void* entry = page_->jit[(target & (kPageSize - 1)) >> 1];
+      if (entry != nullptr && entry != Hart::kJitNone) {
+        jmp(entry, T_NEAR);
+        return;
+      }
+      db(0xe9);  // jmp rel32, to the next instruction until patched
+      dd(0);
+      const uint8_t* site = getCurr() - 4;
+      mov(rcx, reinterpret_cast<uint64_t>(site));
+      mov(qword[r12 + offsetof(JitContext, patch)], rcx);
       emit_pc(rax, target);
       jmp(exit_next_, T_NEAR);
       return;
@@ -380,22 +536,24 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
   void emit_tlb(const Xbyak::Reg64& tlb, unsigned size, uint64_t pc, uint64_t unretired) {
     using namespace Xbyak::util;
     static_assert(sizeof(Hart::TlbEntry) == 16 && Hart::kTlbSize == 256);
-    slow_.push_back(Slow{{}, pc, unretired});
+    slow_.push_back(Slow{{}, pc, unretired, dirty_});
     Xbyak::Label& slow = slow_.back().label;
-    mov(rcx, rax);
+    // The entry is indexed by the first byte's page and its tag compared
+    // with the last byte's: an access that crosses into the next page
+    // misses.
+    static_assert(kPageShift == 12);
+    if (size > 1) {
+      lea(rcx, qword[rax + static_cast<int>(size - 1)]);
+    } else {
+      mov(rcx, rax);
+    }
+    mov(edx, eax);
+    shr(edx, kPageShift - 4);
+    and_(edx, (Hart::kTlbSize - 1) << 4);
     shr(rcx, kPageShift);
-    mov(edx, ecx);
-    and_(edx, Hart::kTlbSize - 1);
-    shl(edx, 4);
     or_(rcx, rbp);
     cmp(rcx, qword[tlb + rdx]);
     jne(slow, T_NEAR);
-    if (size > 1) {
-      mov(ecx, eax);
-      and_(ecx, static_cast<uint32_t>(kPageSize - 1));
-      cmp(ecx, static_cast<uint32_t>(kPageSize - size));
-      ja(slow, T_NEAR);
-    }
     add(rax, qword[tlb + rdx + 8]);
   }
 
@@ -411,7 +569,10 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
       case kNop: case kFence: case kFenceI:
         return;
       case kLui:
-        if (!sink) mov(X(d.rd), imm);
+        if (!sink) {
+          mov(X(d.rd), imm);
+          wrote(d.rd);
+        }
         return;
       case kAuipc:
         if (!sink) {
@@ -426,16 +587,23 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
         if (!rs1_in_rax) mov(rax, X(d.rs1));
         if (imm != 0) add(rax, imm);
         emit_tlb(r14, size, pc, unretired);
+        const bool direct = !sink && held_[d.rd] >= 0;
+        const Xbyak::Reg64 dst = direct ? kHeld[held_[d.rd]] : rax;
+        const Xbyak::Reg32 dst32 = dst.cvt32();
         switch (d.op) {
-          case kLb: movsx(rax, byte[rax]); break;
-          case kLh: movsx(rax, word[rax]); break;
-          case kLw: movsxd(rax, dword[rax]); break;
-          case kLd: mov(rax, qword[rax]); break;
-          case kLbu: movzx(eax, byte[rax]); break;
-          case kLhu: movzx(eax, word[rax]); break;
-          default: mov(eax, dword[rax]); break;
+          case kLb: movsx(dst, byte[rax]); break;
+          case kLh: movsx(dst, word[rax]); break;
+          case kLw: movsxd(dst, dword[rax]); break;
+          case kLd: mov(dst, qword[rax]); break;
+          case kLbu: movzx(dst32, byte[rax]); break;
+          case kLhu: movzx(dst32, word[rax]); break;
+          default: mov(dst32, dword[rax]); break;
         }
-        if (!sink) wrote_rax(d.rd);
+        if (direct) {
+          wrote(d.rd);
+        } else if (!sink) {
+          wrote_rax(d.rd);
+        }
         return;
       }
       case kSb: case kSh: case kSw: case kSd: {
@@ -443,12 +611,17 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
         if (!rs1_in_rax) mov(rax, X(d.rs1));
         if (imm != 0) add(rax, imm);
         emit_tlb(r15, size, pc, unretired);
-        mov(rcx, X(d.rs2));
+        Xbyak::Reg64 src = rcx;
+        if (held_[d.rs2] >= 0) {
+          src = kHeld[held_[d.rs2]];
+        } else {
+          mov(rcx, X(d.rs2));
+        }
         switch (d.op) {
-          case kSb: mov(byte[rax], cl); break;
-          case kSh: mov(word[rax], cx); break;
-          case kSw: mov(dword[rax], ecx); break;
-          default: mov(qword[rax], rcx); break;
+          case kSb: mov(byte[rax], src.cvt8()); break;
+          case kSh: mov(word[rax], src.cvt16()); break;
+          case kSw: mov(dword[rax], src.cvt32()); break;
+          default: mov(qword[rax], src); break;
         }
         return;
       }
@@ -456,6 +629,7 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
         break;
     }
     if (sink) return;  // the rest only compute a value
+    if (emit_direct(d, reuse)) return;
     switch (d.op) {
       case kAddi: case kXori: case kOri: case kAndi:
       case kSlli: case kSrli: case kSrai:
@@ -477,6 +651,7 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
         cmp(rax, imm);
         if (d.op == kSlti) setl(cl); else setb(cl);
         mov(X(d.rd), rcx);
+        wrote(d.rd);
         return;
       case kAdd: case kSub: case kXor: case kOr: case kAnd: case kMul:
         if (!rs1_in_rax) mov(rax, X(d.rs1));
@@ -502,6 +677,7 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
         cmp(rax, X(d.rs2));
         if (d.op == kSlt) setl(cl); else setb(cl);
         mov(X(d.rd), rcx);
+        wrote(d.rd);
         return;
       case kAddiw: case kSlliw: case kSrliw: case kSraiw:
         if (!rs1_in_rax) mov(eax, X32(d.rs1));
@@ -533,6 +709,7 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
         if (!rs1_in_rax) mov(rax, X(d.rs1));
         if (d.op == kMulh) imul(X(d.rs2)); else mul(X(d.rs2));
         mov(X(d.rd), rdx);
+        wrote(d.rd);
         return;
       case kMulhsu:
         // hi(signed a * unsigned b) = hi(unsigned a * b) - (a < 0 ? b : 0)
@@ -543,6 +720,7 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
         and_(rcx, X(d.rs2));
         sub(rdx, rcx);
         mov(X(d.rd), rdx);
+        wrote(d.rd);
         return;
       case kDiv: case kDivu: case kRem: case kRemu:
       case kDivw: case kDivuw: case kRemw: case kRemuw: {
@@ -551,10 +729,15 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
             : d.op == kRem ? int_ops::rem : d.op == kRemu ? int_ops::remu
             : d.op == kDivw ? int_ops::divw : d.op == kDivuw ? int_ops::divuw
             : d.op == kRemw ? int_ops::remw : int_ops::remuw;
-        mov(rdi, X(d.rs1));
-        mov(rsi, X(d.rs2));
+        // The held registers are the call's to clobber.
+        mov(rax, X(d.rs1));
+        mov(rcx, X(d.rs2));
+        store_back();
+        mov(rdi, rax);
+        mov(rsi, rcx);
         mov(rax, reinterpret_cast<uint64_t>(fn));
         call(rax);
+        reload_held();
         wrote_rax(d.rd);
         return;
       }
@@ -563,9 +746,89 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
     }
   }
 
+  // Computes x[rd] in its host register, when the block holds rd and the
+  // operation is one of the common ones; returns false otherwise.
+  // `in_rax` is the guest register rax holds, or -1.
+  bool emit_direct(const DecodedInsn& d, int in_rax) {
+    using namespace Xbyak::util;
+    if (held_[d.rd] < 0) return false;
+    const bool rs1_in_rax = static_cast<int>(d.rs1) == in_rax;
+    const Xbyak::Reg64 dst = kHeld[held_[d.rd]];
+    const Xbyak::Reg32 dst32 = dst.cvt32();
+    const int32_t imm = d.imm;
+    const bool same = d.rd == d.rs1;
+    // dst = x[rs1] (64 or 32 bits)
+    auto first = [&](bool wide) {
+      if (same) return;
+      if (rs1_in_rax) {
+        if (wide) mov(dst, rax); else mov(dst32, eax);
+      } else {
+        if (wide) mov(dst, X(d.rs1)); else mov(dst32, X32(d.rs1));
+      }
+    };
+    switch (d.op) {
+      case kAddi: case kXori: case kOri: case kAndi: case kSlli: case kSrli: case kSrai:
+        first(true);
+        switch (d.op) {
+          case kAddi: if (imm != 0) add(dst, imm); break;
+          case kXori: xor_(dst, imm); break;
+          case kOri: or_(dst, imm); break;
+          case kAndi: and_(dst, imm); break;
+          case kSlli: shl(dst, imm); break;
+          case kSrli: shr(dst, imm); break;
+          default: sar(dst, imm); break;
+        }
+        break;
+      case kAddiw: case kSlliw: case kSrliw: case kSraiw:
+        first(false);
+        switch (d.op) {
+          case kAddiw: if (imm != 0) add(dst32, imm); break;
+          case kSlliw: shl(dst32, imm); break;
+          case kSrliw: shr(dst32, imm); break;
+          default: sar(dst32, imm); break;
+        }
+        movsxd(dst, dst32);
+        break;
+      case kAdd: case kSub: case kXor: case kOr: case kAnd: case kMul:
+      case kAddw: case kSubw: case kMulw: {
+        // dst = x[rs1] first would clobber x[rs2] when rd == rs2 != rs1:
+        // swap the operands of a commutative operation, else use rax.
+        if (!same && d.rd == d.rs2) {
+          if (d.op == kSub || d.op == kSubw) return false;
+          DecodedInsn swapped = d;
+          std::swap(swapped.rs1, swapped.rs2);
+          return emit_direct(swapped, in_rax);
+        }
+        const bool wide = d.op != kAddw && d.op != kSubw && d.op != kMulw;
+        first(wide);
+        if (wide) {
+          const Xbyak::Operand& b = X(d.rs2);
+          switch (d.op) {
+            case kAdd: add(dst, b); break;
+            case kSub: sub(dst, b); break;
+            case kXor: xor_(dst, b); break;
+            case kOr: or_(dst, b); break;
+            case kAnd: and_(dst, b); break;
+            default: imul(dst, b); break;
+          }
+        } else {
+          const Xbyak::Operand& b = X32(d.rs2);
+          if (d.op == kAddw) add(dst32, b); else if (d.op == kSubw) sub(dst32, b); else imul(dst32, b);
+          movsxd(dst, dst32);
+        }
+        break;
+      }
+      default:
+        return false;
+    }
+    wrote(d.rd);
+    return true;
+  }
+
   // x[rd] = rax, which then holds x[rd] for the next instruction.
   void wrote_rax(unsigned rd) {
     mov(X(rd), rax);
+    wrote(rd);
     cached_ = static_cast<int>(rd);
   }
   // Loads x[r] into rax unless it is there already; ends the reuse.
@@ -574,6 +837,16 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
     cached_ = -1;
   }
 
+  using Op = Xbyak::Operand;
+  static inline const std::array<Xbyak::Reg64, 6> kHeld{
+      Xbyak::Reg64(Op::RDI), Xbyak::Reg64(Op::RSI), Xbyak::Reg64(Op::R8),
+      Xbyak::Reg64(Op::R9), Xbyak::Reg64(Op::R10), Xbyak::Reg64(Op::R11)};
+  static inline const std::array<Xbyak::Reg32, 6> kHeld32{
+      Xbyak::Reg32(Op::EDI), Xbyak::Reg32(Op::ESI), Xbyak::Reg32(Op::R8D),
+      Xbyak::Reg32(Op::R9D), Xbyak::Reg32(Op::R10D), Xbyak::Reg32(Op::R11D)};
+  std::array<int8_t, 32> held_{};  // guest register -> kHeld index, or -1
+  uint32_t dirty_ = 0;             // held registers written since stored back
+  std::deque<Xbyak::Address> mem_;  // operands X() returned for this instruction
   int cached_ = -1;  // the guest register rax holds, between two instructions
   size_t trampoline_size_ = 0;
   Xbyak::Label exit_next_, exit_interp_;
@@ -585,13 +858,26 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
 JitCompiler::JitCompiler(Hart& hart) : hart_(hart), emitter_(std::make_unique<Emitter>()) {
   enter_ = emitter_->enter();
   stats_.code_capacity = kCodeCapacity;
+  if (const char* v = std::getenv("FTVM_JIT_PERF_MAP"); v != nullptr && *v != '\0') {
+    const std::string path = "/tmp/perf-" + std::to_string(getpid()) + ".map";
+    perf_map_ = std::fopen(path.c_str(), "a");
+  }
 }
 
-JitCompiler::~JitCompiler() = default;
+JitCompiler::~JitCompiler() {
+  if (perf_map_ != nullptr) std::fclose(perf_map_);
+}
 
 void JitCompiler::reset() {
   emitter_->reset_blocks();
   ++stats_.flushes;
+}
+
+void JitCompiler::patch(uint8_t* site, const void* entry) {
+  const intptr_t rel = reinterpret_cast<intptr_t>(entry) - reinterpret_cast<intptr_t>(site + 4);
+  FTVM_CHECK(rel == static_cast<int32_t>(rel));
+  const int32_t rel32 = static_cast<int32_t>(rel);
+  std::memcpy(site, &rel32, 4);
 }
 
 JitStats JitCompiler::stats() const {
@@ -639,7 +925,18 @@ const void* JitCompiler::compile(Hart::CodePage& page, uint64_t pc) {
     // Drops this page's table too; `slot` stays valid (the page is kept).
     hart_.drop_jit_blocks();
   }
+  const size_t before = emitter_->used();
   slot = emitter_->emit_block(page, insns, at, next_interp);
+  if (perf_map_ != nullptr) {
+    std::fprintf(perf_map_, "%" PRIxPTR " %zx guest_%" PRIx64 "_%zu\n", reinterpret_cast<uintptr_t>(slot),
+                 emitter_->used() - before, pc, insns.size());
+    std::fflush(perf_map_);
+    if (const char* d = getenv("FTVM_JIT_DUMP_PC"); d && strtoull(d, nullptr, 16) == pc) {  // TEMP
+      FILE* f = fopen("/tmp/jitblock.bin", "wb");
+      fwrite(slot, 1, emitter_->used() - before, f);
+      fclose(f);
+    }
+  }
   ++stats_.blocks_compiled;
   stats_.instructions += insns.size();
   return slot;
@@ -652,6 +949,7 @@ JitCompiler::JitCompiler(Hart& hart) : hart_(hart) {}
 JitCompiler::~JitCompiler() = default;
 void JitCompiler::reset() {}
 JitStats JitCompiler::stats() const { return stats_; }
+void JitCompiler::patch(uint8_t*, const void*) {}
 const void* JitCompiler::compile(Hart::CodePage& page, uint64_t pc) {
   const void*& slot = page.jit[(pc & (kPageSize - 1)) >> 1];
   slot = Hart::kJitNone;

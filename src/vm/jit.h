@@ -61,6 +61,7 @@ struct JitContext {
   uint64_t pc = 0;                  // out: where execution goes on
   uint64_t remaining = 0;           // in/out: instructions the slice may still retire
   uint32_t reason = 0;              // out: JitExit
+  uint8_t* patch = nullptr;         // out: a jump's rel32 to point at pc's block
 };
 
 enum JitExit : uint32_t {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 
 #include "vm/hart.h"
@@ -25,6 +26,12 @@ class JitCompiler {
   // Runs generated code from `entry` until a block exits.
   void enter(JitContext& ctx, const void* entry) const { enter_(&ctx, entry); }
 
+  // Points the rel32 of a jump at `site` (a block's exit, JitContext::patch)
+  // at `entry`.
+  void patch(uint8_t* site, const void* entry);
+  // How many times the buffer has been flushed.
+  uint64_t flushes() const { return stats_.flushes; }
+
   // Forgets every block; the slot tables must be cleared by the caller.
   void reset();
   JitStats stats() const;
@@ -35,6 +42,10 @@ class JitCompiler {
   std::unique_ptr<Emitter> emitter_;
   void (*enter_)(JitContext*, const void*) = nullptr;
   JitStats stats_;
+  // With FTVM_JIT_PERF_MAP set: /tmp/perf-<pid>.map, one line per block
+  // (host address, size, guest pc), which `perf report` reads to name
+  // translated code.
+  std::FILE* perf_map_ = nullptr;
 };
 
 }  // namespace ftvm::vm

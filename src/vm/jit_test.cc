@@ -36,16 +36,17 @@ uint32_t j_type(int off, unsigned rd) {
 }
 
 constexpr unsigned kDataReg = 5;   // t0: the data page's address
+constexpr unsigned kLoopReg = 30;  // t5: the counter of the programs' loops
 constexpr unsigned kTrapReg = 31;  // t6: the trap handler's scratch
 constexpr uint64_t kCode = kRamBase + 0x1000;
 constexpr uint64_t kData = kRamBase + 0x20000;
 constexpr unsigned kCodeWords = 2048;  // two pages: blocks end at the page boundary
 
-// A register the generated code may write: any but x0's sink, t0 and t6.
+// A register the generated code may write: any but t0, t5 and t6.
 unsigned pick_rd(std::mt19937_64& rng) {
   for (;;) {
     const unsigned r = static_cast<unsigned>(rng() % 32);
-    if (r != kDataReg && r != kTrapReg) return r;
+    if (r != kDataReg && r != kLoopReg && r != kTrapReg) return r;
   }
 }
 
@@ -131,7 +132,21 @@ std::unique_ptr<Machine> make_machine(uint64_t seed, Engine engine) {
   };
   std::memcpy(ram, handler, sizeof handler);
   std::vector<uint32_t> code(kCodeWords + 1);
-  for (unsigned i = 0; i < kCodeWords; ++i) code[i] = random_insn(rng, i);
+  for (unsigned i = 0; i < kCodeWords; ++i) {
+    // Now and then a counted loop around a few random instructions:
+    // "t5 = K; body; t5 -= 1; bne t5, x0, body". Its back edge makes a
+    // block that branches to its own start.
+    const unsigned body = 1 + static_cast<unsigned>(rng() % 12);
+    if (rng() % 40 == 0 && i + body + 3 <= kCodeWords) {
+      code[i++] = i_type(1 + static_cast<int>(rng() % 6), 0, 0, kLoopReg, 0x13);
+      const unsigned start = i;
+      for (unsigned k = 0; k < body; ++k, ++i) code[i] = random_insn(rng, i);
+      code[i++] = i_type(-1, kLoopReg, 0, kLoopReg, 0x13);
+      code[i] = b_type(-static_cast<int>(i - start) * 4, 0, kLoopReg, 1);
+      continue;
+    }
+    code[i] = random_insn(rng, i);
+  }
   code[kCodeWords] = j_type(0, 0);  // the end: a jump to itself
   std::memcpy(ram + (kCode - kRamBase), code.data(), code.size() * 4);
   for (unsigned i = 0; i < 8192; ++i) ram[kData - kRamBase + i] = static_cast<uint8_t>(rng());
