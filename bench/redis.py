@@ -8,12 +8,15 @@ bridged to a client namespace where redis-benchmark runs (nothing leaves the
 namespaces). QEMU runs `-machine virt -bios default` with a virtio-net device
 on the same TAP. Each configuration gets a fresh LAN.
 
+Configurations: ftvm on each engine in --engines (default interp,jit), ftvm
+recording (--record) on the last engine listed, and QEMU.
+
 Reported per configuration: requests per second for SET and GET with 50
 clients, without and with pipelining (-P 16), medians over the trials; for
 the recording, event-log bytes per request and the ratio of recorded to
-unrecorded throughput.
+unrecorded throughput (same engine).
 
-Usage: bench/redis.py [--trials N] [--requests N] [--ftvm build/ftvm]
+Usage: bench/redis.py [--trials N] [--requests N] [--engines interp,jit] [--ftvm build/ftvm]
 """
 import argparse
 import os
@@ -86,16 +89,20 @@ def main():
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--requests", type=int, default=20000)
     ap.add_argument("--ftvm", default=os.path.join(ROOT, "build", "ftvm"))
+    ap.add_argument("--engines", default="interp,jit",
+                    help="ftvm engines to measure, comma-separated; the last one also records")
     ap.add_argument("--guest", default=os.environ.get("FTVM_GUEST_DIR", "/var/cache/ftvm/guest/current"))
     args = ap.parse_args()
+    engines = [e for e in args.engines.split(",") if e]
+    rec_engine = engines[-1]
     kernel = os.path.join(args.guest, "Image")
     initrd = os.path.join(args.guest, "initramfs.cpio.gz")
     append = f"ftvm.net={GUEST_IP}/24 ftvm.service=redis"
     tmp = tempfile.mkdtemp(prefix="ftvm-bench-")
     log = os.path.join(tmp, "redis.log")
 
-    def ftvm(lan, record=False):
-        argv = [args.ftvm, "run", "--tap", "tap0", "--append", append]
+    def ftvm(lan, engine, record=False):
+        argv = [args.ftvm, "run", "--engine", engine, "--tap", "tap0", "--append", append]
         if record:
             argv += ["--record", log]
         return argv + ["--", GUEST_CMD]
@@ -107,28 +114,34 @@ def main():
                 "-device", "virtio-net-device,netdev=n0,mac=52:54:00:77:00:0f",
                 "-append", f"console=ttyS0 quiet {append} ftvm.cmd={GUEST_CMD.encode().hex()}"]
 
-    configs = [("ftvm", lambda lan: ftvm(lan)), ("ftvm --record", lambda lan: ftvm(lan, True)),
-               ("qemu", qemu)]
+    rec_name = f"ftvm {rec_engine} --record"
+    configs = [(f"ftvm {e}", lambda lan, e=e: ftvm(lan, e)) for e in engines]
+    configs += [(rec_name, lambda lan: ftvm(lan, rec_engine, True)), ("qemu", qemu)]
     results = {name: [] for name, _ in configs}
     log_bytes = []
     for trial in range(args.trials):
         for name, fn in configs:
             r = run_config(name, fn, args.requests, args.guest)
             results[name].append(r)
-            if name == "ftvm --record":
+            if name == rec_name:
                 log_bytes.append(os.path.getsize(log))
             print(f"trial {trial + 1}: {name}: {r}", file=sys.stderr)
 
     def med(name, mode, op):
         return statistics.median(r[mode][op] for r in results[name])
 
-    print(f"| redis-benchmark, 50 clients, {args.requests} requests (median of {args.trials}) "
-          "| ftvm | ftvm --record | qemu | record / no record | ftvm / qemu |")
-    print("|---|---|---|---|---|---|")
+    names = [f"ftvm {e}" for e in engines]
+    print(f"| redis-benchmark, 50 clients, {args.requests} requests (median of {args.trials}) | "
+          + " | ".join(names) + f" | {rec_name} | qemu | record / no record | "
+          + " | ".join(f"{e} / qemu" for e in engines) + " |")
+    print("|---" * (4 + 2 * len(engines)) + "|")
     for mode, label in (("plain", "no pipelining"), ("pipelined", "-P 16")):
         for op in ("SET", "GET"):
-            f, fr, q = med("ftvm", mode, op), med("ftvm --record", mode, op), med("qemu", mode, op)
-            print(f"| {op}, {label} (requests/s) | {f:.0f} | {fr:.0f} | {q:.0f} | {fr / f:.2f} | {f / q:.2f} |")
+            f = {n: med(n, mode, op) for n in names}
+            fr, q = med(rec_name, mode, op), med("qemu", mode, op)
+            print(f"| {op}, {label} (requests/s) | " + " | ".join(f"{f[n]:.0f}" for n in names)
+                  + f" | {fr:.0f} | {q:.0f} | {fr / f[f'ftvm {rec_engine}']:.2f} | "
+                  + " | ".join(f"{f[n] / q:.2f}" for n in names) + " |")
     total_requests = 4 * args.requests  # SET and GET, plain and pipelined
     print(f"\nevent log: median {statistics.median(log_bytes) / 1e6:.2f} MB for {total_requests} "
           f"requests plus boot = {statistics.median(log_bytes) / total_requests:.0f} bytes per request")

@@ -392,9 +392,8 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
     for (unsigned r = 0; r < 32; ++r) order[r] = r;
     std::stable_sort(order.begin(), order.end(), [&](unsigned a, unsigned b) { return uses[a] > uses[b]; });
     size_t next = 0;
-    static const size_t limit = getenv("FTVM_JIT_HELD") ? atoi(getenv("FTVM_JIT_HELD")) : 6;  // TEMP
     for (unsigned r : order) {
-      if (next == limit || uses[r] < 2) break;
+      if (next == kHeld.size() || uses[r] < 2) break;
       if (r == 0 || r == kSinkReg) continue;
       held_[r] = static_cast<int8_t>(next++);
       // A loop's registers are all loaded: any may be stored back anywhere.
@@ -931,11 +930,6 @@ const void* JitCompiler::compile(Hart::CodePage& page, uint64_t pc) {
     std::fprintf(perf_map_, "%" PRIxPTR " %zx guest_%" PRIx64 "_%zu\n", reinterpret_cast<uintptr_t>(slot),
                  emitter_->used() - before, pc, insns.size());
     std::fflush(perf_map_);
-    if (const char* d = getenv("FTVM_JIT_DUMP_PC"); d && strtoull(d, nullptr, 16) == pc) {  // TEMP
-      FILE* f = fopen("/tmp/jitblock.bin", "wb");
-      fwrite(slot, 1, emitter_->used() - before, f);
-      fclose(f);
-    }
   }
   ++stats_.blocks_compiled;
   stats_.instructions += insns.size();
