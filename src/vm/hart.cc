@@ -303,6 +303,11 @@ uint8_t* Hart::amo_ptr(uint64_t va, unsigned size, bool is_load_reserved) {
     fail(is_load_reserved ? kLoadMisaligned : kStoreMisaligned, va);
     return nullptr;
   }
+  // Aligned, so within one page: the TLB entry a load (LR) or a store (the
+  // rest) would use, when there is one, says all a page walk would.
+  std::array<TlbEntry, kTlbSize>& tlb = is_load_reserved ? rtlb_ : wtlb_;
+  TlbEntry& e = tlb[(va >> kPageShift) % kTlbSize];
+  if (e.tag == ((va >> kPageShift) | data_key_)) return reinterpret_cast<uint8_t*>(va + e.addend);
   uint64_t pa;
   if (!translate(va, is_load_reserved ? Access::kRead : Access::kWrite, pa)) return nullptr;
   uint8_t* p = bus_.ram_ptr(pa, size);
@@ -310,10 +315,20 @@ uint8_t* Hart::amo_ptr(uint64_t va, unsigned size, bool is_load_reserved) {
     fail(is_load_reserved ? kLoadAccessFault : kStoreAccessFault, va);
     return nullptr;
   }
+  bool fill = true;
   if (!is_load_reserved) {
+    // As store_slow: dirty from here on, and no write entry for a page
+    // that holds decoded code.
     bus_.mark_dirty(pa, size);
     const CodePage* cp = code_pages_[(pa - bus_.ram_base()) >> kPageShift].get();
-    if (cp != nullptr && cp->active) invalidate_code(pa, size);
+    if (cp != nullptr && cp->active) {
+      invalidate_code(pa, size);
+      fill = false;
+    }
+  }
+  if (fill) {
+    e.tag = (va >> kPageShift) | data_key_;
+    e.addend = reinterpret_cast<uintptr_t>(p - (pa & (kPageSize - 1))) - (va & ~(kPageSize - 1));
   }
   return p;
 }

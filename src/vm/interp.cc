@@ -142,16 +142,21 @@ SliceEnd Hart::run_slice_interp(uint64_t budget, uint64_t& retired) {
     if (cond) JUMP(pc + IMM);              \
     NEXT();                                \
   }
+// The operands are read before amo_ptr: a write to a page of decoded code
+// clears its decoded instructions, this one's included; the slice then ends
+// (as after a store), so the code is fetched and decoded again.
 #define AMO(name, T, expr)                                             \
   L(name) : {                                                         \
+    const unsigned rd_ = insn->rd;                                     \
+    const T b = static_cast<T>(RS2);                                   \
     uint8_t* p = amo_ptr(RS1, sizeof(T), false);                       \
     if (p == nullptr) goto trap_pending;                               \
     T a;                                                               \
     std::memcpy(&a, p, sizeof(T));                                     \
-    const T b = static_cast<T>(RS2);                                   \
     const T r = (expr);                                                \
     std::memcpy(p, &r, sizeof(T));                                     \
-    RD = static_cast<uint64_t>(static_cast<int64_t>(a));               \
+    x[rd_] = static_cast<uint64_t>(static_cast<int64_t>(a));           \
+    if (exit_requested_) NEXT_EXIT();                                  \
     NEXT();                                                            \
   }
 #define FP_ON()                                             \

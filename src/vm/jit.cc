@@ -156,6 +156,11 @@ Kind kind_of(uint16_t op) {
     case kAddw: case kSubw: case kSllw: case kSrlw: case kSraw:
     case kMul: case kMulh: case kMulhsu: case kMulhu: case kDiv: case kDivu: case kRem:
     case kRemu: case kMulw: case kDivw: case kDivuw: case kRemw: case kRemuw:
+    case kLrW: case kLrD: case kScW: case kScD:
+    case kAmoswapW: case kAmoaddW: case kAmoxorW: case kAmoandW: case kAmoorW:
+    case kAmominW: case kAmomaxW: case kAmominuW: case kAmomaxuW:
+    case kAmoswapD: case kAmoaddD: case kAmoxorD: case kAmoandD: case kAmoorD:
+    case kAmominD: case kAmomaxD: case kAmominuD: case kAmomaxuD:
       return Kind::kPlain;
     case kBeq: case kBne: case kBlt: case kBge: case kBltu: case kBgeu:
       return Kind::kBranch;
@@ -379,11 +384,16 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
         case kOr: case kAnd: case kAddw: case kSubw: case kSllw: case kSrlw: case kSraw:
         case kMul: case kMulh: case kMulhsu: case kMulhu: case kDiv: case kDivu: case kRem:
         case kRemu: case kMulw: case kDivw: case kDivuw: case kRemw: case kRemuw: r2 = true; break;
+        case kScW: case kScD:
+        case kAmoswapW: case kAmoaddW: case kAmoxorW: case kAmoandW: case kAmoorW:
+        case kAmominW: case kAmomaxW: case kAmominuW: case kAmomaxuW:
+        case kAmoswapD: case kAmoaddD: case kAmoxorD: case kAmoandD: case kAmoorD:
+        case kAmominD: case kAmomaxD: case kAmominuD: case kAmomaxuD: r2 = true; break;
         default: break;
       }
       if (r1) read(d.rs1);
       if (r2) read(d.rs2);
-      if (w) {
+      if (w && d.rd != kSinkReg) {  // (a write to x0 goes to the sink, x[32])
         ++uses[d.rd];
         written |= 1u << d.rd;
       }
@@ -532,11 +542,17 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
 
   // rax = the effective address; on a TLB hit for `size` bytes within one
   // page, rax = its host address; else to a slow path.
-  void emit_tlb(const Xbyak::Reg64& tlb, unsigned size, uint64_t pc, uint64_t unretired) {
+  // With `aligned`, a misaligned address goes to the slow path too.
+  void emit_tlb(const Xbyak::Reg64& tlb, unsigned size, uint64_t pc, uint64_t unretired,
+                bool aligned = false) {
     using namespace Xbyak::util;
     static_assert(sizeof(Hart::TlbEntry) == 16 && Hart::kTlbSize == 256);
     slow_.push_back(Slow{{}, pc, unretired, dirty_});
     Xbyak::Label& slow = slow_.back().label;
+    if (aligned) {
+      test(al, static_cast<uint8_t>(size - 1));
+      jnz(slow, T_NEAR);
+    }
     // The entry is indexed by the first byte's page and its tag compared
     // with the last byte's: an access that crosses into the next page
     // misses.
@@ -602,6 +618,85 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
           wrote(d.rd);
         } else if (!sink) {
           wrote_rax(d.rd);
+        }
+        return;
+      }
+      case kLrW: case kLrD: {
+        // As the interpreter's fast path: load through the read TLB, then
+        // the reservation. Misaligned or a miss: the interpreter.
+        const unsigned size = d.op == kLrW ? 4 : 8;
+        if (!rs1_in_rax) mov(rax, X(d.rs1));
+        emit_tlb(r14, size, pc, unretired, true);
+        if (size == 4) movsxd(rcx, dword[rax]); else mov(rcx, qword[rax]);
+        mov(rdx, X(d.rs1));
+        mov(qword[rbx + kReservationAddr], rdx);
+        mov(byte[rbx + kReservationValid], 1);
+        if (!sink) {
+          mov(X(d.rd), rcx);
+          wrote(d.rd);
+        }
+        return;
+      }
+      case kScW: case kScD: {
+        const unsigned size = d.op == kScW ? 4 : 8;
+        Xbyak::Label fail, done;
+        if (!rs1_in_rax) mov(rax, X(d.rs1));
+        cmp(byte[rbx + kReservationValid], 0);
+        je(fail, T_NEAR);
+        cmp(rax, qword[rbx + kReservationAddr]);
+        jne(fail, T_NEAR);
+        emit_tlb(r15, size, pc, unretired, true);
+        mov(rcx, X(d.rs2));
+        if (size == 4) mov(dword[rax], ecx); else mov(qword[rax], rcx);
+        mov(byte[rbx + kReservationValid], 0);
+        if (!sink) mov(X(d.rd), 0);
+        jmp(done, T_NEAR);
+        L(fail);
+        mov(byte[rbx + kReservationValid], 0);
+        if (!sink) mov(X(d.rd), 1);
+        L(done);
+        if (!sink) wrote(d.rd);
+        return;
+      }
+      case kAmoswapW: case kAmoaddW: case kAmoxorW: case kAmoandW: case kAmoorW:
+      case kAmominW: case kAmomaxW: case kAmominuW: case kAmomaxuW:
+      case kAmoswapD: case kAmoaddD: case kAmoxorD: case kAmoandD: case kAmoorD:
+      case kAmominD: case kAmomaxD: case kAmominuD: case kAmomaxuD: {
+        // Through the write TLB, which maps only RAM the hart may read and
+        // write and that holds no decoded code. rcx = the old value,
+        // rdx = the new one.
+        bool word = false;
+        switch (d.op) {
+          case kAmoswapW: case kAmoaddW: case kAmoxorW: case kAmoandW: case kAmoorW:
+          case kAmominW: case kAmomaxW: case kAmominuW: case kAmomaxuW: word = true; break;
+          default: break;
+        }
+        if (!rs1_in_rax) mov(rax, X(d.rs1));
+        emit_tlb(r15, word ? 4 : 8, pc, unretired, true);
+        if (word) movsxd(rcx, dword[rax]); else mov(rcx, qword[rax]);
+        mov(rdx, X(d.rs2));
+        const Xbyak::Reg32 a32 = ecx, b32 = edx;
+        switch (d.op) {
+          case kAmoswapW: case kAmoswapD: break;
+          case kAmoaddW: add(b32, a32); break;
+          case kAmoaddD: add(rdx, rcx); break;
+          case kAmoxorW: case kAmoxorD: xor_(rdx, rcx); break;
+          case kAmoandW: case kAmoandD: and_(rdx, rcx); break;
+          case kAmoorW: case kAmoorD: or_(rdx, rcx); break;
+          // new = the min/max of old (rcx) and rs2 (rdx): keep rdx or take rcx
+          case kAmominW: cmp(a32, b32); cmovl(rdx, rcx); break;
+          case kAmomaxW: cmp(a32, b32); cmovg(rdx, rcx); break;
+          case kAmominuW: cmp(a32, b32); cmovb(rdx, rcx); break;
+          case kAmomaxuW: cmp(a32, b32); cmova(rdx, rcx); break;
+          case kAmominD: cmp(rcx, rdx); cmovl(rdx, rcx); break;
+          case kAmomaxD: cmp(rcx, rdx); cmovg(rdx, rcx); break;
+          case kAmominuD: cmp(rcx, rdx); cmovb(rdx, rcx); break;
+          default: cmp(rcx, rdx); cmova(rdx, rcx); break;
+        }
+        if (word) mov(dword[rax], edx); else mov(qword[rax], rdx);
+        if (!sink) {
+          mov(X(d.rd), rcx);
+          wrote(d.rd);
         }
         return;
       }
@@ -837,13 +932,18 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
   }
 
   using Op = Xbyak::Operand;
+  // The reservation (LR/SC), from the register file.
+  static constexpr int kReservationValid =
+      static_cast<int>(offsetof(HartState, reservation_valid) - offsetof(HartState, x));
+  static constexpr int kReservationAddr =
+      static_cast<int>(offsetof(HartState, reservation_addr) - offsetof(HartState, x));
   static inline const std::array<Xbyak::Reg64, 6> kHeld{
       Xbyak::Reg64(Op::RDI), Xbyak::Reg64(Op::RSI), Xbyak::Reg64(Op::R8),
       Xbyak::Reg64(Op::R9), Xbyak::Reg64(Op::R10), Xbyak::Reg64(Op::R11)};
   static inline const std::array<Xbyak::Reg32, 6> kHeld32{
       Xbyak::Reg32(Op::EDI), Xbyak::Reg32(Op::ESI), Xbyak::Reg32(Op::R8D),
       Xbyak::Reg32(Op::R9D), Xbyak::Reg32(Op::R10D), Xbyak::Reg32(Op::R11D)};
-  std::array<int8_t, 32> held_{};  // guest register -> kHeld index, or -1
+  std::array<int8_t, 33> held_{};  // guest register (or the sink) -> kHeld index, or -1
   uint32_t dirty_ = 0;             // held registers written since stored back
   std::deque<Xbyak::Address> mem_;  // operands X() returned for this instruction
   int cached_ = -1;  // the guest register rax holds, between two instructions

@@ -107,9 +107,15 @@ uint32_t random_insn(std::mt19937_64& rng, unsigned index) {
   }
   if (kind < 89) return (static_cast<uint32_t>(rng() % (1 << 20)) << 12) | (rd << 7) | 0x37;  // lui
   if (kind < 92) return (static_cast<uint32_t>(rng() % (1 << 20)) << 12) | (rd << 7) | 0x17;  // auipc
-  if (kind < 94) return i_type(0, 0, 0, 0, 0x0f);                                           // fence
-  if (kind < 96) return r_type(0, 0, kDataReg, 3, 0, 0x2f) | (rd << 7) | (0x00 << 27);      // amoadd.d
-  if (kind < 97) return i_type(0xb00, 0, 2, rd, 0x73);  // csrrs rd, mcycle, x0
+  if (kind < 93) return i_type(0, 0, 0, 0, 0x0f);                                           // fence
+  if (kind < 97) {  // AMOs, LR and SC (.w and .d), mostly at the data page, some anywhere
+    static const unsigned f5s[] = {0x00, 0x01, 0x02, 0x03, 0x04, 0x08, 0x0c, 0x10, 0x14, 0x18, 0x1c};
+    const unsigned f5 = f5s[rng() % std::size(f5s)];
+    const unsigned base = rng() % 4 == 0 ? rs1 : kDataReg;
+    return (f5 << 27) | ((f5 == 0x02 ? 0 : rs2) << 20) | (base << 15) |
+           ((rng() % 2 ? 3u : 2u) << 12) | (rd << 7) | 0x2f;
+  }
+  if (kind < 98) return i_type(0xb00, 0, 2, rd, 0x73);  // csrrs rd, mcycle, x0
   return static_cast<uint32_t>(rng());                  // anything
 }
 
@@ -233,6 +239,52 @@ TEST(Jit, AStoreIntoTheRunningBlockIsSeenByItsNextInstruction) {
     EXPECT_EQ(m.hart().state().x[5], 42u) << engine_name(e);
     EXPECT_EQ(m.hart().state().x[4], 3u) << engine_name(e);
     EXPECT_EQ(m.hart().state().pc, kRamBase + 24) << engine_name(e);
+  }
+}
+
+// An AMO or SC that writes into the page of code it runs from clears that
+// page's decoded instructions, its own included: it must still use its own
+// operands, and the machine must do the same wherever its slices end.
+TEST(Jit, AnAmoOrScIntoItsOwnCodePageUsesItsOwnOperandsOnEverySliceSplit) {
+  const uint32_t program[] = {
+      0x00000f97,                                  // 0: auipc t6, 0
+      i_type(64, 31, 0, 31, 0x13),                 // 4: addi t6, t6, 64
+      i_type(0x70, 0, 0, 14, 0x13),                // 8: addi a4, x0, 0x70
+      (0x08u << 27) | (14u << 20) | (31u << 15) | (3u << 12) | (17u << 7) | 0x2f,  // 12: amoor.d a7, a4, (t6)
+      i_type(1, 17, 0, 15, 0x13),                  // 16: addi a5, a7, 1
+      (0x02u << 27) | (31u << 15) | (3u << 12) | (16u << 7) | 0x2f,                // 20: lr.d a6, (t6)
+      (0x03u << 27) | (15u << 20) | (31u << 15) | (3u << 12) | (13u << 7) | 0x2f,  // 24: sc.d a3, a5, (t6)
+      i_type(0, 0, 0, 12, 0x13) | (0u << 15),      // 28: addi a2, x0, 0
+      j_type(0, 0),                                // 32: jal x0, 0
+  };
+  constexpr uint64_t kWord = 0x1234;
+  for (Engine e : {Engine::kInterp, Engine::kJit}) {
+    if (e == Engine::kJit && !jit_supported()) continue;
+    for (uint64_t split = 0; split <= 9; ++split) {
+      MachineConfig config;
+      config.ram_size = 1u << 20;
+      config.engine = e;
+      Machine m(config);
+      std::memcpy(m.bus().ram(), program, sizeof program);
+      std::memcpy(m.bus().ram() + 64, &kWord, 8);
+      MachineState s = m.capture();
+      s.hart.pc = kRamBase;
+      s.hart.priv = Priv::kMachine;
+      m.restore(s);
+      if (split > 0) ASSERT_EQ(m.run(split).status, RunStatus::kBudget);
+      ASSERT_EQ(m.run(20 - split).status, RunStatus::kBudget);
+      const HartState& h = m.hart().state();
+      const std::string where = std::string(engine_name(e)) + ", split after " + std::to_string(split);
+      EXPECT_EQ(h.x[0], 0u) << where;
+      EXPECT_EQ(h.x[17], kWord) << where;           // a7: the old word
+      EXPECT_EQ(h.x[15], kWord + 1) << where;       // a5
+      EXPECT_EQ(h.x[16], kWord | 0x70) << where;    // a6: lr.d saw the AMO's result
+      EXPECT_EQ(h.x[13], 0u) << where;              // a3: sc.d succeeded
+      uint64_t word = 0;
+      std::memcpy(&word, m.bus().ram() + 64, 8);
+      EXPECT_EQ(word, kWord + 1) << where;          // sc.d stored a5
+      EXPECT_EQ(h.pc, kRamBase + 32) << where;
+    }
   }
 }
 
