@@ -107,10 +107,19 @@ void fuzz(const std::string& s) {
   auto again = encode_snapshot(decoded->info, decoded->state, decoded->ram, options);
   FTVM_CHECK(again.ok());
   FTVM_CHECK(again->size() >= chunks_at && s.size() >= chunks_at);
-  FTVM_CHECK(std::memcmp(again->data(), s.data(), chunks_at) == 0);
+  // Byte for byte up to the RAM, unless the description's event-log header
+  // has an older version stamp: it re-encodes at the current version (and
+  // so with other checksums).
+  const uint32_t header_version = get_u32(s, kSnapshotPrefixSize + kSectionHeaderSize + 8 + 8);
+  if (header_version == log::kFormatVersion) {
+    FTVM_CHECK(std::memcmp(again->data(), s.data(), chunks_at) == 0);
+  } else {
+    FTVM_CHECK(header_version >= log::kOldestReadableVersion && header_version < log::kFormatVersion);
+  }
   auto redecoded =
       decode_snapshot({reinterpret_cast<const uint8_t*>(again->data()), again->size()}, "again");
   FTVM_CHECK(redecoded.ok());
+  FTVM_CHECK(redecoded->info == decoded->info);
   FTVM_CHECK(redecoded->ram == decoded->ram);
 }
 

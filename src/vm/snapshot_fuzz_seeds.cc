@@ -2,6 +2,7 @@
 // chunk encoding, with and without the optional state (tohost, a NIC), one
 // file each. Usage: ftvm_snapshot_fuzz_seeds DIR
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -74,5 +75,13 @@ int main(int argc, char** argv) {
   bool ok = write_file(dir + "/seed-minimal", snapshot(false, 4096));
   ok = write_file(dir + "/seed-three-encodings", snapshot(true, 3 * 4096 + 100)) && ok;
   ok = write_file(dir + "/seed-four-chunks", snapshot(false, 4 * 4096)) && ok;
+  // The description's event-log header stamped with the oldest version this
+  // code reads (the fuzzer fixes the checksums): it decodes, and re-encodes
+  // at the current version.
+  std::string old = snapshot(true, 4096);
+  const size_t version_at = kSnapshotPrefixSize + kSectionHeaderSize + 8 + 8;  // instret, magic
+  const uint32_t v = ftvm::log::kOldestReadableVersion;
+  std::memcpy(old.data() + version_at, &v, 4);
+  ok = write_file(dir + "/seed-log-header-v1", old) && ok;
   return ok ? 0 : 1;
 }
