@@ -728,15 +728,7 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
       case kAddi: case kXori: case kOri: case kAndi:
       case kSlli: case kSrli: case kSrai:
         if (!rs1_in_rax) mov(rax, X(d.rs1));
-        switch (d.op) {
-          case kAddi: if (imm != 0) add(rax, imm); break;
-          case kXori: xor_(rax, imm); break;
-          case kOri: or_(rax, imm); break;
-          case kAndi: and_(rax, imm); break;
-          case kSlli: shl(rax, imm); break;
-          case kSrli: shr(rax, imm); break;
-          default: sar(rax, imm); break;
-        }
+        alu(d, rax);
         wrote_rax(d.rd);
         return;
       case kSlti: case kSltiu:
@@ -749,14 +741,7 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
         return;
       case kAdd: case kSub: case kXor: case kOr: case kAnd: case kMul:
         if (!rs1_in_rax) mov(rax, X(d.rs1));
-        switch (d.op) {
-          case kAdd: add(rax, X(d.rs2)); break;
-          case kSub: sub(rax, X(d.rs2)); break;
-          case kXor: xor_(rax, X(d.rs2)); break;
-          case kOr: or_(rax, X(d.rs2)); break;
-          case kAnd: and_(rax, X(d.rs2)); break;
-          default: imul(rax, X(d.rs2)); break;
-        }
+        alu(d, rax);
         wrote_rax(d.rd);
         return;
       case kSll: case kSrl: case kSra:
@@ -775,21 +760,12 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
         return;
       case kAddiw: case kSlliw: case kSrliw: case kSraiw:
         if (!rs1_in_rax) mov(eax, X32(d.rs1));
-        switch (d.op) {
-          case kAddiw: if (imm != 0) add(eax, imm); break;
-          case kSlliw: shl(eax, imm); break;
-          case kSrliw: shr(eax, imm); break;
-          default: sar(eax, imm); break;
-        }
-        movsxd(rax, eax);
+        alu(d, rax);
         wrote_rax(d.rd);
         return;
       case kAddw: case kSubw: case kMulw:
         if (!rs1_in_rax) mov(eax, X32(d.rs1));
-        if (d.op == kAddw) add(eax, X32(d.rs2));
-        else if (d.op == kSubw) sub(eax, X32(d.rs2));
-        else imul(eax, X32(d.rs2));
-        movsxd(rax, eax);
+        alu(d, rax);
         wrote_rax(d.rd);
         return;
       case kSllw: case kSrlw: case kSraw:
@@ -842,6 +818,41 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
 
   // Computes x[rd] in its host register, when the block holds rd and the
   // operation is one of the common ones; returns false otherwise.
+  // r = r OP (imm or x[rs2]) for the ALU operations both code paths share;
+  // the 32-bit ones work on r's low half (already x[rs1]'s) and
+  // sign-extend.
+  void alu(const DecodedInsn& d, const Xbyak::Reg64& r) {
+    const Xbyak::Reg32 r32 = r.cvt32();
+    const int32_t imm = d.imm;
+    switch (d.op) {
+      case kAddi: if (imm != 0) add(r, imm); return;
+      case kXori: xor_(r, imm); return;
+      case kOri: or_(r, imm); return;
+      case kAndi: and_(r, imm); return;
+      case kSlli: shl(r, imm); return;
+      case kSrli: shr(r, imm); return;
+      case kSrai: sar(r, imm); return;
+      case kAdd: add(r, X(d.rs2)); return;
+      case kSub: sub(r, X(d.rs2)); return;
+      case kXor: xor_(r, X(d.rs2)); return;
+      case kOr: or_(r, X(d.rs2)); return;
+      case kAnd: and_(r, X(d.rs2)); return;
+      case kMul: imul(r, X(d.rs2)); return;
+      default: break;
+    }
+    switch (d.op) {
+      case kAddiw: if (imm != 0) add(r32, imm); break;
+      case kSlliw: shl(r32, imm); break;
+      case kSrliw: shr(r32, imm); break;
+      case kSraiw: sar(r32, imm); break;
+      case kAddw: add(r32, X32(d.rs2)); break;
+      case kSubw: sub(r32, X32(d.rs2)); break;
+      case kMulw: imul(r32, X32(d.rs2)); break;
+      default: FTVM_CHECK(false);
+    }
+    movsxd(r, r32);
+  }
+
   // `in_rax` is the guest register rax holds, or -1.
   bool emit_direct(const DecodedInsn& d, int in_rax) {
     using namespace Xbyak::util;
@@ -849,7 +860,6 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
     const bool rs1_in_rax = static_cast<int>(d.rs1) == in_rax;
     const Xbyak::Reg64 dst = kHeld[held_[d.rd]];
     const Xbyak::Reg32 dst32 = dst.cvt32();
-    const int32_t imm = d.imm;
     const bool same = d.rd == d.rs1;
     // dst = x[rs1] (64 or 32 bits)
     auto first = [&](bool wide) {
@@ -863,25 +873,11 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
     switch (d.op) {
       case kAddi: case kXori: case kOri: case kAndi: case kSlli: case kSrli: case kSrai:
         first(true);
-        switch (d.op) {
-          case kAddi: if (imm != 0) add(dst, imm); break;
-          case kXori: xor_(dst, imm); break;
-          case kOri: or_(dst, imm); break;
-          case kAndi: and_(dst, imm); break;
-          case kSlli: shl(dst, imm); break;
-          case kSrli: shr(dst, imm); break;
-          default: sar(dst, imm); break;
-        }
+        alu(d, dst);
         break;
       case kAddiw: case kSlliw: case kSrliw: case kSraiw:
         first(false);
-        switch (d.op) {
-          case kAddiw: if (imm != 0) add(dst32, imm); break;
-          case kSlliw: shl(dst32, imm); break;
-          case kSrliw: shr(dst32, imm); break;
-          default: sar(dst32, imm); break;
-        }
-        movsxd(dst, dst32);
+        alu(d, dst);
         break;
       case kAdd: case kSub: case kXor: case kOr: case kAnd: case kMul:
       case kAddw: case kSubw: case kMulw: {
@@ -893,23 +889,8 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
           std::swap(swapped.rs1, swapped.rs2);
           return emit_direct(swapped, in_rax);
         }
-        const bool wide = d.op != kAddw && d.op != kSubw && d.op != kMulw;
-        first(wide);
-        if (wide) {
-          const Xbyak::Operand& b = X(d.rs2);
-          switch (d.op) {
-            case kAdd: add(dst, b); break;
-            case kSub: sub(dst, b); break;
-            case kXor: xor_(dst, b); break;
-            case kOr: or_(dst, b); break;
-            case kAnd: and_(dst, b); break;
-            default: imul(dst, b); break;
-          }
-        } else {
-          const Xbyak::Operand& b = X32(d.rs2);
-          if (d.op == kAddw) add(dst32, b); else if (d.op == kSubw) sub(dst32, b); else imul(dst32, b);
-          movsxd(dst, dst32);
-        }
+        first(d.op != kAddw && d.op != kSubw && d.op != kMulw);
+        alu(d, dst);
         break;
       }
       default:
