@@ -11,7 +11,7 @@ Measured, per trial:
   cpu      for each workload, host seconds from the init marker to the line
            the workload prints when done.
 
-The workloads (--workloads, default all three) are real programs the guest
+The workloads (--workloads, default all four) are real programs the guest
 image's recipe builds:
 
   cpubench  guest/tools/cpubench.c: CRC32, quicksort, matrix multiply, hash
@@ -19,7 +19,10 @@ image's recipe builds:
   gzip      busybox gzip -9 compresses redis-server (2.2 MB) to tmpfs, then
             gzip -d decompresses it through a pipe into cksum;
   awk       busybox awk (a tree-walking interpreter, numbers are doubles):
-            string building, an associative array, arithmetic.
+            string building, an associative array, arithmetic;
+  float     busybox awk again, floating point only: a Basel series and a
+            logistic map (FP add, multiply, divide; printed to 12 digits,
+            so the checksum also checks IEEE rounding).
 
 Every workload prints a checksum, and all machines must agree on it.
 
@@ -29,7 +32,7 @@ the same --entropy seed, so both boots are identical up to the command)
 divided by its cpu seconds; QEMU's MIPS is the same count over QEMU's cpu
 seconds (same binaries, same kernel). Medians are reported.
 
-Usage: bench/boot_cpu.py [--trials N] [--engines interp,jit] [--workloads cpubench,gzip,awk]
+Usage: bench/boot_cpu.py [--trials N] [--engines interp,jit] [--workloads cpubench,gzip,awk,float]
                          [--ftvm build/ftvm] [--guest DIR]
 """
 import argparse
@@ -47,6 +50,10 @@ AWK_PROGRAM = (
     'c[k]++; s = (s * 31 + length(k) + i) % 1000003 } n = 0; '
     'for (k in c) n += c[k] * length(k); printf "awk done: %d %d\\n", s, n }')
 
+FLOAT_PROGRAM = (
+    'BEGIN { s = 0; x = 0.3; for (i = 1; i <= 300000; i++) { s += 1 / (i * i); '
+    'x = 3.9 * x * (1 - x) } printf "float done: %.12f %.12f\\n", s, x }')
+
 # name -> (shell command in the guest, line prefix printed when done, checksum pattern)
 WORKLOADS = {
     "cpubench": ("cpubench", b"cpubench: iterations=", rb"checksum=(0x[0-9a-f]+)"),
@@ -54,6 +61,7 @@ WORKLOADS = {
              "echo \"gzip done: $(cksum < /tmp/r.gz) $(gzip -d -c /tmp/r.gz | cksum)\"",
              b"gzip done: ", rb"gzip done: ([0-9 ]+)"),
     "awk": (f"awk '{AWK_PROGRAM}'", b"awk done: ", rb"awk done: ([0-9 ]+)"),
+    "float": (f"awk '{FLOAT_PROGRAM}'", b"float done: ", rb"float done: ([0-9. ]+)"),
 }
 
 

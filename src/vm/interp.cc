@@ -9,6 +9,7 @@
 // out of line sees exact values.
 #include <cstring>
 
+#include "vm/fp_ops.h"
 #include "vm/fpu.h"
 #include "vm/hart.h"
 #include "vm/int_ops.h"
@@ -16,10 +17,8 @@
 namespace ftvm::vm {
 namespace {
 
-inline uint32_t unbox_s(uint64_t v) {
-  return (v >> 32) == 0xffffffffu ? static_cast<uint32_t>(v) : 0x7fc00000u;
-}
-inline uint64_t box_s(uint32_t v) { return 0xffffffff00000000ull | v; }
+using fp_ops::box_s;
+using fp_ops::unbox_s;
 using int_ops::sext32;
 
 }  // namespace
@@ -228,6 +227,8 @@ SliceEnd Hart::run_slice_interp(uint64_t budget, uint64_t& retired) {
     RD = (expr);                     \
     FP_WROTE_X();                    \
   }
+// FTVM_FP_OPS's kinds (_S, N_S, ...) name the macros above.
+#define FTVM_FP_INTERP(name, kind, expr) FOP##kind(name, expr)
 
   goto refetch;
 

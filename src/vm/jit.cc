@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "util/result.h"
+#include "vm/fp_ops.h"
 #include "vm/int_ops.h"
 #include "vm/jit_compiler.h"
 
@@ -141,6 +142,18 @@ constexpr size_t kMaxBlockBytes = 16u << 10;
 
 enum class Kind : uint8_t { kNone, kPlain, kBranch, kJal, kJalr };
 
+// The F/D instructions exec_fp executes (all but loads and stores).
+bool is_fp_compute(uint16_t op) {
+  switch (op) {
+#define FTVM_FP_CASE(name, kind, expr) case name:
+    FTVM_FP_OPS(FTVM_FP_CASE)
+#undef FTVM_FP_CASE
+      return true;
+    default:
+      return false;
+  }
+}
+
 // What the translator does with an instruction.
 Kind kind_of(uint16_t op) {
   switch (op) {
@@ -161,6 +174,7 @@ Kind kind_of(uint16_t op) {
     case kAmominW: case kAmomaxW: case kAmominuW: case kAmomaxuW:
     case kAmoswapD: case kAmoaddD: case kAmoxorD: case kAmoandD: case kAmoorD:
     case kAmominD: case kAmomaxD: case kAmominuD: case kAmomaxuD:
+    case kFlw: case kFld: case kFsw: case kFsd:
       return Kind::kPlain;
     case kBeq: case kBne: case kBlt: case kBge: case kBltu: case kBgeu:
       return Kind::kBranch;
@@ -169,8 +183,26 @@ Kind kind_of(uint16_t op) {
     case kJalr:
       return Kind::kJalr;
     default:
-      return Kind::kNone;
+      return is_fp_compute(op) ? Kind::kPlain : Kind::kNone;
   }
+}
+
+// The packed fields of an F/D computational instruction (pack_fp).
+bool jit_exec_fp(HartState* s, uint64_t packed) {
+  DecodedInsn d;
+  d.op = static_cast<uint16_t>(packed);
+  d.rd = static_cast<uint8_t>(packed >> 16);
+  d.rs1 = static_cast<uint8_t>(packed >> 24);
+  d.rs2 = static_cast<uint8_t>(packed >> 32);
+  d.rs3 = static_cast<uint8_t>(packed >> 40);
+  d.rm = static_cast<uint8_t>(packed >> 48);
+  return exec_fp(*s, d);
+}
+
+uint64_t pack_fp(const DecodedInsn& d) {
+  return d.op | static_cast<uint64_t>(d.rd) << 16 | static_cast<uint64_t>(d.rs1) << 24 |
+         static_cast<uint64_t>(d.rs2) << 32 | static_cast<uint64_t>(d.rs3) << 40 |
+         static_cast<uint64_t>(d.rm) << 48;
 }
 
 }  // namespace
@@ -379,6 +411,7 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
         case kNop: case kFence: case kFenceI: r1 = w = false; break;
         case kLui: case kAuipc: case kJal: r1 = false; break;
         case kSb: case kSh: case kSw: case kSd: r2 = true; w = false; break;
+        case kFlw: case kFld: case kFsw: case kFsd: w = false; break;  // rd, rs2: FP registers
         case kBeq: case kBne: case kBlt: case kBge: case kBltu: case kBgeu: r2 = true; w = false; break;
         case kAdd: case kSub: case kSll: case kSlt: case kSltu: case kXor: case kSrl: case kSra:
         case kOr: case kAnd: case kAddw: case kSubw: case kSllw: case kSrlw: case kSraw:
@@ -389,7 +422,10 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
         case kAmominW: case kAmomaxW: case kAmominuW: case kAmomaxuW:
         case kAmoswapD: case kAmoaddD: case kAmoxorD: case kAmoandD: case kAmoorD:
         case kAmominD: case kAmomaxD: case kAmominuD: case kAmomaxuD: r2 = true; break;
-        default: break;
+        default:
+          // exec_fp reads and writes the register file in memory.
+          if (is_fp_compute(d.op)) r1 = w = false;
+          break;
       }
       if (r1) read(d.rs1);
       if (r2) read(d.rs2);
@@ -700,6 +736,32 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
         }
         return;
       }
+      case kFlw: case kFld: case kFsw: case kFsd: {
+        // Through the TLBs as the integer loads and stores; the FPU being
+        // off (mstatus.FS = 0) goes to the interpreter, which traps.
+        const bool load = d.op == kFlw || d.op == kFld;
+        const unsigned size = d.op == kFlw || d.op == kFsw ? 4 : 8;
+        if (!rs1_in_rax) mov(rax, X(d.rs1));
+        if (imm != 0) add(rax, imm);
+        emit_tlb(load ? r14 : r15, size, pc, unretired);
+        test(dword[rbx + kMstatus], static_cast<uint32_t>(mstatus::kFs));
+        jz(slow_.back().label, T_NEAR);
+        if (!load) {
+          mov(rcx, F(d.rs2));
+          if (size == 4) mov(dword[rax], ecx); else mov(qword[rax], rcx);
+        } else {
+          if (size == 4) {
+            mov(eax, dword[rax]);
+            mov(rcx, 0xffffffff00000000ull);  // NaN-boxed
+            or_(rax, rcx);
+          } else {
+            mov(rax, qword[rax]);
+          }
+          mov(F(d.rd), rax);
+          or_(dword[rbx + kMstatus], static_cast<uint32_t>(mstatus::kFs));
+        }
+        return;
+      }
       case kSb: case kSh: case kSw: case kSd: {
         const unsigned size = d.op == kSb ? 1 : d.op == kSh ? 2 : d.op == kSw ? 4 : 8;
         if (!rs1_in_rax) mov(rax, X(d.rs1));
@@ -720,6 +782,21 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
         return;
       }
       default:
+        if (is_fp_compute(d.op)) {
+          // exec_fp on the register file in memory; false: illegal now
+          // (the FPU off, or a reserved dynamic rounding mode), so the
+          // interpreter executes it and traps.
+          store_back();
+          lea(rdi, qword[rbx - kX]);
+          mov(rsi, pack_fp(d));
+          mov(rax, reinterpret_cast<uint64_t>(&jit_exec_fp));
+          call(rax);
+          slow_.push_back(Slow{{}, pc, unretired, 0});
+          test(al, al);
+          jz(slow_.back().label, T_NEAR);
+          reload_held();
+          return;
+        }
         break;
     }
     if (sink) return;  // the rest only compute a value
@@ -918,6 +995,15 @@ class JitCompiler::Emitter : public Xbyak::CodeGenerator {
       static_cast<int>(offsetof(HartState, reservation_valid) - offsetof(HartState, x));
   static constexpr int kReservationAddr =
       static_cast<int>(offsetof(HartState, reservation_addr) - offsetof(HartState, x));
+  // The register file's place in the hart state; mstatus and f from it.
+  static constexpr int kX = static_cast<int>(offsetof(HartState, x));
+  static constexpr int kMstatus = static_cast<int>(offsetof(HartState, mstatus)) - kX;
+  static constexpr int kF = static_cast<int>(offsetof(HartState, f)) - kX;
+  // FP register r in memory.
+  Xbyak::Address F(unsigned r) const {
+    using namespace Xbyak::util;
+    return qword[rbx + kF + static_cast<int>(r * 8)];
+  }
   static inline const std::array<Xbyak::Reg64, 6> kHeld{
       Xbyak::Reg64(Op::RDI), Xbyak::Reg64(Op::RSI), Xbyak::Reg64(Op::R8),
       Xbyak::Reg64(Op::R9), Xbyak::Reg64(Op::R10), Xbyak::Reg64(Op::R11)};

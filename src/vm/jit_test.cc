@@ -50,6 +50,50 @@ unsigned pick_rd(std::mt19937_64& rng) {
   }
 }
 
+// One random F or D instruction: loads and stores at the data page, and
+// every computational one, with static rounding modes (some reserved) and
+// the dynamic one.
+uint32_t random_fp_insn(std::mt19937_64& rng) {
+  const unsigned frd = static_cast<unsigned>(rng() % 32), rs1 = static_cast<unsigned>(rng() % 32),
+                 rs2 = static_cast<unsigned>(rng() % 32), rs3 = static_cast<unsigned>(rng() % 32);
+  static const unsigned rms[] = {0, 1, 2, 3, 4, 7, 7, 7, 5};
+  const unsigned rm = rms[rng() % std::size(rms)];
+  const unsigned dbl = static_cast<unsigned>(rng() % 2);
+  const unsigned kind = static_cast<unsigned>(rng() % 20);
+  if (kind < 3) {  // flw, fld
+    const int off = static_cast<int>(rng() % 2 ? (rng() % 256) * 8 : rng() % 2048);
+    return i_type(off, kDataReg, 2 + dbl, frd, 0x07);
+  }
+  if (kind < 5) {  // fsw, fsd
+    const int off = static_cast<int>(rng() % 2 ? (rng() % 256) * 8 : rng() % 2048);
+    return s_type(off, rs2, kDataReg, 2 + dbl) | 0x04;  // STORE-FP
+  }
+  if (kind < 7) {  // fmadd, fmsub, fnmsub, fnmadd
+    static const unsigned ops[] = {0x43, 0x47, 0x4b, 0x4f};
+    return (rs3 << 27) | (dbl << 25) | (rs2 << 20) | (rs1 << 15) | (rm << 12) | (frd << 7) |
+           ops[rng() % 4];
+  }
+  // OP-FP: funct7 without the format bit, the rs2 field (or -1: a register),
+  // the funct3 (or -1: the rounding mode), and whether rd/rs1 are integer.
+  static const struct { unsigned f5; int rs2, f3; bool xd, xs; } ops[] = {
+      {0x00, -1, -1, false, false}, {0x04, -1, -1, false, false}, {0x08, -1, -1, false, false},
+      {0x0c, -1, -1, false, false}, {0x2c, 0, -1, false, false},  {0x10, -1, 0, false, false},
+      {0x10, -1, 1, false, false},  {0x10, -1, 2, false, false},  {0x14, -1, 0, false, false},
+      {0x14, -1, 1, false, false},  {0x20, 1, -1, false, false},  {0x50, -1, 2, true, false},
+      {0x50, -1, 1, true, false},   {0x50, -1, 0, true, false},   {0x60, 0, -1, true, false},
+      {0x60, 1, -1, true, false},   {0x60, 2, -1, true, false},   {0x60, 3, -1, true, false},
+      {0x68, 0, -1, false, true},   {0x68, 1, -1, false, true},   {0x68, 2, -1, false, true},
+      {0x68, 3, -1, false, true},   {0x70, 0, 0, true, false},    {0x70, 0, 1, true, false},
+      {0x78, 0, 0, false, true}};
+  const auto& o = ops[rng() % std::size(ops)];
+  // fcvt.s.d has fmt S and rs2 1; fcvt.d.s fmt D and rs2 0.
+  const unsigned f2 = dbl;
+  const unsigned r2 = o.f5 == 0x20 ? 1 - dbl : o.rs2 < 0 ? rs2 : static_cast<unsigned>(o.rs2);
+  const unsigned f3 = o.f3 < 0 ? rm : static_cast<unsigned>(o.f3);
+  const unsigned rd = o.xd ? pick_rd(rng) : frd;
+  return r_type(o.f5 | f2, r2, rs1, f3, rd, 0x53);
+}
+
 // One random instruction, mostly of the kinds the translator compiles,
 // some it leaves to the interpreter, a few random words (most illegal).
 uint32_t random_insn(std::mt19937_64& rng, unsigned index) {
@@ -57,7 +101,13 @@ uint32_t random_insn(std::mt19937_64& rng, unsigned index) {
                  rs2 = static_cast<unsigned>(rng() % 32);
   // Small immediates half the time, so that comparisons meet equal values.
   const int imm = rng() % 2 ? static_cast<int>(rng() % 20) - 4 : static_cast<int>(rng() % 4096) - 2048;
-  const unsigned kind = static_cast<unsigned>(rng() % 100);
+  const unsigned kind = static_cast<unsigned>(rng() % 115);
+  if (kind >= 100) {
+    // Now and then the dynamic rounding mode changes (csrrwi x0, frm, imm;
+    // 5-7 are reserved).
+    if (kind == 114) return i_type(0x002, static_cast<unsigned>(rng() % 8), 5, 0, 0x73);
+    return random_fp_insn(rng);
+  }
   if (kind < 30) {  // OP and OP-32, with M
     static const struct { unsigned f7, f3, op; } ops[] = {
         {0, 0, 0x33}, {0x20, 0, 0x33}, {0, 1, 0x33}, {0, 2, 0x33}, {0, 3, 0x33}, {0, 4, 0x33},
@@ -160,8 +210,23 @@ std::unique_ptr<Machine> make_machine(uint64_t seed, Engine engine) {
   s.hart.pc = kCode;
   s.hart.priv = Priv::kMachine;
   s.hart.mtvec = kRamBase;
-  s.hart.mstatus |= mstatus::kFs;
+  // The FPU on (initial, clean or dirty), or now and then off: every F/D
+  // instruction then traps.
+  const uint64_t fs = rng() % 8 == 0 ? 0 : 1 + rng() % 3;
+  s.hart.mstatus = (s.hart.mstatus & ~mstatus::kFs) | fs << mstatus::kFsShift;
+  s.hart.frm = static_cast<uint32_t>(rng() % 6);
   for (unsigned r = 1; r < 32; ++r) s.hart.x[r] = rng() % 3 == 0 ? rng() % 16 : rng();
+  // FP registers: NaN-boxed singles, doubles, small integers' doubles, and
+  // now and then a value that is neither (an unboxed single reads as NaN).
+  static const uint64_t kDoubles[] = {0x3ff0000000000000, 0xc000000000000000, 0x7ff0000000000000,
+                                      0x0000000000000001, 0x8000000000000000, 0x7ff4000000000000};
+  for (unsigned r = 0; r < 32; ++r) {
+    const unsigned k = static_cast<unsigned>(rng() % 4);
+    s.hart.f[r] = k == 0   ? 0xffffffff00000000ull | static_cast<uint32_t>(rng())
+                  : k == 1 ? rng()
+                  : k == 2 ? kDoubles[rng() % std::size(kDoubles)]
+                           : rng() % 8 == 0 ? static_cast<uint32_t>(rng()) : 0x4010000000000000;
+  }
   s.hart.x[kDataReg] = kData;
   m->restore(s);
   return m;
@@ -177,7 +242,10 @@ std::string differences(Machine& a, Machine& b) {
   }
   for (unsigned r = 0; r < 32; ++r) {
     if (x.x[r] != y.x[r]) out += " x" + std::to_string(r);
+    if (x.f[r] != y.f[r]) out += " f" + std::to_string(r);
   }
+  if (x.fflags != y.fflags || x.frm != y.frm) out += " fcsr";
+  if (x.mstatus != y.mstatus) out += " mstatus";
   if (x.mcause != y.mcause || x.mepc != y.mepc || x.mtval != y.mtval) out += " trap CSRs";
   return out;
 }
@@ -242,6 +310,53 @@ TEST(Jit, AStoreIntoTheRunningBlockIsSeenByItsNextInstruction) {
   }
 }
 
+// F/D loads and stores in a translated block: a load marks the FPU dirty
+// (mstatus.FS = 3) whatever its state before; a store does not; with the
+// FPU off each of them traps (the handler skips it) and changes nothing.
+TEST(Jit, FpLoadsAndStoresMarkTheFpuAsTheInterpreterDoes) {
+  if (!jit_supported()) GTEST_SKIP() << "the translator needs an x86-64 host";
+  const uint32_t program[] = {
+      // An integer load and store first: their misses fill the TLBs the
+      // translated F/D accesses then hit.
+      i_type(8, kDataReg, 3, 7, 0x03),         // ld t2, 8(t0)
+      s_type(24, 7, kDataReg, 3),              // sd t2, 24(t0)
+      s_type(8, 1, kDataReg, 3) | 0x04,        // fsd f1, 8(t0)
+      s_type(16, 1, kDataReg, 2) | 0x04,       // fsw f1, 16(t0)
+      i_type(8, kDataReg, 2, 2, 0x07),         // flw f2, 8(t0)
+      i_type(16, kDataReg, 3, 3, 0x07),        // fld f3, 16(t0)
+      i_type(1, 0, 0, 4, 0x13),                // addi x4, x0, 1
+      j_type(0, 0),                            // jal x0, 0
+  };
+  for (uint64_t fs : {0ull, 1ull, 2ull, 3ull}) {
+    for (bool stores_only : {false, true}) {
+      std::vector<std::unique_ptr<Machine>> machines;
+      for (Engine e : {Engine::kInterp, Engine::kJit}) {
+        auto m = make_machine(1, e);
+        std::memcpy(m->bus().ram() + (kCode - kRamBase), program, sizeof program);
+        MachineState s = m->capture();
+        s.hart.mstatus = (s.hart.mstatus & ~mstatus::kFs) | fs << mstatus::kFsShift;
+        s.hart.f[1] = 0x400921fb54442d18;  // pi
+        m->restore(s);
+        // To the F/D stores, or the whole block and more.
+        const RunResult r = m->run(stores_only ? 4 : 40);
+        ASSERT_EQ(r.status, RunStatus::kBudget);
+        machines.push_back(std::move(m));
+      }
+      const std::string diff = differences(*machines[0], *machines[1]);
+      EXPECT_TRUE(diff.empty()) << "FS " << fs << (stores_only ? ", stores" : "") << ":" << diff;
+      EXPECT_EQ(machines[0]->state_digest(), machines[1]->state_digest()) << "FS " << fs;
+      const HartState& h = machines[1]->hart().state();
+      EXPECT_EQ(h.mstatus & mstatus::kFs,
+                fs == 0 || stores_only ? fs << mstatus::kFsShift : mstatus::kFs)
+          << "FS " << fs << (stores_only ? ", stores" : "");
+      if (fs != 0 && !stores_only) {
+        EXPECT_EQ(h.f[2], 0xffffffff54442d18u);  // the low word, NaN-boxed
+        EXPECT_EQ(h.f[3] & 0xffffffffu, 0x54442d18u);  // the stored word, then data
+      }
+    }
+  }
+}
+
 // An AMO or SC that writes into the page of code it runs from clears that
 // page's decoded instructions, its own included: it must still use its own
 // operands, and the machine must do the same wherever its slices end.
@@ -271,7 +386,9 @@ TEST(Jit, AnAmoOrScIntoItsOwnCodePageUsesItsOwnOperandsOnEverySliceSplit) {
       s.hart.pc = kRamBase;
       s.hart.priv = Priv::kMachine;
       m.restore(s);
-      if (split > 0) ASSERT_EQ(m.run(split).status, RunStatus::kBudget);
+      if (split > 0) {
+        ASSERT_EQ(m.run(split).status, RunStatus::kBudget);
+      }
       ASSERT_EQ(m.run(20 - split).status, RunStatus::kBudget);
       const HartState& h = m.hart().state();
       const std::string where = std::string(engine_name(e)) + ", split after " + std::to_string(split);
