@@ -129,6 +129,8 @@ class Bench:
             t0 = time.monotonic()
             try:
                 timeout = ["--timeout-ms", str(self.a.timeout_ms)] if self.a.timeout_ms else []
+                if self.a.max_lag_ms:
+                    timeout += ["--max-lag-ms", str(self.a.max_lag_ms)]
                 self.ftvm("up", "--name", name, *timeout, "--fresh", "--no-reprotect",
                           timeout=400)
                 return time.monotonic() - t0
@@ -676,6 +678,8 @@ def main():
     ap.add_argument("--gap-ms", type=float, default=1, help="ftvm-redis-load --gaps-over-ms (default 1)")
     ap.add_argument("--timeout-ms", type=int, default=None,
                     help="ftvm up --timeout-ms (default: ftvm up's own, 300)")
+    ap.add_argument("--max-lag-ms", type=int, default=None,
+                    help="ftvm up --max-lag-ms, the backup lag bound (default: ftvm up's own)")
     ap.add_argument("--name", default="bf1", help="prefix of the pair and LAN names (at most 6 characters)")
     ap.add_argument("--only", default="throughput,lag,failover",
                     help="comma-separated subset of throughput,lag,failover")

@@ -41,10 +41,10 @@ python3 bench/campaign.py --schedules 3 --seed 1 --out build/campaign-ci
 stage_done campaign
 
 echo "== ftvm tests under ASan+UBSan"
-# Line tables only (-g1): sanitizer reports keep file:line, and the build
-# spends less time on debug information nobody reads here.
-sanitizer_flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG"
-                 "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG")
+# -O1, the level the sanitizers' documentation suggests, and line tables
+# only (-g1: reports keep file:line): the sanitizer build, most of this
+# stage, compiles in about half the time it takes at -O2 -g.
+sanitizer_flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DFTVM_OPT_FLAGS=-O1 -g1")
 cmake -S . -B build-asan -G Ninja "${sanitizer_flags[@]}" -DFTVM_SANITIZE=ON >/dev/null
 ninja -C build-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
