@@ -439,9 +439,9 @@ int run_command(const RunOptions& o) {
     const vm::JitStats j = machine.hart().jit_stats();
     fmt::print(stderr,
                "ftvm: engine={} jit_blocks={} jit_block_instructions={} jit_code_bytes={} "
-               "jit_code_capacity={} jit_flushes={}\n",
+               "jit_code_capacity={} jit_flushes={} jit_interpreted={}\n",
                vm::engine_name(o.engine), j.blocks_compiled, j.instructions, j.code_bytes,
-               j.code_capacity, j.flushes);
+               j.code_capacity, j.flushes, j.interpreted);
   }
   return exit_code;
 }

@@ -351,7 +351,7 @@ void Node::publish(bool force) {
   if (machine_) {
     const vm::JitStats j = machine_->hart().jit_stats();
     st.engine = NodeStatus::Engine{vm::engine_name(machine_->hart().engine()), j.blocks_compiled,
-                                   j.code_bytes, j.code_capacity, j.flushes};
+                                   j.code_bytes, j.code_capacity, j.flushes, j.interpreted};
   }
   if (machine_ && machine_->has_disk()) {
     st.disk = NodeStatus::Disk{o_.spec.disk_path, disk_ && !disk_->read_only(),

@@ -60,7 +60,8 @@ nlohmann::json to_json(const NodeStatus& s) {
                    {"jit_blocks", s.engine->jit_blocks},
                    {"jit_code_bytes", s.engine->jit_code_bytes},
                    {"jit_code_capacity", s.engine->jit_code_capacity},
-                   {"jit_flushes", s.engine->jit_flushes}};
+                   {"jit_flushes", s.engine->jit_flushes},
+                   {"jit_interpreted", s.engine->jit_interpreted}};
   }
   if (s.checks) {
     j["checks"] = {{"state_hashes_matched", s.checks->state_hashes_matched},

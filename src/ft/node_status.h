@@ -106,6 +106,7 @@ struct NodeStatus {
   struct Engine {
     std::string name;  // "interp" or "jit"
     uint64_t jit_blocks = 0, jit_code_bytes = 0, jit_code_capacity = 0, jit_flushes = 0;
+    uint64_t jit_interpreted = 0;  // instructions the interpreter ran between blocks
   };
   std::optional<Engine> engine;
 };

@@ -120,6 +120,7 @@ SliceEnd Hart::run_slice_jit(uint64_t budget, uint64_t& retired) {
     uint64_t r = 0;
     const SliceEnd e = run_slice_interp(1, r);
     remaining -= r;
+    jit_->count_interpreted(r);
     if (e == SliceEnd::kRecheck) {
       end = SliceEnd::kRecheck;
       break;

@@ -45,6 +45,10 @@ struct JitStats {
   uint64_t blocks_compiled = 0;   // blocks translated since the machine started
   uint64_t instructions = 0;      // guest instructions in those blocks
   uint64_t flushes = 0;           // times the full code buffer was dropped
+  // Instructions the interpreter ran in a translator's slices: those not
+  // translated, slow paths (TLB misses, MMIO, faults), and budgets too
+  // small for the next block.
+  uint64_t interpreted = 0;
   uint64_t code_bytes = 0;        // bytes of the buffer in use now
   uint64_t code_capacity = 0;     // the buffer's size (the bound)
 };

@@ -29,6 +29,8 @@ class JitCompiler {
   // Points the rel32 of a jump at `site` (a block's exit, JitContext::patch)
   // at `entry`.
   void patch(uint8_t* site, const void* entry);
+  // The interpreter ran `n` instructions between blocks (JitStats::interpreted).
+  void count_interpreted(uint64_t n) { stats_.interpreted += n; }
   // How many times the buffer has been flushed.
   uint64_t flushes() const { return stats_.flushes; }
 

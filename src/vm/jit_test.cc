@@ -272,6 +272,11 @@ TEST(Jit, RandomProgramsRunIdenticallyOnBothEngines) {
     }
     ASSERT_EQ(interp->state_digest(), jit->state_digest()) << "seed " << seed;
     jitted += jit->hart().jit_stats().instructions;
+    // The interpreter's share is counted, and is a part of what ran.
+    const uint64_t interpreted = jit->hart().jit_stats().interpreted;
+    EXPECT_GT(interpreted, 0u) << "seed " << seed;
+    EXPECT_LT(interpreted, done) << "seed " << seed;
+    EXPECT_EQ(interp->hart().jit_stats().interpreted, 0u);
   }
   EXPECT_GT(jitted, 20'000u) << "the translator compiled too little to be tested";
 }
